@@ -1,0 +1,113 @@
+// The `backplane` command: parses arguments, calls the core, prints one message
+// and exits non-zero on any error.
+#include "../experiment.hpp"
+#include "../registry.hpp"
+#include "../run.hpp"
+#include "../suggest.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+namespace {
+
+enum Exit { ok = 0, failed = 1, usage = 2, diverged = 3 };
+
+std::string range_text(const bp::ParamSpec& s) {
+    if (s.type == bp::ParamType::choice) return "{" + bp::join(s.choices, ", ") + "}";
+    if (!s.min || !s.max) return "";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "[%.10g, %.10g]", *s.min, *s.max);
+    return buf;
+}
+
+void print_plugins(const bp::Registry& registry, const std::string& only_kind) {
+    for (const bp::Kind kind : bp::kinds) {
+        if (!only_kind.empty() && only_kind != bp::to_string(kind)) continue;
+        for (const auto& [name, c] : registry.components(kind)) {
+            const auto& m = *c.library->manifest;
+            std::printf("%s %s\n    %s\n    from %s (%s %s)\n", bp::to_string(kind), name.c_str(), c.info->doc.c_str(),
+                        c.library->path.c_str(), m.plugin.c_str(), m.version.c_str());
+            for (const auto& s : c.info->schema.specs()) {
+                std::printf("      %-16s %-10s %-12s %-22s %s\n", s.name.c_str(), bp::to_string(s.type),
+                            bp::format_value(s.default_value).c_str(), range_text(s).c_str(), s.doc.c_str());
+            }
+        }
+    }
+}
+
+bp::Experiment load(bp::Registry& registry, const std::string& file, const std::vector<std::string>& sets) {
+    registry.load_default_paths();
+    return bp::load_experiment(file, sets, registry);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Backplane: train neural networks described in YAML, with every component a plugin."};
+    app.require_subcommand(1);
+    app.footer("Exit status: 0 ok, 1 error (the message says what), 2 bad command line, 3 training diverged.\n"
+               "Plugins load from the built-in folder, then $BACKPLANE_PLUGIN_PATH (colon-separated), then the\n"
+               "experiment's 'plugins:' list. Run 'backplane COMMAND --help' for a command's options.");
+
+    std::string file, out, kind;
+    std::vector<std::string> sets;
+    bool quiet = false;
+
+    auto* run = app.add_subcommand("run", "train an experiment; writes runs/<name>/<timestamp>/ (or --out)");
+    run->add_option("file", file, "experiment YAML file")->required();
+    run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)");
+    run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
+    run->add_flag("-q,--quiet", quiet, "print nothing but errors");
+
+    auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
+    validate->add_option("file", file, "experiment YAML file")->required();
+    validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)");
+
+    auto* plugins = app.add_subcommand("plugins", "list every component with its parameters, defaults and docs");
+    plugins->add_option("--kind", kind, "only this kind")->check(
+        CLI::IsMember({"layer", "activation", "loss", "optimizer", "dataset"}));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? ok : usage;
+    }
+
+    try {
+        bp::Registry registry;
+        if (*plugins) {
+            registry.load_default_paths();
+            print_plugins(registry, kind);
+            return ok;
+        }
+        const bp::Experiment e = load(registry, file, sets);
+        if (*validate) {
+            const bp::PreparedRun p = bp::prepare_run(e, registry);
+            std::cout << file << ": ok (" << p.data.train.x.rows() << " training samples, input "
+                      << p.data.input.str() << ")\n"
+                      << p.network->summary();
+            return ok;
+        }
+        bp::RunOptions options;
+        options.out = out;
+        options.quiet = quiet;
+        options.terminal = ::isatty(STDOUT_FILENO);
+        const bp::RunResult r = bp::run_experiment(e, registry, options, std::cout);
+        if (r.diverged) {
+            std::cerr << "backplane: training diverged (the loss became NaN or infinite) at epoch "
+                      << r.history.back().epoch << "; try a smaller learning rate. Results so far are in "
+                      << r.dir.string() << "\n";
+            return diverged;
+        }
+        if (!quiet) std::cout << "results in " << r.dir.string() << "\n";
+        return ok;
+    } catch (const bp::Error& e) {
+        std::cerr << "backplane: error: " << e.what() << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "backplane: internal error: " << e.what() << " (please report it)\n";
+    }
+    return failed;
+}

@@ -1,0 +1,56 @@
+// An experiment file, read and checked against the registry's schemas: every key
+// known, every value typed and in range, every component found, defaults filled.
+#pragma once
+
+#include "registry.hpp"
+
+#include <backplane/params.hpp>
+#include <backplane/plugin.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace bp {
+
+struct ComponentConfig {
+    Kind kind = Kind::layer;
+    std::string name;     // registry name
+    Params params;        // validated, every schema entry present
+    std::string where;    // "file.yaml:12:5", for messages about this component
+};
+
+struct TrainConfig {
+    int64_t epochs = 10;
+    int64_t batch_size = 32;
+    int64_t shard_size = 32;   // rows per parallel work item; results depend on it, not on threads
+    int64_t threads = 0;       // 0: all cores
+    bool shuffle = true;
+};
+
+struct Experiment {
+    std::filesystem::path file;     // the YAML file; relative paths in it start at its folder
+    std::string name;
+    uint64_t seed = 0;
+    ComponentConfig data;           // kind dataset
+    double validation_split = 0;    // fraction of the training set held out
+    std::vector<ComponentConfig> model;   // layers and activations, in order
+    ComponentConfig loss, optimizer;
+    TrainConfig train;
+    std::vector<std::filesystem::path> plugins;   // absolute
+};
+
+// Reads `file`, applies `--set key.path=value` overrides, loads the experiment's
+// `plugins:` into the registry, and validates everything. Throws bp::Error whose
+// message starts with file:line:column.
+Experiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                           Registry& registry);
+
+// The same from text; `file` only names it in messages and anchors relative paths.
+Experiment parse_experiment(const std::string& text, const std::filesystem::path& file,
+                            const std::vector<std::string>& overrides, Registry& registry);
+
+// The resolved experiment as YAML (defaults filled): runs again as it is.
+std::string to_yaml(const Experiment& e);
+
+}  // namespace bp

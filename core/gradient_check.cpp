@@ -1,0 +1,163 @@
+#include "gradient_check.hpp"
+
+#include "network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace bp {
+
+namespace {
+
+double weighted_sum(const Matrix& y, const Matrix& w) { return (y.cast<double>().array() * w.cast<double>().array()).sum(); }
+
+// Compares analytic derivatives with differences of f at seeded points of `t`.
+class Checker {
+public:
+    Checker(GradientCheckResult& r, const GradientCheckOptions& o, const Random& pick) : r_(r), o_(o), pick_(pick) {}
+
+    // f(): the objective at the current values of t.
+    template <class F>
+    void tensor(const std::string& name, float* t, int64_t size, const Matrix& analytic, F f) {
+        const int64_t count = std::min(size, o_.max_per_tensor);
+        for (int64_t k = 0; k < count; ++k) {
+            const int64_t i = size <= o_.max_per_tensor ? k : int64_t(pick_.derive(name).below(k, uint64_t(size)));
+            const float saved = t[i];
+            const double h = o_.step;
+            t[i] = saved + float(h);
+            const double plus = f();
+            t[i] = saved - float(h);
+            const double minus = f();
+            t[i] = saved;
+            const double mid = f();
+            // The step actually taken, after float rounding of saved +- h.
+            const double hp = double(saved + float(h)) - saved, hm = saved - double(saved - float(h));
+            const double central = (plus - minus) / (hp + hm);
+            const double forward = (plus - mid) / hp, backward = (mid - minus) / hm;
+            compare(name, i, analytic.data()[i], central, forward, backward);
+        }
+    }
+
+private:
+    double tol(double a, double b) const { return o_.abs_tol + o_.rel_tol * std::max(std::abs(a), std::abs(b)); }
+
+    void compare(const std::string& name, int64_t i, double a, double central, double fwd, double bwd) {
+        ++r_.checked;
+        const double err = std::abs(a - central) / tol(a, central);
+        if (err <= 1) {
+            r_.worst = std::max(r_.worst, err);
+            return;
+        }
+        const bool kink = std::abs(fwd - bwd) > tol(fwd, bwd);
+        if (kink && (std::abs(a - fwd) <= tol(a, fwd) || std::abs(a - bwd) <= tol(a, bwd))) {
+            ++r_.kinks;
+            return;
+        }
+        if (r_.failures.size() < 5) {
+            char buf[200];
+            std::snprintf(buf, sizeof buf, "d/d%s[%lld]: analytic %.6g, numeric %.6g", name.c_str(),
+                          static_cast<long long>(i), a, central);
+            r_.failures.push_back(buf);
+        } else if (r_.failures.size() == 5) {
+            r_.failures.push_back("...");
+        }
+    }
+
+    GradientCheckResult& r_;
+    const GradientCheckOptions& o_;
+    Random pick_;
+};
+
+Matrix normal_matrix(int64_t rows, int64_t cols, const Random& r) {
+    Matrix m(rows, cols);
+    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(r.normal(uint64_t(i)));
+    return m;
+}
+
+}  // namespace
+
+std::string GradientCheckResult::report() const {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s: %lld points, %lld at kinks, worst %.2f of tolerance", subject.c_str(),
+                  static_cast<long long>(checked), static_cast<long long>(kinks), worst);
+    std::string out = buf;
+    if (kinks * 20 > checked) out += "\n  too many kinks (over 5% of points): the check proves little";
+    for (const auto& f : failures) out += "\n  " + f;
+    return out;
+}
+
+GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, const GradientCheckOptions& o) {
+    GradientCheckResult r;
+    const Random rng = Random(seed).derive("gradient_check");
+    const Shape output = layer.build(input, rng.derive("init"));
+    const int64_t n = o.rows;
+    Matrix x = normal_matrix(n, input.size(), rng.derive("x"));
+    const Matrix w = normal_matrix(n, output.size(), rng.derive("w"));
+    Matrix y(n, output.size()), dx(n, input.size());
+    auto ws = layer.make_workspace(n);
+    const StepContext ctx{true, rng.derive("step"), 0};
+    std::vector<Matrix> grads;
+    for (const auto& p : layer.parameters()) grads.emplace_back(p.value.rows(), p.value.cols());
+
+    layer.forward(x, y, ws.get(), ctx);
+    layer.backward(x, y, w, dx, grads, ws.get(), ctx);
+
+    auto objective = [&] {
+        layer.forward(x, y, ws.get(), ctx);
+        return weighted_sum(y, w);
+    };
+    Checker check(r, o, rng.derive("pick"));
+    check.tensor("x", x.data(), x.size(), dx, objective);
+    auto params = layer.parameters();
+    for (std::size_t i = 0; i < params.size(); ++i)
+        check.tensor(params[i].name, params[i].value.data(), params[i].value.size(), grads[i], objective);
+    return r;
+}
+
+GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed,
+                               const GradientCheckOptions& o) {
+    GradientCheckResult r;
+    const Random rng = Random(seed).derive("gradient_check");
+    const int64_t n = o.rows;
+    Matrix p = normal_matrix(n, pred.size(), rng.derive("pred"));
+    Matrix t(n, targets.columns);
+    for (int64_t i = 0; i < t.size(); ++i) {
+        t.data()[i] = targets.classes > 0 ? float(rng.derive("label").below(uint64_t(i), uint64_t(targets.classes)))
+                                          : rng.derive("target").uniform(uint64_t(i));
+    }
+    Matrix dp(n, pred.size());
+    loss.evaluate(p, t, dp, 1.0f);
+    Matrix none(0, pred.size());
+    Checker check(r, o, rng.derive("pick"));
+    check.tensor("pred", p.data(), p.size(), dp, [&] { return loss.evaluate(p, t, none, 1.0f); });
+    return r;
+}
+
+std::vector<Params> parameter_variants(const Schema& schema, const Registry& registry) {
+    const Params defaults = Params::defaults(schema);
+    std::vector<Params> out{defaults};
+    for (const auto& spec : schema.specs()) {
+        std::vector<Value> others;
+        if (spec.type == ParamType::boolean) others.push_back(!std::get<bool>(spec.default_value));
+        if (spec.type == ParamType::choice)
+            for (const auto& c : spec.choices) others.push_back(c);
+        if (spec.type == ParamType::activation)
+            for (const auto& a : registry.names(Kind::activation)) others.push_back(a);
+        for (const auto& v : others) {
+            if (v == spec.default_value) continue;
+            Params p = defaults;
+            p.set(spec.name, v);
+            out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
+std::string describe(const Params& p) {
+    std::string out = "{";
+    for (const auto& [k, v] : p.values()) out += (out.size() > 1 ? ", " : "") + k + ": " + format_value(v);
+    return out + "}";
+}
+
+}  // namespace bp

@@ -1,0 +1,50 @@
+// The generic gradient check (Caffe's GradientChecker, in spirit): central
+// differences against a component's analytic gradients, for any layer,
+// activation or loss the registry holds. The tests run it over every registered
+// component, so a new plugin is checked without a new test.
+#pragma once
+
+#include "registry.hpp"
+
+#include <backplane/components.hpp>
+
+#include <string>
+#include <vector>
+
+namespace bp {
+
+struct GradientCheckOptions {
+    double step = 1e-2;        // finite-difference step h (float arithmetic: not smaller)
+    double abs_tol = 2e-3;     // |analytic - numeric| <= abs_tol + rel_tol * max(|analytic|, |numeric|)
+    double rel_tol = 1e-2;
+    int64_t rows = 3;          // samples in the checked batch
+    int64_t max_per_tensor = 200;   // elements checked per tensor (a seeded sample beyond that)
+};
+
+struct GradientCheckResult {
+    std::string subject;              // "layer dense {units: 32, ...} on [7]"
+    int64_t checked = 0;
+    // Points where a kink (relu at 0) lies within the step: the one-sided
+    // differences disagree and the analytic value matches one of them.
+    int64_t kinks = 0;
+    double worst = 0;                 // largest |analytic - numeric| / tolerance seen (<= 1 passes)
+    std::vector<std::string> failures;   // first few mismatches, readable
+    bool passed() const { return failures.empty() && kinks * 20 <= checked; }
+    std::string report() const;
+};
+
+// Builds `layer` for `input` and checks d(sum w.*y)/dx and /dparameters.
+GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, const GradientCheckOptions& o = {});
+
+// Checks dloss/dpred for predictions of shape `pred` against random valid targets.
+GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed,
+                               const GradientCheckOptions& o = {});
+
+// The parameter sets a generic check covers: the defaults, then each choice,
+// boolean and activation parameter moved to each other value, one at a time.
+std::vector<Params> parameter_variants(const Schema& schema, const Registry& registry);
+
+// "{units: 32, activation: relu}"
+std::string describe(const Params& p);
+
+}  // namespace bp

@@ -1,0 +1,67 @@
+#include "progress.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+namespace bp {
+
+std::string human_count(double v) {
+    char buf[32];
+    if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+    else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+    else std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+}
+
+std::string human_seconds(double s) {
+    char buf[32];
+    if (!std::isfinite(s)) return "?";
+    if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", std::ceil(s));
+    else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+    else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
+    return buf;
+}
+
+ProgressPrinter::ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs)
+    : out_(out), in_place_(in_place), epochs_(epochs) {}
+
+std::string ProgressPrinter::eta(double seconds_left) const { return "ETA " + human_seconds(seconds_left); }
+
+void ProgressPrinter::step(const StepProgress& p) {
+    if (!in_place_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(100) && p.samples_done < p.samples) return;
+    last_draw_ = now;
+    const double fraction = double(p.samples_done) / double(p.samples);
+    // Time per epoch from the epochs done, else from this one so far.
+    const double per_epoch = finished_ ? finished_seconds_ / double(finished_) : p.seconds / std::max(fraction, 1e-9);
+    const double left = per_epoch * (double(epochs_ - finished_) - fraction);
+    char line[200];
+    std::snprintf(line, sizeof line, "\repoch %lld/%lld %3.0f%%  loss %.4f  %s samples/s  %s\x1b[K",
+                  static_cast<long long>(p.epoch), static_cast<long long>(epochs_), 100 * fraction, p.loss,
+                  human_count(double(p.samples_done) / p.seconds).c_str(), eta(left).c_str());
+    out_ << line << std::flush;
+}
+
+void ProgressPrinter::epoch(const EpochMetrics& m) {
+    finished_seconds_ += m.seconds;
+    ++finished_;
+    std::string line = "epoch " + std::to_string(m.epoch) + "/" + std::to_string(epochs_);
+    char buf[64];
+    auto add = [&](const char* label, double v) {
+        if (std::isnan(v)) return;
+        std::snprintf(buf, sizeof buf, "  %s %.4f", label, v);
+        line += buf;
+    };
+    add("loss", m.train.loss);
+    add("acc", m.train.accuracy);
+    add("val_loss", m.validation.loss);
+    add("val_acc", m.validation.accuracy);
+    line += "  " + human_count(m.samples_per_second()) + " samples/s";
+    if (m.diverged) line += "  DIVERGED";
+    else if (finished_ < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - finished_));
+    out_ << (in_place_ ? "\r" : "") << line << (in_place_ ? "\x1b[K" : "") << "\n" << std::flush;
+}
+
+}  // namespace bp

@@ -1,0 +1,36 @@
+// The progress line: redrawn in place on a terminal, one plain line per epoch otherwise.
+#pragma once
+
+#include "trainer.hpp"
+
+#include <chrono>
+#include <iosfwd>
+
+namespace bp {
+
+class ProgressPrinter {
+public:
+    // `in_place`: the stream is a terminal, so lines can be redrawn with '\r'.
+    ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs);
+
+    // During an epoch (terminal only, at most 10 times a second).
+    void step(const StepProgress& p);
+    // The epoch's final line.
+    void epoch(const EpochMetrics& m);
+
+private:
+    std::string eta(double seconds_left) const;
+    std::ostream& out_;
+    bool in_place_;
+    int64_t epochs_;
+    double finished_seconds_ = 0;   // wall time of the epochs done
+    int64_t finished_ = 0;
+    std::chrono::steady_clock::time_point last_draw_{};
+};
+
+// "12.3k"
+std::string human_count(double v);
+// "1m12s"
+std::string human_seconds(double s);
+
+}  // namespace bp

@@ -1,0 +1,160 @@
+#include "registry.hpp"
+
+#include "suggest.hpp"
+
+#define BOOST_DLL_USE_STD_FS
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace fs = std::filesystem;
+
+namespace bp {
+
+namespace {
+
+std::string plugin_error(const fs::path& path, const std::string& what) {
+    return "plugin " + path.string() + ": " + what;
+}
+
+}  // namespace
+
+fs::path builtin_plugin_dir() {
+    return fs::weakly_canonical(boost::dll::program_location().parent_path() / ".." / "lib" / "backplane" / "plugins");
+}
+
+void Registry::load_library(const fs::path& given) {
+    std::error_code fs_ec;
+    const fs::path path = fs::weakly_canonical(fs::absolute(given), fs_ec);
+    for (const auto& lib : libraries_)
+        if (lib->path == path) return;
+    if (!fs::is_regular_file(path)) throw Error(plugin_error(path, "no such file"));
+
+    auto handle = std::make_shared<boost::dll::shared_library>();
+    boost::dll::fs::error_code ec;
+    handle->load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+    if (ec) {
+        throw Error(plugin_error(path, "not a loadable shared library (" + ec.message() +
+                                           "); remove it from the plugin path or rebuild it"));
+    }
+
+    // The ABI version first: nothing else in a library of another version can be trusted.
+    if (!handle->has(BACKPLANE_ABI_SYMBOL)) {
+        throw Error(plugin_error(path, "no entry point '" BACKPLANE_ABI_SYMBOL
+                                       "': not a Backplane plugin (define one with BACKPLANE_PLUGIN)"));
+    }
+    const uint32_t abi = handle->get<uint32_t()>(BACKPLANE_ABI_SYMBOL)();
+    if (abi != BACKPLANE_ABI_VERSION) {
+        throw Error(plugin_error(path, "wrong ABI version: the plugin was built for ABI " + std::to_string(abi) +
+                                           ", this Backplane supports ABI " + std::to_string(BACKPLANE_ABI_VERSION) +
+                                           "; rebuild the plugin against this Backplane's sdk"));
+    }
+    if (!handle->has(BACKPLANE_MANIFEST_SYMBOL))
+        throw Error(plugin_error(path, "no entry point '" BACKPLANE_MANIFEST_SYMBOL "'"));
+
+    auto lib = std::make_shared<PluginLibrary>();
+    lib->path = path;
+    lib->handle = handle;
+    try {
+        lib->manifest = handle->get<const Manifest*()>(BACKPLANE_MANIFEST_SYMBOL)();
+    } catch (const std::exception& e) {
+        throw Error(plugin_error(path, std::string("registering its components failed: ") + e.what()));
+    }
+    if (!lib->manifest) throw Error(plugin_error(path, "its manifest is null"));
+
+    // Check every name before registering any, so a failed load changes nothing.
+    for (const auto& c : lib->manifest->components) {
+        const auto& taken = by_kind_[int(c.kind())];
+        if (auto it = taken.find(c.name); it != taken.end()) {
+            throw Error(plugin_error(path, std::string(to_string(c.kind())) + " '" + c.name +
+                                               "' is already provided by " + it->second.library->path.string() +
+                                               "; two libraries cannot claim one component name"));
+        }
+    }
+    for (const auto& c : lib->manifest->components) by_kind_[int(c.kind())].emplace(c.name, RegisteredComponent{&c, lib});
+    libraries_.push_back(std::move(lib));
+}
+
+void Registry::load_path(const fs::path& path) {
+    if (!fs::is_directory(path)) return load_library(path);
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(path))
+        if (entry.path().extension() == ".so" && !fs::is_directory(entry.path())) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) load_library(f);
+}
+
+void Registry::load_default_paths() {
+    const fs::path builtin = builtin_plugin_dir();
+    if (!fs::is_directory(builtin))
+        throw Error("the built-in plugin folder " + builtin.string() + " is missing: rebuild or reinstall Backplane");
+    load_path(builtin);
+    if (const char* env = std::getenv("BACKPLANE_PLUGIN_PATH")) {
+        std::string list = env;
+        for (std::size_t start = 0; start <= list.size();) {
+            const std::size_t end = std::min(list.find(':', start), list.size());
+            const std::string entry = list.substr(start, end - start);
+            if (!entry.empty()) {
+                if (!fs::exists(entry))
+                    throw Error("BACKPLANE_PLUGIN_PATH names " + entry + ", which does not exist");
+                load_path(entry);
+            }
+            start = end + 1;
+        }
+    }
+}
+
+const RegisteredComponent* Registry::find(Kind kind, const std::string& name) const {
+    const auto& m = by_kind_[int(kind)];
+    auto it = m.find(name);
+    return it == m.end() ? nullptr : &it->second;
+}
+
+const RegisteredComponent& Registry::get(Kind kind, const std::string& name) const {
+    if (auto* c = find(kind, name)) return *c;
+    const auto known = names(kind);
+    throw Error(std::string("unknown ") + to_string(kind) + " '" + name + "'" + did_you_mean(name, known) +
+                "; known " + to_string(kind) + "s: " + join(known));
+}
+
+std::vector<std::string> Registry::names(Kind kind) const {
+    std::vector<std::string> out;
+    for (const auto& [name, c] : by_kind_[int(kind)]) out.push_back(name);
+    return out;
+}
+
+const std::map<std::string, RegisteredComponent>& Registry::components(Kind kind) const {
+    return by_kind_[int(kind)];
+}
+
+template <class T>
+std::shared_ptr<T> Registry::create(const std::string& name, const Params& params) const {
+    constexpr Kind kind = kind_of<T>;
+    const RegisteredComponent& c = get(kind, name);
+    const auto& factory = std::get<Factory<T>>(c.info->factory);
+    std::unique_ptr<T> made;
+    try {
+        made = factory(params, *this);
+    } catch (const std::exception& e) {
+        throw Error(std::string(to_string(kind)) + " '" + name + "' (" + c.library->path.filename().string() +
+                    "): " + e.what());
+    }
+    if (!made) throw Error(plugin_error(c.library->path, "the factory of '" + name + "' returned nothing"));
+    // The deleter holds the library, so the object's code stays mapped until it is gone.
+    return std::shared_ptr<T>(made.release(), [lib = c.library](T* p) { delete p; });
+}
+
+template std::shared_ptr<Layer> Registry::create<Layer>(const std::string&, const Params&) const;
+template std::shared_ptr<Activation> Registry::create<Activation>(const std::string&, const Params&) const;
+template std::shared_ptr<Loss> Registry::create<Loss>(const std::string&, const Params&) const;
+template std::shared_ptr<Optimizer> Registry::create<Optimizer>(const std::string&, const Params&) const;
+template std::shared_ptr<Dataset> Registry::create<Dataset>(const std::string&, const Params&) const;
+
+std::shared_ptr<const Activation> Registry::activation(const std::string& name) const {
+    const auto& c = get(Kind::activation, name);
+    return create<Activation>(name, Params::defaults(c.info->schema));
+}
+
+}  // namespace bp

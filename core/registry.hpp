@@ -1,0 +1,72 @@
+// The registry: every component of every loaded plugin library, by kind and name.
+// Loading follows the contract in sdk/include/backplane/plugin.hpp: the ABI version
+// is read before anything else, then the manifest.
+#pragma once
+
+#include <backplane/plugin.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace bp {
+
+// One loaded plugin library.
+struct PluginLibrary {
+    std::filesystem::path path;
+    std::shared_ptr<boost::dll::shared_library> handle;
+    const Manifest* manifest = nullptr;
+};
+
+// A component and the library it came from.
+struct RegisteredComponent {
+    const ComponentInfo* info;
+    std::shared_ptr<const PluginLibrary> library;
+};
+
+class Registry final : public Services {
+public:
+    // Loads one library; throws bp::Error naming the file on any failure.
+    // Loading the same file twice is a no-op.
+    void load_library(const std::filesystem::path& path);
+    // Loads every *.so in a directory (sorted by name), or the file itself.
+    void load_path(const std::filesystem::path& path);
+    // The built-in plugin folder next to the executable, then $BACKPLANE_PLUGIN_PATH.
+    void load_default_paths();
+
+    const RegisteredComponent* find(Kind kind, const std::string& name) const;
+    // Like find, but throws "unknown <kind> 'x' (known: a, b, c)", with a suggestion.
+    const RegisteredComponent& get(Kind kind, const std::string& name) const;
+    std::vector<std::string> names(Kind kind) const;
+    const std::map<std::string, RegisteredComponent>& components(Kind kind) const;
+    const std::vector<std::shared_ptr<const PluginLibrary>>& libraries() const { return libraries_; }
+
+    // Calls the component's factory. The object keeps its library loaded for as
+    // long as it lives. A throwing factory becomes a bp::Error naming the library.
+    template <class T>
+    std::shared_ptr<T> create(const std::string& name, const Params& params) const;
+
+    std::shared_ptr<const Activation> activation(const std::string& name) const override;
+
+private:
+    std::vector<std::shared_ptr<const PluginLibrary>> libraries_;
+    std::map<std::string, RegisteredComponent> by_kind_[std::size(kinds)];
+};
+
+// The folder the built-in plugins are installed in, relative to the executable.
+std::filesystem::path builtin_plugin_dir();
+
+// Implemented for Layer, Activation, Loss, Optimizer, Dataset in registry.cpp.
+extern template std::shared_ptr<Layer> Registry::create<Layer>(const std::string&, const Params&) const;
+extern template std::shared_ptr<Activation> Registry::create<Activation>(const std::string&, const Params&) const;
+extern template std::shared_ptr<Loss> Registry::create<Loss>(const std::string&, const Params&) const;
+extern template std::shared_ptr<Optimizer> Registry::create<Optimizer>(const std::string&, const Params&) const;
+extern template std::shared_ptr<Dataset> Registry::create<Dataset>(const std::string&, const Params&) const;
+
+}  // namespace bp

@@ -1,0 +1,44 @@
+// One experiment from data to run folder: what `backplane run` and `validate` do.
+#pragma once
+
+#include "experiment.hpp"
+#include "network.hpp"
+#include "trainer.hpp"
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+
+namespace bp {
+
+// Everything built and checked before the first step: a bad shape, a loss that
+// does not fit the data, a dataset that cannot be read all fail here.
+struct PreparedRun {
+    Data data;                      // train (validation rows removed) and test
+    Split validation;
+    std::unique_ptr<Network> network;
+    std::shared_ptr<Loss> loss;
+    std::shared_ptr<Optimizer> optimizer;
+};
+
+PreparedRun prepare_run(const Experiment& e, const Registry& registry);
+
+struct RunOptions {
+    std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>
+    std::filesystem::path runs_root = "runs";
+    bool quiet = false;
+    bool terminal = false;                     // redraw progress in place
+};
+
+struct RunResult {
+    std::filesystem::path dir;
+    std::vector<EpochMetrics> history;
+    bool diverged = false;
+    std::vector<Matrix> weights;               // final parameters, in order
+    std::string fingerprint;
+};
+
+RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
+                         std::ostream& log);
+
+}  // namespace bp

@@ -1,0 +1,103 @@
+#include "run_files.hpp"
+
+#include <backplane/error.hpp>
+#include <backplane/random.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace bp {
+
+void write_file_atomic(const fs::path& path, const std::string& content) {
+    const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << content;
+        out.flush();
+        if (!out) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw Error("cannot write " + path.string() + " (disk full or no permission?)");
+        }
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message());
+}
+
+fs::path new_run_dir(const fs::path& root, const std::string& name) {
+    char stamp[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    const fs::path base = root / name / stamp;
+    fs::path dir = base;
+    std::error_code ec;
+    for (int n = 2; fs::exists(dir); ++n) dir = base.string() + "-" + std::to_string(n);
+    fs::create_directories(dir, ec);
+    if (ec) throw Error("cannot create the run folder " + dir.string() + ": " + ec.message());
+    return dir;
+}
+
+namespace {
+
+// Empty for NaN, so pandas reads a missing value.
+std::string cell(double v) {
+    if (std::isnan(v)) return "";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
+}
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+}  // namespace
+
+std::string metrics_csv(const std::vector<EpochMetrics>& history) {
+    std::string out = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second\n";
+    for (const auto& m : history) {
+        out += std::to_string(m.epoch) + "," + cell(m.train.loss) + "," + cell(m.train.accuracy) + "," +
+               cell(m.validation.loss) + "," + cell(m.validation.accuracy) + "," + cell(m.seconds) + "," +
+               cell(m.samples_per_second()) + "\n";
+    }
+    return out;
+}
+
+std::string summary_json(const RunSummary& s) {
+    nlohmann::json j;
+    j["name"] = s.name;
+    j["seed"] = s.seed;
+    j["threads"] = s.threads;
+    j["parameters"] = s.parameters;
+    j["status"] = s.status;
+    j["epochs"] = s.history.size();
+    double train_seconds = 0, samples = 0;
+    for (const auto& m : s.history) train_seconds += m.train_seconds, samples += double(m.samples);
+    const EpochMetrics last = s.history.empty() ? EpochMetrics{} : s.history.back();
+    j["final"] = {{"train_loss", number(last.train.loss)},
+                  {"train_accuracy", number(last.train.accuracy)},
+                  {"val_loss", number(last.validation.loss)},
+                  {"val_accuracy", number(last.validation.accuracy)}};
+    j["samples_per_second"] = number(train_seconds > 0 ? samples / train_seconds : no_value);
+    j["wall_seconds"] = s.wall_seconds;
+    j["weights_fingerprint"] = s.weights_fingerprint;
+    return j.dump(2) + "\n";
+}
+
+std::string fingerprint(const std::vector<const Matrix*>& tensors) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const Matrix* t : tensors) {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(t->data());
+        for (std::size_t i = 0; i < std::size_t(t->size()) * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+    }
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+}  // namespace bp

@@ -1,0 +1,208 @@
+#include "trainer.hpp"
+
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace bp {
+
+// Everything one shard touches in a step, sized once for shard_size rows.
+struct Trainer::Shard {
+    Matrix x, y;                              // the shard's rows, gathered
+    std::vector<Matrix> out, dout;            // per layer: output and dL/doutput
+    std::vector<std::unique_ptr<Workspace>> workspace;
+    std::vector<std::vector<Matrix>> grads;   // per layer, per parameter
+    Matrix no_dx;                             // 0 rows: the first layer's input needs no gradient
+    double loss = 0;
+    int64_t correct = 0;
+};
+
+Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
+                 const TrainConfig& config, uint64_t seed)
+    : network_(network),
+      loss_(std::move(loss)),
+      optimizer_(std::move(optimizer)),
+      config_(config),
+      random_(Random(seed)),
+      threads_(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency()),
+      arena_(threads_) {
+    const int64_t rows = config_.shard_size;
+    const auto& layers = network_.layers();
+    const int64_t slots = (config_.batch_size + rows - 1) / rows;
+    for (int64_t s = 0; s < slots; ++s) {
+        auto shard = std::make_unique<Shard>();
+        shard->x.resize(rows, network_.input().size());
+        shard->no_dx.resize(0, network_.input().size());
+        for (const auto& l : layers) {
+            shard->out.emplace_back(rows, l.output.size());
+            shard->dout.emplace_back(rows, l.output.size());
+            shard->workspace.push_back(l.layer->make_workspace(rows));
+            auto& g = shard->grads.emplace_back();
+            for (const auto& p : l.layer->parameters()) g.emplace_back(p.value.rows(), p.value.cols());
+        }
+        shards_.push_back(std::move(shard));
+    }
+    const auto params = network_.parameters();
+    gradients_.reserve(params.size());
+    parameter_names_.reserve(params.size());
+    parameter_refs_.reserve(params.size());
+    for (const auto& p : params) {
+        gradients_.emplace_back(p.value->rows(), p.value->cols());
+        parameter_names_.push_back(p.name);
+    }
+    for (std::size_t i = 0; i < params.size(); ++i)
+        parameter_refs_.push_back({parameter_names_[i], *params[i].value, gradients_[i]});
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
+                        float scale, const StepContext& base, bool training) {
+    if (s.y.cols() != data.y.cols()) s.y.resize(s.x.rows(), data.y.cols());  // once: targets' width
+    for (int64_t r = 0; r < n; ++r) {
+        const int64_t src = order.empty() ? first + r : order[first + r];
+        s.x.row(r) = data.x.row(src);
+        s.y.row(r) = data.y.row(src);
+    }
+    const auto& layers = network_.layers();
+    const std::size_t L = layers.size();
+    StepContext ctx = base;
+    for (std::size_t i = 0; i < L; ++i) {
+        ctx.random = base.random.derive(i);
+        const auto in = i == 0 ? s.x.topRows(n) : s.out[i - 1].topRows(n);
+        layers[i].layer->forward(in, s.out[i].topRows(n), s.workspace[i].get(), ctx);
+    }
+    const auto pred = s.out[L - 1].topRows(n);
+    s.loss = loss_->evaluate(pred, s.y.topRows(n), s.dout[L - 1].topRows(training ? n : 0), scale);
+    s.correct = loss_->count_correct(pred, s.y.topRows(n));
+    if (!training) return;
+    for (std::size_t i = L; i-- > 0;) {
+        ctx.random = base.random.derive(i);
+        const auto in = i == 0 ? s.x.topRows(n) : s.out[i - 1].topRows(n);
+        auto dx = i == 0 ? s.no_dx.topRows(0) : s.dout[i - 1].topRows(n);
+        layers[i].layer->backward(in, s.out[i].topRows(n), s.dout[i].topRows(n), dx, s.grads[i],
+                                  s.workspace[i].get(), ctx);
+    }
+}
+
+// gradient = shard 0 + shard 1 + ... in shard order, whatever thread sums it.
+void Trainer::reduce_gradients(std::size_t shards_used) {
+    std::vector<std::pair<std::size_t, std::size_t>> where;  // (layer, parameter) of each gradient
+    const auto& layers = network_.layers();
+    for (std::size_t l = 0; l < layers.size(); ++l)
+        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p) where.emplace_back(l, p);
+    tbb::parallel_for(std::size_t(0), where.size(), [&](std::size_t i) {
+        const auto [l, p] = where[i];
+        Matrix& total = gradients_[i];
+        total = shards_[0]->grads[l][p];
+        for (std::size_t s = 1; s < shards_used; ++s) total += shards_[s]->grads[l][p];
+    });
+}
+
+EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train, const Split& validation,
+                                const std::function<void(const StepProgress&)>& on_step) {
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    const int64_t samples = train.x.rows();
+
+    // Fisher-Yates from the counter-based stream of this epoch.
+    std::vector<int64_t> order(samples);
+    std::iota(order.begin(), order.end(), 0);
+    if (config_.shuffle) {
+        const Random shuffle = random_.derive("shuffle").derive(uint64_t(epoch));
+        for (int64_t i = samples - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i, uint64_t(i) + 1)]);
+    }
+
+    EpochMetrics m;
+    m.epoch = epoch;
+    double loss_sum = 0;
+    int64_t correct = 0, done = 0;
+    const int64_t rows = config_.shard_size;
+    arena_.execute([&] {
+        for (int64_t first = 0, step = 0; first < samples; first += config_.batch_size, ++step) {
+            const int64_t batch = std::min(config_.batch_size, samples - first);
+            const std::size_t used = std::size_t((batch + rows - 1) / rows);
+            const Random step_random = random_.derive("step").derive(uint64_t(epoch)).derive(uint64_t(step));
+            tbb::parallel_for(std::size_t(0), used, [&](std::size_t s) {
+                StepContext ctx{true, step_random, int64_t(s) * rows};
+                const int64_t n = std::min(rows, batch - ctx.first_row);
+                run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true);
+            });
+            double batch_loss = 0;
+            for (std::size_t s = 0; s < used; ++s) {
+                batch_loss += shards_[s]->loss;
+                correct += shards_[s]->correct;
+            }
+            loss_sum += batch_loss;
+            done += batch;
+            if (!std::isfinite(batch_loss)) {
+                m.diverged = true;
+                break;
+            }
+            reduce_gradients(used);
+            optimizer_->step(parameter_refs_);
+            if (on_step) {
+                const double secs = std::chrono::duration<double>(clock::now() - start).count();
+                on_step({epoch, config_.epochs, done, samples, secs, loss_sum / double(done)});
+            }
+        }
+    });
+    m.train_seconds = std::chrono::duration<double>(clock::now() - start).count();
+    m.samples = done;
+    m.train.loss = loss_sum / double(done);
+    if (shards_[0]->correct >= 0) m.train.accuracy = double(correct) / double(done);
+    if (!m.diverged && validation.x.rows() > 0) m.validation = evaluate(validation);
+    m.seconds = std::chrono::duration<double>(clock::now() - start).count();
+    return m;
+}
+
+Evaluation Trainer::evaluate(const Split& data) {
+    const int64_t rows = config_.shard_size, samples = data.x.rows();
+    const int64_t chunk = rows * int64_t(shards_.size());
+    double loss_sum = 0;
+    int64_t correct = 0;
+    arena_.execute([&] {
+        for (int64_t first = 0; first < samples; first += chunk) {
+            const int64_t count = std::min(chunk, samples - first);
+            const std::size_t used = std::size_t((count + rows - 1) / rows);
+            tbb::parallel_for(std::size_t(0), used, [&](std::size_t s) {
+                StepContext ctx{false, random_, int64_t(s) * rows};
+                const int64_t n = std::min(rows, count - ctx.first_row);
+                run_shard(*shards_[s], data, {}, first + ctx.first_row, n, 1.0f, ctx, false);
+            });
+            for (std::size_t s = 0; s < used; ++s) {
+                loss_sum += shards_[s]->loss;
+                correct += shards_[s]->correct;
+            }
+        }
+    });
+    Evaluation e;
+    e.loss = loss_sum / double(samples);
+    if (shards_[0]->correct >= 0) e.accuracy = double(correct) / double(samples);
+    return e;
+}
+
+Split split_validation(Split& train, double fraction, uint64_t seed) {
+    const int64_t total = train.x.rows();
+    const int64_t held = int64_t(std::floor(fraction * double(total)));
+    if (held <= 0) return {Matrix(0, train.x.cols()), Matrix(0, train.y.cols())};
+    std::vector<int64_t> order(total);
+    std::iota(order.begin(), order.end(), 0);
+    const Random r = Random(seed).derive("validation_split");
+    for (int64_t i = total - 1; i > 0; --i) std::swap(order[i], order[r.below(i, uint64_t(i) + 1)]);
+    Split kept{Matrix(total - held, train.x.cols()), Matrix(total - held, train.y.cols())};
+    Split val{Matrix(held, train.x.cols()), Matrix(held, train.y.cols())};
+    for (int64_t i = 0; i < total; ++i) {
+        Split& to = i < total - held ? kept : val;
+        const int64_t row = i < total - held ? i : i - (total - held);
+        to.x.row(row) = train.x.row(order[i]);
+        to.y.row(row) = train.y.row(order[i]);
+    }
+    train = std::move(kept);
+    return val;
+}
+
+}  // namespace bp

@@ -1,0 +1,89 @@
+// Data-parallel training on oneTBB, bitwise deterministic at any thread count.
+//
+// A batch is cut into fixed-size shards (train.shard_size rows); shard boundaries
+// depend on the batch, never on the threads. Each shard runs forward, loss and
+// backward into its own buffers; shard gradients are then summed in shard order
+// and the optimizer takes one step. Every sum has a fixed order, so 1, 2 or 8
+// threads give the same bits.
+#pragma once
+
+#include "experiment.hpp"
+#include "network.hpp"
+
+#include <backplane/components.hpp>
+
+#include <tbb/task_arena.h>
+
+#include <functional>
+#include <limits>
+#include <memory>
+#include <vector>
+
+namespace bp {
+
+constexpr double no_value = std::numeric_limits<double>::quiet_NaN();
+
+// Mean loss and accuracy over a data set (accuracy NaN when the loss has none).
+struct Evaluation {
+    double loss = no_value;
+    double accuracy = no_value;
+};
+
+struct EpochMetrics {
+    int64_t epoch = 0;           // 1-based
+    Evaluation train;            // averaged over the epoch's steps, as the weights moved
+    Evaluation validation;       // after the epoch; NaN without a validation split
+    double seconds = 0;          // the whole epoch, evaluation included
+    double train_seconds = 0;    // the training steps alone
+    int64_t samples = 0;         // training samples seen
+    double samples_per_second() const { return double(samples) / train_seconds; }
+    bool diverged = false;       // the loss became NaN or infinite
+};
+
+// After each step: where the epoch is.
+struct StepProgress {
+    int64_t epoch, epochs;
+    int64_t samples_done, samples;
+    double seconds;   // since the epoch began
+    double loss;      // running mean training loss this epoch
+};
+
+class Trainer {
+public:
+    Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
+            const TrainConfig& config, uint64_t seed);
+    ~Trainer();
+
+    // One pass over `train` in shuffled mini-batches, then evaluation on `validation`
+    // when it has rows. Stops early and sets `diverged` on a non-finite loss.
+    EpochMetrics run_epoch(int64_t epoch, const Split& train, const Split& validation,
+                           const std::function<void(const StepProgress&)>& on_step = {});
+
+    Evaluation evaluate(const Split& data);
+    int threads() const { return threads_; }
+
+private:
+    struct Shard;
+    // Forward (and, when training, loss gradient and backward) on rows
+    // [first, first + n) of `order` mapped into `data`.
+    void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
+                   float scale, const StepContext& ctx, bool training);
+    void reduce_gradients(std::size_t shards_used);
+
+    Network& network_;
+    std::shared_ptr<const Loss> loss_;
+    std::shared_ptr<Optimizer> optimizer_;
+    TrainConfig config_;
+    Random random_;
+    int threads_;
+    tbb::task_arena arena_;
+    std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
+    std::vector<Matrix> gradients_;                  // the batch's summed gradients
+    std::vector<std::string> parameter_names_;
+    std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
+};
+
+// Moves a seeded random `fraction` of `train` into the returned validation split.
+Split split_validation(Split& train, double fraction, uint64_t seed);
+
+}  // namespace bp

@@ -1,0 +1,105 @@
+// dense: y = act(x W + b). x is (n, in), W is (in, units), b is (1, units).
+#include <backplane/backplane.hpp>
+
+#include <cmath>
+
+namespace {
+
+class Dense final : public bp::Layer {
+public:
+    static bp::Schema schema() {
+        return bp::Schema()
+            .integer("units", 32, 1, 1 << 24, "number of outputs")
+            .activation("activation", "identity", "activation fused into the layer's output")
+            .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
+            .choice("distribution", "normal", {"normal", "uniform"}, "weight distribution with that variance")
+            .boolean("bias", true, "add a learned bias");
+    }
+
+    Dense(const bp::Params& p, const bp::Services& services)
+        : units_(p.integer("units")),
+          activation_name_(p.text("activation")),
+          activation_(services.activation(activation_name_)),
+          xavier_(p.text("init") == "xavier"),
+          uniform_(p.text("distribution") == "uniform"),
+          bias_(p.boolean("bias")) {}
+
+    bp::Shape build(const bp::Shape& input, const bp::Random& init) override {
+        const int64_t in = input.size();
+        if (in <= 0) throw bp::Error("dense needs a non-empty input, got " + input.str());
+        params_.clear();
+        params_.push_back({"weight", bp::Matrix(in, units_)});
+        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, units_)});
+
+        const double variance = 2.0 / double(xavier_ ? in + units_ : in);
+        bp::Matrix& w = params_[0].value;
+        for (Eigen::Index i = 0; i < w.size(); ++i) {
+            w.data()[i] = uniform_ ? init.uniform(i, -1.0f, 1.0f) * float(std::sqrt(3.0 * variance))
+                                   : float(init.normal(i) * std::sqrt(variance));
+        }
+        return bp::Shape{units_};
+    }
+
+    std::span<bp::NamedTensor> parameters() override { return params_; }
+
+    // Pre-activations z and their gradient dz, unless the activation is the identity.
+    struct Scratch final : bp::Workspace {
+        bp::Matrix z, dz;
+    };
+
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
+        if (fused()) {
+            auto ws = std::make_unique<Scratch>();
+            ws->z.resize(max_rows, units_);
+            ws->dz.resize(max_rows, units_);
+            return ws;
+        }
+        return nullptr;
+    }
+
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
+        if (!fused()) return affine(x, y);
+        auto& s = static_cast<Scratch&>(*ws);
+        auto z = s.z.topRows(x.rows());
+        affine(x, z);
+        activation_->forward(z, y);
+    }
+
+    void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef y, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext&) const override {
+        if (!fused()) return affine_backward(x, dy, dx, grads);
+        auto& s = static_cast<Scratch&>(*ws);
+        const auto n = x.rows();
+        activation_->backward(s.z.topRows(n), y, dy, s.dz.topRows(n));
+        affine_backward(x, s.dz.topRows(n), dx, grads);
+    }
+
+private:
+    bool fused() const { return activation_name_ != "identity"; }
+
+    void affine(bp::ConstMatrixRef x, bp::MatrixRef z) const {
+        z.noalias() = x * params_[0].value;
+        if (bias_) z.rowwise() += params_[1].value.row(0);
+    }
+
+    // dW = x^T dz, db = sum over rows of dz, dx = dz W^T
+    void affine_backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
+                         std::span<bp::Matrix> grads) const {
+        grads[0].noalias() = x.transpose() * dz;
+        if (bias_) grads[1] = dz.colwise().sum();
+        if (dx.rows() > 0) dx.noalias() = dz * params_[0].value.transpose();
+    }
+
+    int64_t units_;
+    std::string activation_name_;
+    std::shared_ptr<const bp::Activation> activation_;
+    bool xavier_, uniform_, bias_;
+    std::vector<bp::NamedTensor> params_;
+};
+
+}  // namespace
+
+BACKPLANE_PLUGIN("backplane-layers", "0.1.0") {
+    manifest.layer<Dense>("dense", "fully connected: y = activation(x W + b), W is (inputs, units)",
+                          Dense::schema());
+}

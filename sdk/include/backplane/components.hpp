@@ -1,0 +1,145 @@
+// The component interfaces: what a layer, an activation, a loss, an optimizer and a
+// dataset must do. Everything here crosses the plugin boundary: any change to a
+// virtual function or a struct bumps BACKPLANE_ABI_VERSION (plugin.hpp).
+#pragma once
+
+#include "backplane/error.hpp"
+#include "backplane/params.hpp"
+#include "backplane/random.hpp"
+#include "backplane/tensor.hpp"
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace bp {
+
+// ---------------------------------------------------------------- activation
+// A parameter-free function applied to each row: elementwise (relu) or across the
+// row (softmax). Usable as a layer in a model list or fused into a layer.
+class BACKPLANE_API Activation {
+public:
+    virtual ~Activation() = default;
+    // x, y: (n, features). y must not alias x.
+    virtual void forward(ConstMatrixRef x, MatrixRef y) const = 0;
+    // dx = dL/dx from dy = dL/dy, given x and y = f(x) from forward; all (n, features).
+    virtual void backward(ConstMatrixRef x, ConstMatrixRef y, ConstMatrixRef dy, MatrixRef dx) const = 0;
+};
+
+// What the core offers a factory: other components by name.
+class BACKPLANE_API Services {
+public:
+    virtual ~Services() = default;
+    // An activation by registry name (e.g. for a dense layer's fused activation).
+    virtual std::shared_ptr<const Activation> activation(const std::string& name) const = 0;
+};
+
+// -------------------------------------------------------------------- layer
+// Scratch memory one shard's forward leaves for its backward (pre-activations,
+// masks, im2col buffers). The core makes one per layer per shard, once, so layers
+// allocate nothing in a step.
+struct BACKPLANE_API Workspace {
+    virtual ~Workspace() = default;
+};
+
+// What a step tells a layer besides its data.
+struct StepContext {
+    bool training = true;     // false in evaluation: dropout off, running statistics used
+    Random random{0};         // keyed by (seed, epoch, step, layer): index it by batch row
+    int64_t first_row = 0;    // batch row of this shard's first row
+};
+
+// A layer owns its parameters and is read-only during a step: everything per-batch
+// lives in the Workspace, so shards run it concurrently without locks.
+class BACKPLANE_API Layer {
+public:
+    virtual ~Layer() = default;
+
+    // Called once at network assembly. Checks the per-sample input shape (throw
+    // bp::Error saying what is expected), creates and initialises the parameters
+    // from `init`, and returns the per-sample output shape.
+    virtual Shape build(const Shape& input, const Random& init) = 0;
+
+    // The trainable tensors, in a fixed order. Gradients use the same order and shapes.
+    virtual std::span<NamedTensor> parameters() { return {}; }
+
+    // Scratch for at most max_rows rows; nullptr when forward keeps nothing.
+    virtual std::unique_ptr<Workspace> make_workspace(int64_t /*max_rows*/) const { return nullptr; }
+
+    // x: (n, input.size()), y: (n, output.size()), both sized by the core.
+    virtual void forward(ConstMatrixRef x, MatrixRef y, Workspace* ws, const StepContext& ctx) const = 0;
+
+    // From dy = dL/dy, writes dx = dL/dx and overwrites grads[i] = dL/dparameters()[i]
+    // (summed over the n rows). dx has 0 rows when no one needs it (the first layer).
+    virtual void backward(ConstMatrixRef x, ConstMatrixRef y, ConstMatrixRef dy, MatrixRef dx,
+                          std::span<Matrix> grads, Workspace* ws, const StepContext& ctx) const = 0;
+};
+
+// --------------------------------------------------------------------- loss
+// What a dataset's targets are: `columns` per sample; `classes` > 0 for
+// classification, where the single column holds the class index 0..classes-1.
+struct TargetInfo {
+    int64_t columns = 1;
+    int64_t classes = 0;
+};
+
+class BACKPLANE_API Loss {
+public:
+    virtual ~Loss() = default;
+    // Throws bp::Error when predictions of this per-sample shape cannot be scored
+    // against these targets, saying what the model's output must be.
+    virtual void check(const Shape& prediction, const TargetInfo& targets) const = 0;
+    // Returns the sum over rows of the per-sample loss. When dpred has rows, writes
+    // dpred = scale * d(sum)/d(pred). pred, dpred: (n, outputs); target: (n, columns).
+    virtual double evaluate(ConstMatrixRef pred, ConstMatrixRef target, MatrixRef dpred, float scale) const = 0;
+    // Rows predicted right; -1 when accuracy means nothing (regression).
+    virtual int64_t count_correct(ConstMatrixRef /*pred*/, ConstMatrixRef /*target*/) const { return -1; }
+};
+
+// ---------------------------------------------------------------- optimizer
+struct ParameterRef {
+    const std::string& name;   // "<layer index>.<layer>.<tensor>", e.g. "0.dense.weight"
+    MatrixRef value;
+    ConstMatrixRef grad;       // averaged over the batch
+};
+
+class BACKPLANE_API Optimizer {
+public:
+    virtual ~Optimizer() = default;
+    // One update. The parameter list is the same, in the same order, at every call.
+    virtual void step(std::span<ParameterRef> params) = 0;
+    virtual double learning_rate() const = 0;
+    virtual void set_learning_rate(double lr) = 0;
+    // Per-parameter state (moments, step count) for checkpoints; load_state
+    // accepts exactly what state() returned.
+    virtual std::vector<NamedTensor> state() const { return {}; }
+    virtual void load_state(const std::vector<NamedTensor>& /*state*/) {}
+};
+
+// ------------------------------------------------------------------ dataset
+struct Split {
+    Matrix x;   // (samples, input.size())
+    Matrix y;   // (samples, target.columns)
+};
+
+struct Data {
+    Shape input;
+    TargetInfo target;
+    Split train;
+    std::optional<Split> test;
+};
+
+struct DataContext {
+    uint64_t seed = 0;          // the experiment's seed, for synthetic data
+    std::string base_dir;       // the experiment file's folder: relative paths start here
+};
+
+class BACKPLANE_API Dataset {
+public:
+    virtual ~Dataset() = default;
+    virtual Data load(const DataContext& ctx) const = 0;
+};
+
+}  // namespace bp

@@ -1,0 +1,50 @@
+// Tensors and shapes: the data types every component exchanges.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <initializer_list>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace bp {
+
+// A batch is a row-major float matrix with one row per sample. A sample's own
+// structure (e.g. {C,H,W} for an image) is carried beside it as a Shape; the row
+// holds the sample flattened in that order.
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixRef = Eigen::Ref<Matrix>;               // writable view, e.g. buf.topRows(n)
+using ConstMatrixRef = Eigen::Ref<const Matrix>;    // read-only view
+
+// The per-sample shape of a tensor, outermost dimension first.
+struct Shape {
+    std::vector<int64_t> dims;
+
+    Shape() = default;
+    Shape(std::initializer_list<int64_t> d) : dims(d) {}
+    explicit Shape(std::vector<int64_t> d) : dims(std::move(d)) {}
+
+    // Elements per sample: the width of a batch row.
+    int64_t size() const {
+        return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>());
+    }
+    std::size_t rank() const { return dims.size(); }
+    bool operator==(const Shape&) const = default;
+
+    // "[3, 28, 28]"
+    std::string str() const {
+        std::string s = "[";
+        for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+        return s + "]";
+    }
+};
+
+// A named tensor: a layer's parameter, an optimizer's state entry.
+struct NamedTensor {
+    std::string name;
+    Matrix value;
+};
+
+}  // namespace bp
