@@ -191,9 +191,14 @@ private:
         if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v))
             fail(n, what + " must be an integer, got " + shown(n));
         if (double(v) < min || double(v) > max)
-            fail(n, what + " = " + std::to_string(v) + " is out of range [" + shortest_double(min) + ", " +
-                        shortest_double(max) + "]");
+            fail(n, what + " = " + std::to_string(v) + " is out of range " + range(min, max));
         return v;
+    }
+
+    static std::string range(double min, double max) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "[%.10g, %.10g]", min, max);
+        return buf;
     }
 
     static std::string shown(const YAML::Node& n) {
@@ -219,8 +224,7 @@ private:
                 if (!n.IsScalar() || !YAML::convert<double>::decode(n, d) || !std::isfinite(d))
                     fail(n, what + " must be a number, got " + shown(n));
                 if ((spec.min && d < *spec.min) || (spec.max && d > *spec.max))
-                    fail(n, what + " = " + n.Scalar() + " is out of range [" + shortest_double(*spec.min) + ", " +
-                                shortest_double(*spec.max) + "]");
+                    fail(n, what + " = " + n.Scalar() + " is out of range " + range(*spec.min, *spec.max));
                 return d;
             }
             case ParamType::text:

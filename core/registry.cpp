@@ -19,6 +19,8 @@ std::string plugin_error(const fs::path& path, const std::string& what) {
     return "plugin " + path.string() + ": " + what;
 }
 
+std::string plural(Kind kind) { return kind == Kind::loss ? "losses" : std::string(to_string(kind)) + "s"; }
+
 }  // namespace
 
 fs::path builtin_plugin_dir() {
@@ -116,7 +118,7 @@ const RegisteredComponent& Registry::get(Kind kind, const std::string& name) con
     if (auto* c = find(kind, name)) return *c;
     const auto known = names(kind);
     throw Error(std::string("unknown ") + to_string(kind) + " '" + name + "'" + did_you_mean(name, known) +
-                "; known " + to_string(kind) + "s: " + join(known));
+                "; known " + plural(kind) + ": " + join(known));
 }
 
 std::vector<std::string> Registry::names(Kind kind) const {

@@ -25,6 +25,10 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+    // A name inside another ("spirals" in "two_spirals") is the likeliest intent.
+    if (word.size() >= 3)
+        for (const auto& c : candidates)
+            if (c.find(word) != std::string::npos || word.find(c) != std::string::npos) return c;
     std::string best;
     std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;  // at most a third changed
     for (const auto& c : candidates) {

@@ -28,6 +28,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       config_(config),
       random_(Random(seed)),
       threads_(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency()),
+      parallelism_(tbb::global_control::max_allowed_parallelism,
+                   std::size_t(std::max(threads_, tbb::info::default_concurrency()))),
       arena_(threads_) {
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();

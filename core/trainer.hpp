@@ -12,6 +12,7 @@
 
 #include <backplane/components.hpp>
 
+#include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
 #include <functional>
@@ -76,6 +77,9 @@ private:
     TrainConfig config_;
     Random random_;
     int threads_;
+    // Lets train.threads exceed the core count (for determinism checks) without
+    // TBB capping the arena and warning about it.
+    tbb::global_control parallelism_;
     tbb::task_arena arena_;
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     std::vector<Matrix> gradients_;                  // the batch's summed gradients

@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
                "Plugins load from the built-in folder, then $BACKPLANE_PLUGIN_PATH (colon-separated), then the\n"
                "experiment's 'plugins:' list. Run 'backplane COMMAND --help' for a command's options.");
 
+    // One line, like every other error.
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+        return "backplane: error: " + std::string(e.what()) + " (see 'backplane --help')\n";
+    });
+
     std::string file, out, kind;
     std::vector<std::string> sets;
     bool quiet = false;

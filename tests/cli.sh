@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The CLI as a user meets it: every bad input is one line on stderr and a
+# non-zero exit status (never a signal); good input writes the run's files.
+# Usage: cli.sh BACKPLANE_BINARY SOURCE_DIR BROKEN_PLUGIN_DIR
+set -u
+bp=$1 src=$2 broken=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passed=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect STATUS REGEX -- command...: exit status, and the regex on stderr, which
+# must be exactly one line when STATUS is not 0.
+expect() {
+  local want=$1 pattern=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  local lines; lines=$(wc -l <"$tmp/err")
+  if [ "$got" -ne "$want" ]; then
+    fail "$* -> exit $got, expected $want"; cat "$tmp/err"; return
+  fi
+  if [ "$want" -ne 0 ] && [ "$lines" -ne 1 ]; then
+    fail "$* -> $lines lines on stderr, expected one"; cat "$tmp/err"; return
+  fi
+  if ! grep -Eq -- "$pattern" "$tmp/err" "$tmp/out"; then
+    fail "$* -> output does not match '$pattern'"; cat "$tmp/err" "$tmp/out"; return
+  fi
+  passed=$((passed + 1))
+}
+
+yaml() { cat >"$tmp/$1"; echo "$tmp/$1"; }
+
+expect 0 'run.*validate.*plugins|plugins' -- "$bp" --help
+expect 0 '--set' -- "$bp" run --help
+expect 2 'subcommand' -- "$bp"
+expect 2 'file is required' -- "$bp" run
+expect 0 'layer dense' -- "$bp" plugins
+for name in dense identity relu leaky_relu sigmoid tanh gelu softmax mse softmax_cross_entropy \
+            binary_cross_entropy sgd adam xor two_spirals sine csv; do
+  grep -Eq "^[a-z]+ $name\$" "$tmp/out" || fail "backplane plugins does not list $name"
+done
+for param in units activation init distribution momentum nesterov weight_decay beta1 beta2 samples noise; do
+  grep -Eq "^      $param " "$tmp/out" || fail "backplane plugins does not show parameter $param"
+done
+expect 0 'optimizer sgd' -- "$bp" plugins --kind optimizer
+expect 2 'kind' -- "$bp" plugins --kind nonsense
+
+expect 1 'missing.yaml: cannot open' -- "$bp" run "$tmp/missing.yaml"
+f=$(yaml syntax.yaml <<<'name: x
+model: [dense')
+expect 1 'syntax.yaml:3:1: YAML syntax error' -- "$bp" validate "$f"
+f=$(yaml unknown.yaml <<<'data: { source: xor }
+model: [ conv9d ]
+loss: mse
+optimizer: sgd')
+expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: dense" -- "$bp" validate "$f"
+expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
+  "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
+expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3
+expect 0 'ok' -- "$bp" validate "$src/experiments/spirals.yaml"
+
+mkdir -p "$tmp/plugins"
+echo 'not a library' >"$tmp/plugins/libjunk.so"
+BACKPLANE_PLUGIN_PATH="$tmp/plugins" expect 1 'libjunk.so: not a loadable shared library' -- "$bp" plugins
+BACKPLANE_PLUGIN_PATH="$tmp/nowhere" expect 1 'BACKPLANE_PLUGIN_PATH names .*nowhere' -- "$bp" plugins
+BACKPLANE_PLUGIN_PATH="$broken/wrong_abi" expect 1 'built for ABI 999' -- "$bp" plugins
+f=$(yaml with-plugin.yaml <<<"data: { source: xor }
+plugins: [ $broken/duplicate ]
+model: [ dense: {units: 2} ]
+loss: softmax_cross_entropy
+optimizer: sgd")
+expect 1 "with-plugin.yaml:2:12: plugin .*libduplicate.so: activation 'relu' is already provided" -- "$bp" validate "$f"
+
+expect 0 'results in' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/run" --set train.epochs=2
+for file in config.yaml metrics.csv summary.json; do
+  [ -s "$tmp/run/$file" ] || fail "run did not write $file"
+done
+"$bp" run "$src/experiments/xor.yaml" --out "$tmp/quiet" --set train.epochs=2 --quiet >"$tmp/out" 2>&1
+[ ! -s "$tmp/out" ] || fail "--quiet printed: $(cat "$tmp/out")"
+# Not a terminal: one plain line per epoch, no carriage returns.
+"$bp" run "$src/experiments/xor.yaml" --out "$tmp/plain" --set train.epochs=3 >"$tmp/out"
+[ "$(grep -c '^epoch [0-9]/3 ' "$tmp/out")" -eq 3 ] || fail "expected 3 epoch lines: $(cat "$tmp/out")"
+! grep -q $'\r' "$tmp/out" || fail "carriage returns in non-terminal output"
+(cd "$tmp" && "$bp" run "$src/experiments/xor.yaml" --set train.epochs=1 -q) || fail "run without --out"
+ls "$tmp"/runs/xor/*/summary.json >/dev/null 2>&1 || fail "no runs/xor/<timestamp>/summary.json"
+
+expect 3 'diverged' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/div" --set loss=mse \
+  --set optimizer.lr=1000
+grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's summary"
+
+echo "cli: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,53 @@
+// Shared by the tests: the built-in registry, temporary folders and files.
+#pragma once
+
+#include "registry.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace test {
+
+// The built-in plugins, loaded once (tests run from build/bin, like the CLI).
+inline bp::Registry& builtin_registry() {
+    static bp::Registry r = [] {
+        bp::Registry reg;
+        reg.load_path(bp::builtin_plugin_dir());
+        return reg;
+    }();
+    return r;
+}
+
+// A fresh, empty folder under the system's temp folder, named for the test.
+inline std::filesystem::path temp_dir(const std::string& name) {
+    const auto dir = std::filesystem::temp_directory_path() / ("backplane-test-" + name);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+}
+
+inline std::filesystem::path write_file(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream(path) << text;
+    return path;
+}
+
+inline std::string read_file(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// The message of the bp::Error that `f` throws, or "" when it throws none.
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const bp::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace test

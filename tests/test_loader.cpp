@@ -1,0 +1,110 @@
+// Plugin loading: the built-ins load, and each broken library gets a clear error
+// naming the file.
+#include "helpers.hpp"
+
+#include <backplane/plugin.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Built by tests/CMakeLists.txt, each in its own folder.
+fs::path broken(const std::string& name) {
+    return fs::path(BACKPLANE_TEST_PLUGINS) / name / ("lib" + name + ".so");
+}
+
+bp::Registry with_builtins() {
+    bp::Registry r;
+    r.load_path(bp::builtin_plugin_dir());
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("the built-in plugins provide every component of the spine", "[loader]") {
+    auto& r = test::builtin_registry();
+    const std::map<bp::Kind, std::vector<std::string>> expected = {
+        {bp::Kind::layer, {"dense"}},
+        {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
+        {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
+        {bp::Kind::optimizer, {"adam", "sgd"}},
+        {bp::Kind::dataset, {"csv", "sine", "two_spirals", "xor"}},
+    };
+    for (const auto& [kind, names] : expected) CHECK(r.names(kind) == names);
+    for (const auto& lib : r.libraries()) {
+        CHECK(!lib->manifest->plugin.empty());
+        CHECK(!lib->manifest->version.empty());
+    }
+}
+
+TEST_CASE("a file that is not a shared library is refused by name", "[loader]") {
+    const auto dir = test::temp_dir("not-a-library");
+    const auto file = test::write_file(dir / "libfake.so", "this is text, not ELF\n");
+    bp::Registry r;
+    const auto msg = test::error_of([&] { r.load_path(dir); });
+    CHECK_THAT(msg, Catch::Contains(file.string()) && Catch::Contains("not a loadable shared library"));
+}
+
+TEST_CASE("a library without the entry point is refused", "[loader]") {
+    bp::Registry r;
+    const auto msg = test::error_of([&] { r.load_library(broken("no_entry")); });
+    CHECK_THAT(msg, Catch::Contains("libno_entry.so") && Catch::Contains("no entry point 'backplane_abi_version'"));
+}
+
+TEST_CASE("an ABI mismatch shows both versions", "[loader]") {
+    bp::Registry r;
+    const auto msg = test::error_of([&] { r.load_library(broken("wrong_abi")); });
+    CHECK_THAT(msg, Catch::Contains("libwrong_abi.so") && Catch::Contains("built for ABI 999") &&
+                        Catch::Contains("supports ABI " + std::to_string(BACKPLANE_ABI_VERSION)));
+}
+
+TEST_CASE("a plugin whose registration throws is refused", "[loader]") {
+    bp::Registry r;
+    const auto msg = test::error_of([&] { r.load_library(broken("throwing_register")); });
+    CHECK_THAT(msg, Catch::Contains("libthrowing_register.so") && Catch::Contains("registration exploded"));
+    CHECK(r.libraries().empty());
+}
+
+TEST_CASE("a throwing factory names the component and the library", "[loader]") {
+    bp::Registry r;
+    r.load_library(broken("throwing_factory"));
+    const auto msg = test::error_of([&] { r.create<bp::Layer>("exploding", bp::Params{}); });
+    CHECK_THAT(msg, Catch::Contains("layer 'exploding'") && Catch::Contains("libthrowing_factory.so") &&
+                        Catch::Contains("constructor exploded"));
+}
+
+TEST_CASE("two libraries cannot claim one component name", "[loader]") {
+    bp::Registry r = with_builtins();
+    const auto msg = test::error_of([&] { r.load_library(broken("duplicate")); });
+    CHECK_THAT(msg, Catch::Contains("libduplicate.so") && Catch::Contains("activation 'relu'") &&
+                        Catch::Contains("libbackplane-activations.so"));
+    // Nothing of the refused library was registered.
+    CHECK(r.get(bp::Kind::activation, "relu").library->path.filename() == "libbackplane-activations.so");
+}
+
+TEST_CASE("loading the same library twice is harmless", "[loader]") {
+    bp::Registry r = with_builtins();
+    const auto count = r.libraries().size();
+    r.load_path(bp::builtin_plugin_dir());
+    CHECK(r.libraries().size() == count);
+}
+
+TEST_CASE("an unknown component lists the known ones with a suggestion", "[loader]") {
+    const auto msg = test::error_of([] { test::builtin_registry().get(bp::Kind::activation, "rleu"); });
+    CHECK(msg == "unknown activation 'rleu' (did you mean 'relu'?); known activations: gelu, identity, leaky_relu, "
+                 "relu, sigmoid, softmax, tanh");
+}
+
+TEST_CASE("objects keep their library loaded", "[loader]") {
+    std::shared_ptr<bp::Activation> relu;
+    {
+        bp::Registry r = with_builtins();
+        relu = r.create<bp::Activation>("relu", bp::Params{});
+    }
+    // The registry is gone; the object's code must still be mapped.
+    bp::Matrix x(1, 2), y(1, 2);
+    x << -1, 2;
+    relu->forward(x, y);
+    CHECK(y(0, 0) == 0);
+    CHECK(y(0, 1) == 2);
+}

@@ -1,0 +1,143 @@
+// Training: bitwise determinism across thread counts, the shipped experiments
+// reach their accuracy, and a run leaves complete files.
+#include "experiment.hpp"
+#include "helpers.hpp"
+#include "run.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path experiments = BACKPLANE_EXPERIMENTS;
+
+bp::RunResult run(const std::string& file, const std::vector<std::string>& sets, const std::string& out) {
+    auto& registry = test::builtin_registry();
+    const auto e = bp::load_experiment(experiments / file, sets, registry);
+    bp::RunOptions options;
+    options.out = test::temp_dir(out);
+    options.quiet = true;
+    std::ostringstream log;
+    return bp::run_experiment(e, registry, options, log);
+}
+
+}  // namespace
+
+TEST_CASE("weights and metrics are bitwise identical at 1, 2 and 8 threads", "[trainer][determinism]") {
+    // Small shards so a batch has many of them; an odd sample count so the last
+    // batch and shard are partial; dropout-free but shuffled.
+    const std::vector<std::string> sets = {"train.epochs=5", "train.shard_size=8", "train.batch_size=60",
+                                           "data.samples=998", "data.validation_split=0.2"};
+    auto with_threads = [&](int t) {
+        auto s = sets;
+        s.push_back("train.threads=" + std::to_string(t));
+        return run("spirals.yaml", s, "determinism-" + std::to_string(t));
+    };
+    const auto one = with_threads(1);
+    for (int t : {2, 8}) {
+        const auto other = with_threads(t);
+        INFO(t << " threads");
+        REQUIRE(other.weights.size() == one.weights.size());
+        for (std::size_t i = 0; i < one.weights.size(); ++i) CHECK(other.weights[i] == one.weights[i]);
+        CHECK(other.fingerprint == one.fingerprint);
+        REQUIRE(other.history.size() == one.history.size());
+        for (std::size_t i = 0; i < one.history.size(); ++i) {
+            CHECK(other.history[i].train.loss == one.history[i].train.loss);
+            CHECK(other.history[i].train.accuracy == one.history[i].train.accuracy);
+            CHECK(other.history[i].validation.loss == one.history[i].validation.loss);
+        }
+    }
+}
+
+TEST_CASE("a different seed gives different weights", "[trainer][determinism]") {
+    const auto a = run("xor.yaml", {"train.epochs=1"}, "seed-a");
+    const auto b = run("xor.yaml", {"train.epochs=1", "seed=4"}, "seed-b");
+    CHECK(a.fingerprint != b.fingerprint);
+}
+
+TEST_CASE("experiments/spirals.yaml reaches 99% training accuracy", "[trainer][e2e]") {
+    const auto r = run("spirals.yaml", {}, "spirals");
+    CHECK_FALSE(r.diverged);
+    CHECK(r.history.back().train.accuracy >= 0.99);
+    CHECK(r.history.back().validation.accuracy >= 0.97);
+}
+
+TEST_CASE("experiments/xor.yaml reaches 100% accuracy", "[trainer][e2e]") {
+    const auto r = run("xor.yaml", {}, "xor");
+    CHECK(r.history.back().train.accuracy == 1.0);
+}
+
+TEST_CASE("sine regression with mse learns the curve", "[trainer][e2e]") {
+    const std::string text = R"(name: sine
+data: { source: sine, samples: 512 }
+model:
+  - dense: { units: 32, activation: tanh }
+  - dense: { units: 1 }
+loss: mse
+optimizer: { name: adam, lr: 0.01 }
+train: { epochs: 60, batch_size: 32 }
+)";
+    auto& registry = test::builtin_registry();
+    const auto e = bp::parse_experiment(text, test::temp_dir("sine") / "sine.yaml", {}, registry);
+    bp::RunOptions options;
+    options.out = test::temp_dir("sine-run");
+    options.quiet = true;
+    std::ostringstream log;
+    const auto r = bp::run_experiment(e, registry, options, log);
+    CHECK(r.history.back().train.loss < 0.005);
+    CHECK(r.history.back().train.loss < r.history.front().train.loss / 5);
+    CHECK(std::isnan(r.history.back().train.accuracy));   // regression has no accuracy
+}
+
+TEST_CASE("a run leaves config.yaml, metrics.csv and summary.json", "[trainer][files]") {
+    const auto r = run("spirals.yaml", {"train.epochs=3", "data.validation_split=0.25"}, "files");
+    const auto csv = test::read_file(r.dir / "metrics.csv");
+    std::istringstream lines(csv);
+    std::string header, row;
+    std::getline(lines, header);
+    CHECK(header == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second");
+    int rows = 0;
+    while (std::getline(lines, row)) {
+        ++rows;
+        CHECK(std::count(row.begin(), row.end(), ',') == 6);
+        CHECK(row.find(",,") == std::string::npos);   // every column has a value here
+    }
+    CHECK(rows == 3);
+
+    const auto summary = nlohmann::json::parse(test::read_file(r.dir / "summary.json"));
+    CHECK(summary["name"] == "spirals");
+    CHECK(summary["seed"] == 1);
+    CHECK(summary["epochs"] == 3);
+    CHECK(summary["status"] == "completed");
+    CHECK(summary["threads"].get<int>() >= 1);
+    CHECK(summary["final"]["train_accuracy"].get<double>() == r.history.back().train.accuracy);
+    CHECK(summary["final"]["val_loss"].get<double>() == r.history.back().validation.loss);
+    CHECK(summary["samples_per_second"].get<double>() > 0);
+    CHECK(summary["wall_seconds"].get<double>() > 0);
+    CHECK(summary["weights_fingerprint"] == r.fingerprint);
+
+    // The resolved config reruns to the same bits.
+    auto& registry = test::builtin_registry();
+    const auto again = bp::load_experiment(r.dir / "config.yaml", {}, registry);
+    bp::RunOptions options;
+    options.out = test::temp_dir("files-again");
+    options.quiet = true;
+    std::ostringstream log;
+    CHECK(bp::run_experiment(again, registry, options, log).fingerprint == r.fingerprint);
+
+    // No temporary files left behind.
+    for (const auto& entry : fs::directory_iterator(r.dir)) CHECK(entry.path().string().find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("a diverging run stops and says so", "[trainer]") {
+    // Squared error with a huge step grows without bound.
+    const auto r = run("xor.yaml", {"loss=mse", "optimizer.lr=1000", "train.epochs=20"}, "diverge");
+    CHECK(r.diverged);
+    CHECK(r.history.back().diverged);
+    CHECK(r.history.size() < 20);
+    const auto summary = nlohmann::json::parse(test::read_file(r.dir / "summary.json"));
+    CHECK(summary["status"] == "diverged");
+}
