@@ -43,6 +43,10 @@ done
 for param in units activation init distribution momentum nesterov weight_decay beta1 beta2 samples noise; do
   grep -Eq "^      $param " "$tmp/out" || fail "backplane plugins does not show parameter $param"
 done
+# docs/experiments.md documents every component and parameter that is built in.
+for name in $(awk '/^[a-z]+ [a-z_]+$/ {print $2} /^      [a-z_]+ / {print $1}' "$tmp/out" | sort -u); do
+  grep -q "\`$name\`" "$src/docs/experiments.md" || fail "docs/experiments.md does not mention \`$name\`"
+done
 expect 0 'optimizer sgd' -- "$bp" plugins --kind optimizer
 expect 2 'kind' -- "$bp" plugins --kind nonsense
 
@@ -59,6 +63,8 @@ expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
   "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
 expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3
 expect 0 'ok' -- "$bp" validate "$src/experiments/spirals.yaml"
+# --set takes one value per flag, so the file may come after it.
+expect 0 'ok' -- "$bp" validate --set train.epochs=2 --set seed=5 "$src/experiments/spirals.yaml"
 
 mkdir -p "$tmp/plugins"
 echo 'not a library' >"$tmp/plugins/libjunk.so"

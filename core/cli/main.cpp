@@ -63,13 +63,13 @@ int main(int argc, char** argv) {
 
     auto* run = app.add_subcommand("run", "train an experiment; writes runs/<name>/<timestamp>/ (or --out)");
     run->add_option("file", file, "experiment YAML file")->required();
-    run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)");
+    run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
     run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
     validate->add_option("file", file, "experiment YAML file")->required();
-    validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)");
+    validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
 
     auto* plugins = app.add_subcommand("plugins", "list every component with its parameters, defaults and docs");
     plugins->add_option("--kind", kind, "only this kind")->check(
