@@ -47,6 +47,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         }
         shards_.push_back(std::move(shard));
     }
+    for (std::size_t l = 0; l < layers.size(); ++l)
+        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p) gradient_source_.emplace_back(l, p);
     const auto params = network_.parameters();
     gradients_.reserve(params.size());
     parameter_names_.reserve(params.size());
@@ -92,12 +94,8 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
 
 // gradient = shard 0 + shard 1 + ... in shard order, whatever thread sums it.
 void Trainer::reduce_gradients(std::size_t shards_used) {
-    std::vector<std::pair<std::size_t, std::size_t>> where;  // (layer, parameter) of each gradient
-    const auto& layers = network_.layers();
-    for (std::size_t l = 0; l < layers.size(); ++l)
-        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p) where.emplace_back(l, p);
-    tbb::parallel_for(std::size_t(0), where.size(), [&](std::size_t i) {
-        const auto [l, p] = where[i];
+    tbb::parallel_for(std::size_t(0), gradients_.size(), [&](std::size_t i) {
+        const auto [l, p] = gradient_source_[i];
         Matrix& total = gradients_[i];
         total = shards_[0]->grads[l][p];
         for (std::size_t s = 1; s < shards_used; ++s) total += shards_[s]->grads[l][p];

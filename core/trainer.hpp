@@ -83,6 +83,7 @@ private:
     tbb::task_arena arena_;
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     std::vector<Matrix> gradients_;                  // the batch's summed gradients
+    std::vector<std::pair<std::size_t, std::size_t>> gradient_source_;   // (layer, parameter) of each
     std::vector<std::string> parameter_names_;
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
 };

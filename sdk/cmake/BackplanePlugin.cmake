@@ -1,6 +1,7 @@
 # backplane_add_plugin(NAME SOURCES src...) builds a plugin library the loader accepts:
 # a MODULE library named lib<NAME>.so, hidden symbols (only the BACKPLANE_PLUGIN entry
-# points are exported), position-independent, C++20, against the sdk only.
+# points are exported), position-independent, C++20, optimised (-O2 when no build type
+# is set), against the sdk only.
 # Output goes to BACKPLANE_PLUGIN_DIR when it is set.
 function(backplane_add_plugin name)
   cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
@@ -11,6 +12,8 @@ function(backplane_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     POSITION_INDEPENDENT_CODE ON)
+  # A plugin runs inside the training loop: optimise it even when no build type is set.
+  target_compile_options(${name} PRIVATE $<$<CONFIG:>:-O2>)
   if(BACKPLANE_PLUGIN_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${BACKPLANE_PLUGIN_DIR})
   endif()
