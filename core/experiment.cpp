@@ -370,12 +370,16 @@ Experiment parse_experiment(const std::string& text, const fs::path& file, const
                             Registry& registry) {
     Reader reader(file, registry);
     YAML::Node root = reader.parse(text);
-    if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    if (!root.IsDefined() || root.IsNull()) {
+        if (overrides.empty()) throw Error(file.string() + ": the experiment file is empty");
+        root = YAML::Node(YAML::NodeType::Map);
+    }
     for (const auto& o : overrides) reader.apply_override(root, o);
     return reader.read(root);
 }
 
 Experiment load_experiment(const fs::path& file, const std::vector<std::string>& overrides, Registry& registry) {
+    if (fs::is_directory(file)) throw Error(file.string() + ": is a folder; give the experiment's YAML file");
     std::ifstream in(file);
     if (!in) throw Error(file.string() + ": cannot open the experiment file");
     std::stringstream text;
