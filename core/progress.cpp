@@ -58,6 +58,8 @@ void ProgressPrinter::epoch(const EpochMetrics& m) {
     add("acc", m.train.accuracy);
     add("val_loss", m.validation.loss);
     add("val_acc", m.validation.accuracy);
+    add("test_loss", m.test.loss);
+    add("test_acc", m.test.accuracy);
     line += "  " + human_count(m.samples_per_second()) + " samples/s";
     if (m.diverged) line += "  DIVERGED";
     else if (finished_ < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - finished_));

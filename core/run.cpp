@@ -86,13 +86,18 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     if (!options.quiet) {
         log << "experiment " << e.name << ": " << p.data.train.x.rows() << " training samples";
         if (p.validation.x.rows()) log << ", " << p.validation.x.rows() << " validation";
+        if (p.data.test) log << ", " << p.data.test->x.rows() << " test";
         log << ", " << trainer.threads() << " thread(s)\n" << p.network->summary() << std::flush;
     }
     ProgressPrinter progress(log, options.terminal, e.train.epochs);
     for (int64_t epoch = 1; epoch <= e.train.epochs; ++epoch) {
         auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
                                      : [&](const StepProgress& s) { progress.step(s); };
-        EpochMetrics m = trainer.run_epoch(epoch, p.data.train, p.validation, on_step);
+        const auto epoch_start = std::chrono::steady_clock::now();
+        EpochMetrics m = trainer.run_epoch(epoch, p.data.train, on_step);
+        if (!m.diverged && p.validation.x.rows() > 0) m.validation = trainer.evaluate(p.validation);
+        if (!m.diverged && p.data.test) m.test = trainer.evaluate(*p.data.test);
+        m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         result.history.push_back(m);
         if (!options.quiet) progress.epoch(m);
         write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));

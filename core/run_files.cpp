@@ -59,10 +59,12 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 }  // namespace
 
 std::string metrics_csv(const std::vector<EpochMetrics>& history) {
-    std::string out = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second\n";
+    std::string out =
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second\n";
     for (const auto& m : history) {
         out += std::to_string(m.epoch) + "," + cell(m.train.loss) + "," + cell(m.train.accuracy) + "," +
-               cell(m.validation.loss) + "," + cell(m.validation.accuracy) + "," + cell(m.seconds) + "," +
+               cell(m.validation.loss) + "," + cell(m.validation.accuracy) + "," + cell(m.test.loss) + "," +
+               cell(m.test.accuracy) + "," + cell(m.seconds) + "," +
                cell(m.samples_per_second()) + "\n";
     }
     return out;
@@ -82,7 +84,9 @@ std::string summary_json(const RunSummary& s) {
     j["final"] = {{"train_loss", number(last.train.loss)},
                   {"train_accuracy", number(last.train.accuracy)},
                   {"val_loss", number(last.validation.loss)},
-                  {"val_accuracy", number(last.validation.accuracy)}};
+                  {"val_accuracy", number(last.validation.accuracy)},
+                  {"test_loss", number(last.test.loss)},
+                  {"test_accuracy", number(last.test.accuracy)}};
     j["samples_per_second"] = number(train_seconds > 0 ? samples / train_seconds : no_value);
     j["wall_seconds"] = s.wall_seconds;
     j["weights_fingerprint"] = s.weights_fingerprint;

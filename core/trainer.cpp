@@ -102,7 +102,7 @@ void Trainer::reduce_gradients(std::size_t shards_used) {
     });
 }
 
-EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train, const Split& validation,
+EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                                 const std::function<void(const StepProgress&)>& on_step) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
@@ -154,8 +154,7 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train, const Split& 
     m.samples = done;
     m.train.loss = loss_sum / double(done);
     if (shards_[0]->correct >= 0) m.train.accuracy = double(correct) / double(done);
-    if (!m.diverged && validation.x.rows() > 0) m.validation = evaluate(validation);
-    m.seconds = std::chrono::duration<double>(clock::now() - start).count();
+    m.seconds = m.train_seconds;
     return m;
 }
 

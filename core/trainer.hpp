@@ -34,7 +34,8 @@ struct EpochMetrics {
     int64_t epoch = 0;           // 1-based
     Evaluation train;            // averaged over the epoch's steps, as the weights moved
     Evaluation validation;       // after the epoch; NaN without a validation split
-    double seconds = 0;          // the whole epoch, evaluation included
+    Evaluation test;             // after the epoch; NaN without a test set
+    double seconds = 0;          // the whole epoch, evaluations included
     double train_seconds = 0;    // the training steps alone
     int64_t samples = 0;         // training samples seen
     double samples_per_second() const { return double(samples) / train_seconds; }
@@ -55,9 +56,9 @@ public:
             const TrainConfig& config, uint64_t seed);
     ~Trainer();
 
-    // One pass over `train` in shuffled mini-batches, then evaluation on `validation`
-    // when it has rows. Stops early and sets `diverged` on a non-finite loss.
-    EpochMetrics run_epoch(int64_t epoch, const Split& train, const Split& validation,
+    // One pass over `train` in shuffled mini-batches; fills epoch, train, samples and
+    // train_seconds. Stops early and sets `diverged` on a non-finite loss.
+    EpochMetrics run_epoch(int64_t epoch, const Split& train,
                            const std::function<void(const StepProgress&)>& on_step = {});
 
     Evaluation evaluate(const Split& data);

@@ -13,6 +13,7 @@ packages=(
   libcli11-dev                               # the command line
   zlib1g-dev                                 # gzipped data files
   catch2                                     # tests
+  dataset-fashion-mnist                      # real data: /usr/share/datasets/fashion-mnist
 )
 
 missing=()

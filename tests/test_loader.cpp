@@ -24,11 +24,11 @@ bp::Registry with_builtins() {
 TEST_CASE("the built-in plugins provide every component of the spine", "[loader]") {
     auto& r = test::builtin_registry();
     const std::map<bp::Kind, std::vector<std::string>> expected = {
-        {bp::Kind::layer, {"dense"}},
+        {bp::Kind::layer, {"dense", "dropout", "flatten"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adam", "sgd"}},
-        {bp::Kind::dataset, {"csv", "sine", "two_spirals", "xor"}},
+        {bp::Kind::dataset, {"csv", "idx", "sine", "two_spirals", "xor"}},
     };
     for (const auto& [kind, names] : expected) CHECK(r.names(kind) == names);
     for (const auto& lib : r.libraries()) {

@@ -98,12 +98,15 @@ TEST_CASE("a run leaves config.yaml, metrics.csv and summary.json", "[trainer][f
     std::istringstream lines(csv);
     std::string header, row;
     std::getline(lines, header);
-    CHECK(header == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds,samples_per_second");
+    CHECK(header ==
+          "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second");
     int rows = 0;
     while (std::getline(lines, row)) {
         ++rows;
-        CHECK(std::count(row.begin(), row.end(), ',') == 6);
-        CHECK(row.find(",,") == std::string::npos);   // every column has a value here
+        CHECK(std::count(row.begin(), row.end(), ',') == 8);
+        // Every column has a value but the test set's: spirals has none.
+        CHECK(row.find(",,,") != std::string::npos);
+        CHECK(row.find(",,,,") == std::string::npos);
     }
     CHECK(rows == 3);
 

@@ -1,7 +1,8 @@
-// The datasets library registers its two files' components in one manifest.
+// The datasets library registers the components of its files in one manifest.
 #pragma once
 
 #include <backplane/plugin.hpp>
 
 void register_synthetic_datasets(bp::Manifest& manifest);
 void register_csv_dataset(bp::Manifest& manifest);
+void register_idx_dataset(bp::Manifest& manifest);

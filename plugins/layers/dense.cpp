@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "layers.hpp"
+
 namespace {
 
 class Dense final : public bp::Layer {
@@ -99,7 +101,7 @@ private:
 
 }  // namespace
 
-BACKPLANE_PLUGIN("backplane-layers", "0.1.0") {
+void register_dense(bp::Manifest& manifest) {
     manifest.layer<Dense>("dense", "fully connected: y = activation(x W + b), W is (inputs, units)",
                           Dense::schema());
 }

@@ -1,0 +1,8 @@
+// The layers library registers the components of its files in one manifest.
+#pragma once
+
+#include <backplane/plugin.hpp>
+
+void register_dense(bp::Manifest& manifest);
+void register_reshaping_layers(bp::Manifest& manifest);
+void register_dropout(bp::Manifest& manifest);

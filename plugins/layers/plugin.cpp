@@ -1,0 +1,9 @@
+#include <backplane/backplane.hpp>
+
+#include "layers.hpp"
+
+BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
+    register_dense(manifest);
+    register_reshaping_layers(manifest);
+    register_dropout(manifest);
+}
