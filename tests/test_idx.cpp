@@ -114,7 +114,7 @@ TEST_CASE("a missing Fashion-MNIST file names the Debian package", "[idx]") {
 TEST_CASE("a small Fashion-MNIST subset trains and is tested every epoch", "[idx][e2e]") {
     auto& registry = test::builtin_registry();
     const auto e = bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "fashion_mnist_mlp.yaml",
-                                       {"data.limit=6000", "data.test_limit=2000", "train.epochs=2"}, registry);
+                                       {"data.limit=4000", "data.test_limit=2000", "train.epochs=2"}, registry);
     bp::RunOptions options;
     options.out = test::temp_dir("fashion-small");
     options.quiet = true;
@@ -123,7 +123,7 @@ TEST_CASE("a small Fashion-MNIST subset trains and is tested every epoch", "[idx
     REQUIRE(r.history.size() == 2);
     CHECK(r.history.back().test.accuracy > 0.75);   // ten classes: chance is 0.1
     CHECK(r.history.back().test.loss < r.history.front().test.loss * 1.2);
-    CHECK(r.history.back().samples == 6000);
+    CHECK(r.history.back().samples == 4000);
     const auto csv = test::read_file(r.dir / "metrics.csv");
     CHECK(csv.find(",,,,") == std::string::npos);   // no validation split: only its two columns empty
 }
