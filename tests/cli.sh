@@ -44,7 +44,7 @@ for param in units activation init distribution momentum nesterov weight_decay b
   grep -Eq "^      $param " "$tmp/out" || fail "backplane plugins does not show parameter $param"
 done
 # docs/experiments.md documents every component and parameter that is built in.
-for name in $(awk '/^[a-z]+ [a-z_]+$/ {print $2} /^      [a-z_]+ / {print $1}' "$tmp/out" | sort -u); do
+for name in $(awk '/^[a-z]+ [a-z0-9_]+$/ {print $2} /^      [a-z0-9_]+ / {print $1}' "$tmp/out" | sort -u); do
   grep -q "\`$name\`" "$src/docs/experiments.md" || fail "docs/experiments.md does not mention \`$name\`"
 done
 expect 0 'optimizer sgd' -- "$bp" plugins --kind optimizer
@@ -58,7 +58,7 @@ f=$(yaml unknown.yaml <<<'data: { source: xor }
 model: [ conv9d ]
 loss: mse
 optimizer: sgd')
-expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: dense, dropout, flatten" -- "$bp" validate "$f"
+expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: avg_pool2d, conv2d, dense, dropout, flatten, global_avg_pool, max_pool2d" -- "$bp" validate "$f"
 expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
   "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
 expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3

@@ -12,9 +12,11 @@ void check_every_layer_like(bp::Kind kind) {
     auto& registry = test::builtin_registry();
     REQUIRE(!registry.components(kind).empty());
     for (const auto& [name, c] : registry.components(kind)) {
-        REQUIRE(!c.info->test_inputs.empty());
-        for (const auto& params : bp::parameter_variants(c.info->schema, registry)) {
-            for (const auto& shape : c.info->test_inputs) {
+        REQUIRE(!c.info->checks.empty());
+        for (const auto& check : c.info->checks) {
+            for (auto params : bp::parameter_variants(c.info->schema, registry)) {
+                for (const auto& [key, value] : check.params) params.set(key, value);
+                const bp::Shape& shape = check.input;
                 for (uint64_t seed : {1, 2}) {
                     bp::ComponentConfig config{kind, name, params, "test"};
                     auto layer = bp::make_layer(config, registry);

@@ -19,5 +19,5 @@ struct Flatten final : bp::Layer {
 
 void register_reshaping_layers(bp::Manifest& manifest) {
     manifest.layer<Flatten>("flatten", "a sample of any shape [C, H, W] becomes [C*H*W]", bp::Schema(),
-                            {bp::Shape{2, 3, 2}});
+                            {{bp::Shape{2, 3, 2}}});
 }

@@ -6,3 +6,5 @@
 void register_dense(bp::Manifest& manifest);
 void register_reshaping_layers(bp::Manifest& manifest);
 void register_dropout(bp::Manifest& manifest);
+void register_conv2d(bp::Manifest& manifest);
+void register_pooling(bp::Manifest& manifest);

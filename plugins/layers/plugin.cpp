@@ -6,4 +6,6 @@ BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
     register_dense(manifest);
     register_reshaping_layers(manifest);
     register_dropout(manifest);
+    register_conv2d(manifest);
+    register_pooling(manifest);
 }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -17,7 +18,7 @@
 // Bump on any change to a class or struct in the sdk that a plugin compiles
 // against (a virtual function, a member, a factory signature, this file). The
 // loader refuses a library built with another number before touching anything else.
-#define BACKPLANE_ABI_VERSION 1u
+#define BACKPLANE_ABI_VERSION 2u
 
 namespace bp {
 
@@ -45,14 +46,21 @@ inline const char* to_string(Kind k) {
     return names[static_cast<int>(k)];
 }
 
+// One configuration the generic checks (gradients, determinism) build a layer or
+// activation in: an input shape, and parameters set off their defaults.
+struct CheckCase {
+    Shape input;
+    std::map<std::string, Value> params = {};
+};
+
 struct ComponentInfo {
     std::string name;
     std::string doc;                 // one line
     Schema schema;
     AnyFactory factory;
-    // Per-sample input shapes the generic checks (gradients, determinism) build a
-    // layer for with its default parameters. Layers and activations only.
-    std::vector<Shape> test_inputs;
+    // Where the generic checks build it (layers and activations only). Each case is
+    // also run with every choice, bool and activation parameter moved off its default.
+    std::vector<CheckCase> checks;
 
     Kind kind() const { return static_cast<Kind>(factory.index()); }
 };
@@ -63,12 +71,12 @@ struct Manifest {
     std::vector<ComponentInfo> components;
 
     template <class T> Manifest& layer(std::string name, std::string doc, Schema schema,
-                                       std::vector<Shape> test_inputs = {Shape{7}, Shape{2, 3}}) {
-        return add<Layer, T>(std::move(name), std::move(doc), std::move(schema), std::move(test_inputs));
+                                       std::vector<CheckCase> checks = {{Shape{7}}, {Shape{2, 3}}}) {
+        return add<Layer, T>(std::move(name), std::move(doc), std::move(schema), std::move(checks));
     }
     template <class T> Manifest& activation(std::string name, std::string doc, Schema schema = {},
-                                            std::vector<Shape> test_inputs = {Shape{7}, Shape{2, 3}}) {
-        return add<Activation, T>(std::move(name), std::move(doc), std::move(schema), std::move(test_inputs));
+                                            std::vector<CheckCase> checks = {{Shape{7}}, {Shape{2, 3}}}) {
+        return add<Activation, T>(std::move(name), std::move(doc), std::move(schema), std::move(checks));
     }
     template <class T> Manifest& loss(std::string name, std::string doc, Schema schema = {}) {
         return add<Loss, T>(std::move(name), std::move(doc), std::move(schema), {});
@@ -83,7 +91,7 @@ struct Manifest {
 private:
     // T is constructed from (const Params&, const Services&), (const Params&) or ().
     template <class Base, class T>
-    Manifest& add(std::string name, std::string doc, Schema schema, std::vector<Shape> test_inputs) {
+    Manifest& add(std::string name, std::string doc, Schema schema, std::vector<CheckCase> checks) {
         Factory<Base> make = [](const Params& p, const Services& s) -> std::unique_ptr<Base> {
             if constexpr (std::is_constructible_v<T, const Params&, const Services&>)
                 return std::make_unique<T>(p, s);
@@ -93,7 +101,7 @@ private:
                 return std::make_unique<T>();
         };
         components.push_back({std::move(name), std::move(doc), std::move(schema), std::move(make),
-                              std::move(test_inputs)});
+                              std::move(checks)});
         return *this;
     }
 };

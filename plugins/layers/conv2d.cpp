@@ -1,0 +1,158 @@
+// conv2d: y = act(W * im2col(x) + b) per sample, as one GEMM.
+// x row: (C, H, W); W is (filters, C*k*k), PyTorch's (F, C, k, k) flattened;
+// y row: (filters, OH, OW).
+#include <backplane/backplane.hpp>
+
+#include <cmath>
+
+#include "image.hpp"
+#include "layers.hpp"
+
+namespace {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Map = Eigen::Map<RowMajor>;
+using ConstMap = Eigen::Map<const RowMajor>;
+
+class Conv2d final : public bp::Layer {
+public:
+    static bp::Schema schema() {
+        return bp::Schema()
+            .integer("filters", 8, 1, 1 << 16, "output channels")
+            .integer("kernel", 3, 1, 64, "square kernel size")
+            .integer("stride", 1, 1, 64, "step between windows")
+            .integer("padding", 0, 0, 64, "zeros added on each border")
+            .activation("activation", "identity", "activation fused into the layer's output")
+            .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
+            .boolean("bias", true, "add a learned bias per filter");
+    }
+
+    Conv2d(const bp::Params& p, const bp::Services& services)
+        : filters_(p.integer("filters")),
+          kernel_(p.integer("kernel")),
+          stride_(p.integer("stride")),
+          padding_(p.integer("padding")),
+          fused_(p.text("activation") != "identity"),
+          activation_(services.activation(p.text("activation"))),
+          xavier_(p.text("init") == "xavier"),
+          bias_(p.boolean("bias")) {}
+
+    bp::Shape build(const bp::Shape& input, const bp::Random& init) override {
+        g_ = ImageGeometry::make(input, kernel_, stride_, padding_, "conv2d");
+        const int64_t fan_in = g_.channels * kernel_ * kernel_, fan_out = filters_ * kernel_ * kernel_;
+        params_.clear();
+        params_.push_back({"weight", bp::Matrix(filters_, fan_in)});
+        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, filters_)});
+        const double sd = std::sqrt(2.0 / double(xavier_ ? fan_in + fan_out : fan_in));
+        bp::Matrix& w = params_[0].value;
+        for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = float(init.normal(uint64_t(i)) * sd);
+        return bp::Shape{filters_, g_.out_height, g_.out_width};
+    }
+
+    std::span<bp::NamedTensor> parameters() override { return params_; }
+
+    // One sample's im2col and its gradient; pre-activations for the shard.
+    struct Scratch final : bp::Workspace {
+        bp::Matrix cols, dcols, z, dz;
+    };
+
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
+        auto ws = std::make_unique<Scratch>();
+        const int64_t patch = g_.channels * kernel_ * kernel_;
+        ws->cols.resize(patch, g_.out_area());
+        ws->dcols.resize(patch, g_.out_area());
+        if (fused_) {
+            ws->z.resize(max_rows, filters_ * g_.out_area());
+            ws->dz.resize(max_rows, filters_ * g_.out_area());
+        }
+        return ws;
+    }
+
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
+        auto& s = static_cast<Scratch&>(*ws);
+        const int64_t n = x.rows();
+        bp::MatrixRef z = fused_ ? bp::MatrixRef(s.z.topRows(n)) : y;
+        for (int64_t r = 0; r < n; ++r) {
+            im2col(x.row(r).data(), s.cols);
+            Map out(z.row(r).data(), filters_, g_.out_area());
+            out.noalias() = params_[0].value * s.cols;
+            if (bias_) out.colwise() += params_[1].value.row(0).transpose();
+        }
+        if (fused_) activation_->forward(z, y);
+    }
+
+    void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef y, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext&) const override {
+        auto& s = static_cast<Scratch&>(*ws);
+        const int64_t n = x.rows();
+        if (fused_) activation_->backward(s.z.topRows(n), y, dy, s.dz.topRows(n));
+        bp::ConstMatrixRef dz = fused_ ? bp::ConstMatrixRef(s.dz.topRows(n)) : dy;
+        grads[0].setZero();
+        if (bias_) grads[1].setZero();
+        for (int64_t r = 0; r < n; ++r) {
+            ConstMap d(dz.row(r).data(), filters_, g_.out_area());
+            im2col(x.row(r).data(), s.cols);
+            grads[0].noalias() += d * s.cols.transpose();                 // dW = dY cols^T
+            if (bias_) grads[1] += d.rowwise().sum().transpose();          // db = sum over positions
+            if (dx.rows() > 0) {
+                s.dcols.noalias() = params_[0].value.transpose() * d;     // dcols = W^T dY
+                col2im(s.dcols, dx.row(r).data());
+            }
+        }
+    }
+
+private:
+    // cols(c*k*k + i*k + j, oh*OW + ow) = x(c, oh*stride - pad + i, ow*stride - pad + j), 0 outside.
+    void im2col(const float* x, bp::Matrix& cols) const {
+        const int64_t k = kernel_;
+        for (int64_t c = 0; c < g_.channels; ++c)
+            for (int64_t i = 0; i < k; ++i)
+                for (int64_t j = 0; j < k; ++j) {
+                    float* out = cols.row((c * k + i) * k + j).data();
+                    for (int64_t oh = 0; oh < g_.out_height; ++oh) {
+                        const int64_t h = oh * stride_ - padding_ + i;
+                        for (int64_t ow = 0; ow < g_.out_width; ++ow) {
+                            const int64_t w = ow * stride_ - padding_ + j;
+                            const bool inside = h >= 0 && h < g_.height && w >= 0 && w < g_.width;
+                            *out++ = inside ? x[(c * g_.height + h) * g_.width + w] : 0.0f;
+                        }
+                    }
+                }
+    }
+
+    // The adjoint of im2col: dx(c, h, w) = sum of dcols over the windows that read it.
+    void col2im(const bp::Matrix& dcols, float* dx) const {
+        const int64_t k = kernel_;
+        std::fill(dx, dx + g_.in_size(), 0.0f);
+        for (int64_t c = 0; c < g_.channels; ++c)
+            for (int64_t i = 0; i < k; ++i)
+                for (int64_t j = 0; j < k; ++j) {
+                    const float* in = dcols.row((c * k + i) * k + j).data();
+                    for (int64_t oh = 0; oh < g_.out_height; ++oh) {
+                        const int64_t h = oh * stride_ - padding_ + i;
+                        for (int64_t ow = 0; ow < g_.out_width; ++ow, ++in) {
+                            const int64_t w = ow * stride_ - padding_ + j;
+                            if (h >= 0 && h < g_.height && w >= 0 && w < g_.width)
+                                dx[(c * g_.height + h) * g_.width + w] += *in;
+                        }
+                    }
+                }
+    }
+
+    int64_t filters_, kernel_, stride_, padding_;
+    bool fused_;
+    std::shared_ptr<const bp::Activation> activation_;
+    bool xavier_, bias_;
+    ImageGeometry g_{};
+    std::vector<bp::NamedTensor> params_;
+};
+
+}  // namespace
+
+void register_conv2d(bp::Manifest& manifest) {
+    manifest.layer<Conv2d>("conv2d", "2-D convolution over [C, H, W] images (im2col + GEMM), W is (filters, C*k*k)",
+                           Conv2d::schema(),
+                           {{bp::Shape{2, 5, 5}},
+                            {bp::Shape{1, 6, 7}, {{"stride", int64_t(2)}, {"padding", int64_t(1)}}},
+                            {bp::Shape{3, 4, 4}, {{"kernel", int64_t(1)}, {"filters", int64_t(2)}}}});
+}

@@ -1,0 +1,138 @@
+// Pooling over [C, H, W] images: max_pool2d, avg_pool2d, global_avg_pool.
+// Output rows are (C, OH, OW), channel-major like the input.
+#include <backplane/backplane.hpp>
+
+#include <limits>
+
+#include "image.hpp"
+#include "layers.hpp"
+
+namespace {
+
+bp::Schema window_schema() {
+    return bp::Schema()
+        .integer("kernel", 2, 1, 64, "square window size")
+        .integer("stride", 0, 0, 64, "step between windows; 0: the kernel size")
+        .integer("padding", 0, 0, 32, "border added on each side (ignored by max, counted as zeros by avg)");
+}
+
+class Pool2d : public bp::Layer {
+public:
+    explicit Pool2d(const bp::Params& p)
+        : kernel_(p.integer("kernel")),
+          stride_(p.integer("stride") > 0 ? p.integer("stride") : p.integer("kernel")),
+          padding_(p.integer("padding")) {}
+
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override {
+        g_ = ImageGeometry::make(input, kernel_, stride_, padding_, name());
+        return bp::Shape{g_.channels, g_.out_height, g_.out_width};
+    }
+
+protected:
+    virtual std::string name() const = 0;
+    int64_t kernel_, stride_, padding_;
+    ImageGeometry g_{};
+};
+
+// y = the largest input in each window; dx routes dy to that input (the first
+// largest, in window order, on ties).
+class MaxPool2d final : public Pool2d {
+public:
+    using Pool2d::Pool2d;
+
+    struct Argmax final : bp::Workspace {
+        Eigen::Matrix<int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> index;   // (rows, outputs)
+    };
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
+        auto ws = std::make_unique<Argmax>();
+        ws->index.resize(max_rows, g_.channels * g_.out_area());
+        return ws;
+    }
+
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
+        auto& arg = static_cast<Argmax&>(*ws).index;
+        y.setConstant(-std::numeric_limits<float>::infinity());
+        for (Eigen::Index r = 0; r < x.rows(); ++r) {
+            for_each_window(g_, [&](int64_t out, int64_t in) {
+                if (x(r, in) > y(r, out)) y(r, out) = x(r, in), arg(r, out) = int32_t(in);
+            });
+        }
+    }
+
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix>, bp::Workspace* ws, const bp::StepContext&) const override {
+        if (dx.rows() == 0) return;
+        const auto& arg = static_cast<Argmax&>(*ws).index;
+        dx.setZero();
+        for (Eigen::Index r = 0; r < dy.rows(); ++r)
+            for (Eigen::Index o = 0; o < dy.cols(); ++o) dx(r, arg(r, o)) += dy(r, o);
+    }
+
+private:
+    std::string name() const override { return "max_pool2d"; }
+};
+
+// y = mean of each window, padding counted as zeros (PyTorch's count_include_pad).
+class AvgPool2d final : public Pool2d {
+public:
+    using Pool2d::Pool2d;
+
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace*, const bp::StepContext&) const override {
+        const float inv = 1.0f / float(kernel_ * kernel_);
+        y.setZero();
+        for (Eigen::Index r = 0; r < x.rows(); ++r)
+            for_each_window(g_, [&](int64_t out, int64_t in) { y(r, out) += x(r, in) * inv; });
+    }
+
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix>, bp::Workspace*, const bp::StepContext&) const override {
+        if (dx.rows() == 0) return;
+        const float inv = 1.0f / float(kernel_ * kernel_);
+        dx.setZero();
+        for (Eigen::Index r = 0; r < dy.rows(); ++r)
+            for_each_window(g_, [&](int64_t out, int64_t in) { dx(r, in) += dy(r, out) * inv; });
+    }
+
+private:
+    std::string name() const override { return "avg_pool2d"; }
+};
+
+// [C, H, W] -> [C]: the mean of each channel.
+class GlobalAvgPool final : public bp::Layer {
+public:
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override {
+        if (input.rank() != 3) throw bp::Error("global_avg_pool needs images [channels, height, width], got " + input.str());
+        channels_ = input.dims[0];
+        area_ = input.dims[1] * input.dims[2];
+        return bp::Shape{channels_};
+    }
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace*, const bp::StepContext&) const override {
+        for (Eigen::Index r = 0; r < x.rows(); ++r)
+            y.row(r) = Eigen::Map<const bp::Matrix>(x.row(r).data(), channels_, area_).rowwise().mean().transpose();
+    }
+    // dx(c, .) = dy(c) / area
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix>, bp::Workspace*, const bp::StepContext&) const override {
+        if (dx.rows() == 0) return;
+        for (Eigen::Index r = 0; r < dy.rows(); ++r)
+            Eigen::Map<bp::Matrix>(dx.row(r).data(), channels_, area_).colwise() =
+                dy.row(r).transpose() / float(area_);
+    }
+
+private:
+    int64_t channels_ = 0, area_ = 0;
+};
+
+}  // namespace
+
+void register_pooling(bp::Manifest& manifest) {
+    const std::vector<bp::CheckCase> checks = {
+        {bp::Shape{2, 4, 6}},
+        {bp::Shape{1, 5, 5}, {{"kernel", int64_t(3)}, {"stride", int64_t(2)}, {"padding", int64_t(1)}}},
+    };
+    manifest.layer<MaxPool2d>("max_pool2d", "the maximum of each window, per channel", window_schema(), checks)
+        .layer<AvgPool2d>("avg_pool2d", "the mean of each window, per channel (padding counts as zeros)",
+                          window_schema(), checks)
+        .layer<GlobalAvgPool>("global_avg_pool", "[C, H, W] -> [C]: the mean of each channel", bp::Schema(),
+                              {{bp::Shape{3, 2, 4}}});
+}
