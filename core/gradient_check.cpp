@@ -98,7 +98,8 @@ std::string GradientCheckResult::report() const {
     return out;
 }
 
-GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, const GradientCheckOptions& o) {
+GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, bool training,
+                                const GradientCheckOptions& o) {
     GradientCheckResult r;
     const Random rng = Random(seed).derive("gradient_check");
     const Shape output = layer.build(input, rng.derive("init"));
@@ -107,7 +108,7 @@ GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed,
     const Matrix w = normal_matrix(n, output.size(), rng.derive("w"));
     Matrix y(n, output.size()), dx(n, input.size());
     auto ws = layer.make_workspace(n);
-    const StepContext ctx{true, rng.derive("step"), 0};
+    const StepContext ctx{training, rng.derive("step"), 0};
     std::vector<Matrix> grads;
     for (const auto& p : layer.parameters()) grads.emplace_back(p.value.rows(), p.value.cols());
 

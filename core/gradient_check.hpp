@@ -34,8 +34,10 @@ struct GradientCheckResult {
     std::string report() const;
 };
 
-// Builds `layer` for `input` and checks d(sum w.*y)/dx and /dparameters.
-GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, const GradientCheckOptions& o = {});
+// Builds `layer` for `input` and checks d(sum w.*y)/dx and /dparameters, in
+// training mode (dropout masks, batch statistics) or evaluation mode.
+GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, bool training = true,
+                                const GradientCheckOptions& o = {});
 
 // Checks dloss/dpred for predictions of shape `pred` against random valid targets.
 GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed,

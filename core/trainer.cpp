@@ -47,8 +47,11 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         }
         shards_.push_back(std::move(shard));
     }
-    for (std::size_t l = 0; l < layers.size(); ++l)
+    for (std::size_t l = 0; l < layers.size(); ++l) {
         for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p) gradient_source_.emplace_back(l, p);
+        auto& ws = shard_workspaces_.emplace_back();
+        for (const auto& shard : shards_) ws.push_back(shard->workspace[l].get());
+    }
     const auto params = network_.parameters();
     gradients_.reserve(params.size());
     parameter_names_.reserve(params.size());
@@ -144,6 +147,9 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             }
             reduce_gradients(used);
             optimizer_->step(parameter_refs_);
+            const auto& layers = network_.layers();
+            for (std::size_t l = 0; l < layers.size(); ++l)
+                layers[l].layer->end_step(std::span<Workspace* const>(shard_workspaces_[l].data(), used));
             if (on_step) {
                 const double secs = std::chrono::duration<double>(clock::now() - start).count();
                 on_step({epoch, config_.epochs, done, samples, secs, loss_sum / double(done)});

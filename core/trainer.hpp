@@ -85,6 +85,7 @@ private:
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     std::vector<Matrix> gradients_;                  // the batch's summed gradients
     std::vector<std::pair<std::size_t, std::size_t>> gradient_source_;   // (layer, parameter) of each
+    std::vector<std::vector<Workspace*>> shard_workspaces_;           // [layer][shard], for end_step
     std::vector<std::string> parameter_names_;
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
 };

@@ -17,12 +17,12 @@ void check_every_layer_like(bp::Kind kind) {
             for (auto params : bp::parameter_variants(c.info->schema, registry)) {
                 for (const auto& [key, value] : check.params) params.set(key, value);
                 const bp::Shape& shape = check.input;
-                for (uint64_t seed : {1, 2}) {
+                for (const auto& [seed, training] : {std::pair{1, true}, {2, true}, {3, false}}) {
                     bp::ComponentConfig config{kind, name, params, "test"};
                     auto layer = bp::make_layer(config, registry);
-                    auto r = bp::check_layer(*layer, shape, seed);
+                    auto r = bp::check_layer(*layer, shape, uint64_t(seed), training);
                     r.subject = std::string(bp::to_string(kind)) + " " + name + " " + bp::describe(params) + " on " +
-                                shape.str() + " seed " + std::to_string(seed);
+                                shape.str() + " seed " + std::to_string(seed) + (training ? "" : " (evaluation)");
                     INFO(r.report());
                     CHECK(r.checked > 0);
                     CHECK(r.passed());
@@ -86,7 +86,7 @@ TEST_CASE("the gradient check catches a wrong gradient", "[gradients]") {
             dx = (x.array() > 0).select(dy, 0.0f);
         }
     } wrong;
-    const auto r = bp::check_layer(wrong, bp::Shape{5}, 1);
+    const auto r = bp::check_layer(wrong, bp::Shape{5}, 1, true);
     CHECK_FALSE(r.passed());
     CHECK(r.failures.size() > 0);
 }

@@ -25,7 +25,7 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
     auto& r = test::builtin_registry();
     const std::map<bp::Kind, std::vector<std::string>> expected = {
         {bp::Kind::layer,
-         {"avg_pool2d", "conv2d", "dense", "dropout", "flatten", "global_avg_pool", "max_pool2d"}},
+         {"avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "flatten", "global_avg_pool", "max_pool2d"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adam", "sgd"}},

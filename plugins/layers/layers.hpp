@@ -8,3 +8,4 @@ void register_reshaping_layers(bp::Manifest& manifest);
 void register_dropout(bp::Manifest& manifest);
 void register_conv2d(bp::Manifest& manifest);
 void register_pooling(bp::Manifest& manifest);
+void register_batch_norm(bp::Manifest& manifest);

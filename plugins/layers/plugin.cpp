@@ -8,4 +8,5 @@ BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
     register_dropout(manifest);
     register_conv2d(manifest);
     register_pooling(manifest);
+    register_batch_norm(manifest);
 }

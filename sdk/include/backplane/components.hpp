@@ -68,6 +68,9 @@ public:
     // Scratch for at most max_rows rows; nullptr when forward keeps nothing.
     virtual std::unique_ptr<Workspace> make_workspace(int64_t /*max_rows*/) const { return nullptr; }
 
+    // Non-trainable state saved with the model (batch norm's running statistics).
+    virtual std::span<NamedTensor> buffers() { return {}; }
+
     // x: (n, input.size()), y: (n, output.size()), both sized by the core.
     virtual void forward(ConstMatrixRef x, MatrixRef y, Workspace* ws, const StepContext& ctx) const = 0;
 
@@ -75,6 +78,11 @@ public:
     // (summed over the n rows). dx has 0 rows when no one needs it (the first layer).
     virtual void backward(ConstMatrixRef x, ConstMatrixRef y, ConstMatrixRef dy, MatrixRef dx,
                           std::span<Matrix> grads, Workspace* ws, const StepContext& ctx) const = 0;
+
+    // After every shard of a training step ran, on one thread: the step's workspaces,
+    // in shard order, so a layer can fold what its shards saw into its buffers
+    // (running statistics) in an order that never depends on threads.
+    virtual void end_step(std::span<Workspace* const> /*shards*/) {}
 };
 
 // --------------------------------------------------------------------- loss

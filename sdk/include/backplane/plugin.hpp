@@ -18,7 +18,7 @@
 // Bump on any change to a class or struct in the sdk that a plugin compiles
 // against (a virtual function, a member, a factory signature, this file). The
 // loader refuses a library built with another number before touching anything else.
-#define BACKPLANE_ABI_VERSION 2u
+#define BACKPLANE_ABI_VERSION 3u
 
 namespace bp {
 

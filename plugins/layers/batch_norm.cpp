@@ -1,0 +1,151 @@
+// batch_norm: per feature (dense inputs [F]) or per channel (images [C, H, W]),
+// y = gamma * (x - mean) / sqrt(var + eps) + beta.
+//
+// Training normalises with the statistics of the shard (train.shard_size rows):
+// "ghost" batch norm (Hoffer et al. 2017), which keeps every shard independent and
+// the result the same at any thread count. The running statistics follow the whole
+// batch's mean and variance, combined from the shards in order in end_step; they
+// are what evaluation uses, and they are saved with the model.
+#include <backplane/backplane.hpp>
+
+#include <cmath>
+
+#include "layers.hpp"
+
+namespace {
+
+// The `area` values of channel c in row r: contiguous, channel-major.
+template <class M>
+auto channel(M&& m, int64_t r, int64_t c, int64_t area) {
+    return m.row(r).segment(c * area, area);
+}
+
+class BatchNorm final : public bp::Layer {
+public:
+    static bp::Schema schema() {
+        return bp::Schema()
+            .number("momentum", 0.1, 0.0, 1.0, "weight of each batch in the running statistics")
+            .number("eps", 1e-5, 0.0, 1.0, "added to the variance");
+    }
+    explicit BatchNorm(const bp::Params& p) : momentum_(p.number("momentum")), eps_(float(p.number("eps"))) {}
+
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override {
+        channels_ = input.rank() == 3 ? input.dims[0] : input.size();
+        area_ = input.size() / channels_;
+        params_ = {{"weight", bp::Matrix::Ones(1, channels_)}, {"bias", bp::Matrix::Zero(1, channels_)}};
+        buffers_ = {{"running_mean", bp::Matrix::Zero(1, channels_)}, {"running_var", bp::Matrix::Ones(1, channels_)}};
+        return input;
+    }
+    std::span<bp::NamedTensor> parameters() override { return params_; }
+    std::span<bp::NamedTensor> buffers() override { return buffers_; }
+
+    struct Stats final : bp::Workspace {
+        bp::Matrix xhat;                         // (rows, features): normalised input
+        Eigen::ArrayXd mean, var;                // per channel, this shard (biased variance)
+        Eigen::ArrayXf rstd;                     // 1 / sqrt(var + eps)
+        int64_t count = 0;                       // values per channel in this shard
+    };
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
+        auto ws = std::make_unique<Stats>();
+        ws->xhat.resize(max_rows, channels_ * area_);
+        ws->mean.resize(channels_);
+        ws->var.resize(channels_);
+        ws->rstd.resize(channels_);
+        return ws;
+    }
+
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext& ctx) const override {
+        auto& s = static_cast<Stats&>(*ws);
+        const int64_t n = x.rows();
+        if (ctx.training) {
+            s.count = n * area_;
+            for (int64_t c = 0; c < channels_; ++c) {
+                double sum = 0, sq = 0;
+                for (int64_t r = 0; r < n; ++r) sum += channel(x, r, c, area_).cast<double>().sum();
+                const double mean = sum / double(s.count);
+                for (int64_t r = 0; r < n; ++r) sq += (channel(x, r, c, area_).cast<double>().array() - mean).square().sum();
+                s.mean(c) = mean;
+                s.var(c) = sq / double(s.count);
+                s.rstd(c) = float(1.0 / std::sqrt(s.var(c) + double(eps_)));
+            }
+        }
+        const auto& gamma = params_[0].value;
+        const auto& beta = params_[1].value;
+        for (int64_t c = 0; c < channels_; ++c) {
+            const float mean = ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
+            const float rstd = ctx.training ? s.rstd(c) : 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
+            for (int64_t r = 0; r < n; ++r) {
+                auto xh = channel(s.xhat, r, c, area_);
+                xh = (channel(x, r, c, area_).array() - mean) * rstd;
+                channel(y, r, c, area_) = xh.array() * gamma(0, c) + beta(0, c);
+            }
+        }
+    }
+
+    // Training: dx = gamma rstd / m (m dy - sum dy - xhat sum(dy xhat)), per channel over m values.
+    // Evaluation: dx = gamma rstd dy. Both: dgamma = sum dy xhat, dbeta = sum dy.
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext& ctx) const override {
+        auto& s = static_cast<Stats&>(*ws);
+        const int64_t n = dy.rows();
+        const auto& gamma = params_[0].value;
+        for (int64_t c = 0; c < channels_; ++c) {
+            double sum_dy = 0, sum_dy_xhat = 0;
+            for (int64_t r = 0; r < n; ++r) {
+                sum_dy += channel(dy, r, c, area_).cast<double>().sum();
+                sum_dy_xhat += (channel(dy, r, c, area_).cast<double>().array() *
+                                channel(s.xhat, r, c, area_).cast<double>().array()).sum();
+            }
+            grads[0](0, c) = float(sum_dy_xhat);
+            grads[1](0, c) = float(sum_dy);
+            if (dx.rows() == 0) continue;
+            if (!ctx.training) {
+                const float rstd = 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
+                for (int64_t r = 0; r < n; ++r) channel(dx, r, c, area_) = channel(dy, r, c, area_) * (gamma(0, c) * rstd);
+                continue;
+            }
+            const float m = float(s.count);
+            const float k = gamma(0, c) * s.rstd(c) / m;
+            const float mean_dy = float(sum_dy), mean_dy_xhat = float(sum_dy_xhat);
+            for (int64_t r = 0; r < n; ++r)
+                channel(dx, r, c, area_) = k * (m * channel(dy, r, c, area_).array() - mean_dy -
+                                         channel(s.xhat, r, c, area_).array() * mean_dy_xhat).matrix();
+        }
+    }
+
+    // The batch's mean and variance from its shards' (Chan et al.'s pairwise
+    // combination, in shard order), then running = (1 - momentum) running + momentum batch,
+    // with the unbiased batch variance, as PyTorch.
+    void end_step(std::span<bp::Workspace* const> shards) override {
+        for (int64_t c = 0; c < channels_; ++c) {
+            double count = 0, mean = 0, m2 = 0;
+            for (auto* w : shards) {
+                const auto& s = static_cast<const Stats&>(*w);
+                const double nb = double(s.count), delta = s.mean(c) - mean;
+                const double total = count + nb;
+                mean += delta * nb / total;
+                m2 += s.var(c) * nb + delta * delta * count * nb / total;
+                count = total;
+            }
+            const double unbiased = count > 1 ? m2 / (count - 1) : m2;
+            float& rm = buffers_[0].value(0, c);
+            float& rv = buffers_[1].value(0, c);
+            rm = float((1.0 - momentum_) * rm + momentum_ * mean);
+            rv = float((1.0 - momentum_) * rv + momentum_ * unbiased);
+        }
+    }
+
+private:
+    double momentum_;
+    float eps_;
+    int64_t channels_ = 0, area_ = 1;
+    std::vector<bp::NamedTensor> params_, buffers_;
+};
+
+}  // namespace
+
+void register_batch_norm(bp::Manifest& manifest) {
+    manifest.layer<BatchNorm>("batch_norm",
+                              "normalise each feature or channel by its shard statistics (running ones in evaluation)",
+                              BatchNorm::schema(), {{bp::Shape{5}}, {bp::Shape{3, 2, 3}}});
+}

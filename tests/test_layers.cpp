@@ -1,0 +1,111 @@
+// Behaviour the gradient check cannot see: dropout's and batch norm's two modes,
+// batch norm's running statistics, and determinism with both in a model.
+#include "experiment.hpp"
+#include "helpers.hpp"
+#include "network.hpp"
+#include "run.hpp"
+
+#include <sstream>
+
+namespace {
+
+std::shared_ptr<bp::Layer> make(const std::string& name, const std::map<std::string, bp::Value>& set = {}) {
+    auto& registry = test::builtin_registry();
+    bp::Params p = bp::Params::defaults(registry.get(bp::Kind::layer, name).info->schema);
+    for (const auto& [k, v] : set) p.set(k, v);
+    return registry.create<bp::Layer>(name, p);
+}
+
+bp::Matrix ramp(int64_t rows, int64_t cols) {
+    bp::Matrix m(rows, cols);
+    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(i % 7) - 2.5f + 0.1f * float(i);
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("dropout zeroes about rate of the elements in training and none in evaluation", "[layers]") {
+    auto dropout = make("dropout", {{"rate", 0.25}});
+    dropout->build(bp::Shape{100}, bp::Random(1));
+    const bp::Matrix x = bp::Matrix::Ones(40, 100);
+    bp::Matrix y(40, 100), again(40, 100);
+    const bp::StepContext train{true, bp::Random(7), 0};
+    dropout->forward(x, y, nullptr, train);
+    const double zeroed = double((y.array() == 0).count()) / double(y.size());
+    CHECK(zeroed == Approx(0.25).margin(0.02));
+    CHECK(((y.array() == 0) || ((y.array() - 1 / 0.75f).abs() < 1e-6f)).all());
+    dropout->forward(x, again, nullptr, train);
+    CHECK(again == y);   // the mask is a function of the step's stream and the row
+
+    // The same rows seen as a later shard of the batch get another mask.
+    dropout->forward(x, again, nullptr, bp::StepContext{true, bp::Random(7), 40});
+    CHECK(again != y);
+
+    dropout->forward(x, y, nullptr, bp::StepContext{false, bp::Random(7), 0});
+    CHECK(y == x);
+}
+
+TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {
+    auto bn = make("batch_norm", {{"momentum", 0.5}});
+    bn->build(bp::Shape{2, 1, 3}, bp::Random(1));   // 2 channels of 3 values
+    auto ws_a = bn->make_workspace(4), ws_b = bn->make_workspace(4);
+    const bp::Matrix a = ramp(4, 6), b = ramp(2, 6) * 3.0f + bp::Matrix::Constant(2, 6, 1.0f);
+    bp::Matrix ya(4, 6), yb(2, 6);
+    bn->forward(a, ya, ws_a.get(), bp::StepContext{true, bp::Random(1), 0});
+    bn->forward(b, yb, ws_b.get(), bp::StepContext{true, bp::Random(1), 4});
+    for (int c = 0; c < 2; ++c) {
+        Eigen::ArrayXd v(12);
+        for (int r = 0; r < 4; ++r)
+            for (int k = 0; k < 3; ++k) v(r * 3 + k) = ya(r, c * 3 + k);
+        CHECK(v.mean() == Approx(0).margin(1e-6));
+        CHECK(v.square().mean() == Approx(1).epsilon(1e-4));   // var / (var + eps)
+    }
+
+    // end_step folds both shards: the running statistics follow the whole batch's.
+    std::vector<bp::Workspace*> shards = {ws_a.get(), ws_b.get()};
+    bn->end_step(shards);
+    for (int c = 0; c < 2; ++c) {
+        Eigen::ArrayXd v(18);
+        for (int r = 0; r < 6; ++r)
+            for (int k = 0; k < 3; ++k) v(r * 3 + k) = r < 4 ? a(r, c * 3 + k) : b(r - 4, c * 3 + k);
+        const double mean = v.mean(), unbiased = (v - mean).square().sum() / 17.0;
+        CHECK(bn->buffers()[0].value(0, c) == Approx(0.5 * mean).epsilon(1e-6));
+        CHECK(bn->buffers()[1].value(0, c) == Approx(0.5 + 0.5 * unbiased).epsilon(1e-6));
+    }
+
+    bp::Matrix y(4, 6);
+    bn->forward(a, y, ws_a.get(), bp::StepContext{false, bp::Random(1), 0});
+    for (int c = 0; c < 2; ++c) {
+        const float rm = bn->buffers()[0].value(0, c), rv = bn->buffers()[1].value(0, c);
+        for (int k = 0; k < 3; ++k) CHECK(y(1, c * 3 + k) == Approx((a(1, c * 3 + k) - rm) / std::sqrt(rv + 1e-5f)));
+    }
+}
+
+TEST_CASE("a model with dropout and batch norm is bitwise identical at 1, 2 and 8 threads", "[layers][determinism]") {
+    const std::string text = R"(name: bn
+seed: 5
+data: { source: two_spirals, samples: 500 }
+model:
+  - dense: { units: 16 }
+  - batch_norm
+  - relu
+  - dropout: { rate: 0.2 }
+  - dense: { units: 2 }
+loss: softmax_cross_entropy
+optimizer: { name: sgd, lr: 0.1, momentum: 0.9 }
+train: { epochs: 3, batch_size: 50, shard_size: 16 }
+)";
+    auto& registry = test::builtin_registry();
+    std::vector<std::string> prints;
+    for (int threads : {1, 2, 8}) {
+        const auto e = bp::parse_experiment(text, test::temp_dir("bn") / "bn.yaml",
+                                            {"train.threads=" + std::to_string(threads)}, registry);
+        bp::RunOptions options;
+        options.out = test::temp_dir("bn-run-" + std::to_string(threads));
+        options.quiet = true;
+        std::ostringstream log;
+        prints.push_back(bp::run_experiment(e, registry, options, log).fingerprint);
+    }
+    CHECK(prints[1] == prints[0]);
+    CHECK(prints[2] == prints[0]);
+}
