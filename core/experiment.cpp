@@ -25,7 +25,12 @@ Schema train_schema() {
         .integer("shard_size", 32, 1, 1 << 16,
                  "rows per parallel work item; results depend on it, never on the thread count")
         .integer("threads", 0, 0, 1024, "worker threads; 0 or auto: all cores")
-        .boolean("shuffle", true, "reshuffle the training set every epoch");
+        .boolean("shuffle", true, "reshuffle the training set every epoch")
+        .integer("checkpoint_every", 0, 0, 1000000, "also keep checkpoints/epoch-N.safetensors every N epochs (0: never)")
+        .choice("best_metric", "auto",
+                {"auto", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"},
+                "the metric checkpoints/best.safetensors is best by; auto: val_loss with a validation split, "
+                "else train_loss");
 }
 
 std::string shortest_double(double d) {
@@ -347,6 +352,8 @@ private:
         t.shard_size = p.integer("shard_size");
         t.threads = p.integer("threads");
         t.shuffle = p.boolean("shuffle");
+        t.checkpoint_every = p.integer("checkpoint_every");
+        t.best_metric = p.text("best_metric");
     }
 
     fs::path file_;
@@ -416,6 +423,8 @@ std::string to_yaml(const Experiment& e) {
     out << YAML::Key << "shard_size" << YAML::Value << e.train.shard_size;
     out << YAML::Key << "threads" << YAML::Value << e.train.threads;
     out << YAML::Key << "shuffle" << YAML::Value << e.train.shuffle;
+    out << YAML::Key << "checkpoint_every" << YAML::Value << e.train.checkpoint_every;
+    out << YAML::Key << "best_metric" << YAML::Value << e.train.best_metric;
     out << YAML::EndMap;
     if (!e.plugins.empty()) {
         out << YAML::Key << "plugins" << YAML::Value << YAML::BeginSeq;

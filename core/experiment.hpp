@@ -26,6 +26,8 @@ struct TrainConfig {
     int64_t shard_size = 32;   // rows per parallel work item; results depend on it, not on threads
     int64_t threads = 0;       // 0: all cores
     bool shuffle = true;
+    int64_t checkpoint_every = 0;       // also keep checkpoints/epoch-N every N epochs (0: never)
+    std::string best_metric = "auto";   // what checkpoints/best is best by; auto: val_loss, else train_loss
 };
 
 struct Experiment {

@@ -45,6 +45,13 @@ std::vector<Network::Parameter> Network::parameters() const {
     return out;
 }
 
+std::vector<Network::Parameter> Network::buffers() const {
+    std::vector<Parameter> out;
+    for (const auto& l : layers_)
+        for (auto& t : l.layer->buffers()) out.push_back({l.label + "." + t.name, &t.value});
+    return out;
+}
+
 std::string Network::summary() const {
     std::string out;
     char line[160];

@@ -38,6 +38,8 @@ public:
         Matrix* value;
     };
     std::vector<Parameter> parameters() const;
+    // Every non-trainable buffer (running statistics), named the same way.
+    std::vector<Parameter> buffers() const;
 
 private:
     std::vector<NetworkLayer> layers_;

@@ -36,7 +36,7 @@ void ProgressPrinter::step(const StepProgress& p) {
     const double fraction = double(p.samples_done) / double(p.samples);
     // Time per epoch from the epochs done, else from this one so far.
     const double per_epoch = finished_ ? finished_seconds_ / double(finished_) : p.seconds / std::max(fraction, 1e-9);
-    const double left = per_epoch * (double(epochs_ - finished_) - fraction);
+    const double left = per_epoch * (double(epochs_ - p.epoch + 1) - fraction);
     char line[200];
     std::snprintf(line, sizeof line, "\repoch %lld/%lld %3.0f%%  loss %.4f  %s samples/s  %s\x1b[K",
                   static_cast<long long>(p.epoch), static_cast<long long>(epochs_), 100 * fraction, p.loss,
@@ -62,7 +62,7 @@ void ProgressPrinter::epoch(const EpochMetrics& m) {
     add("test_acc", m.test.accuracy);
     line += "  " + human_count(m.samples_per_second()) + " samples/s";
     if (m.diverged) line += "  DIVERGED";
-    else if (finished_ < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - finished_));
+    else if (m.epoch < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - m.epoch));
     out_ << (in_place_ ? "\r" : "") << line << (in_place_ ? "\x1b[K" : "") << "\n" << std::flush;
 }
 

@@ -23,8 +23,8 @@ private:
     std::ostream& out_;
     bool in_place_;
     int64_t epochs_;
-    double finished_seconds_ = 0;   // wall time of the epochs done
-    int64_t finished_ = 0;
+    double finished_seconds_ = 0;   // wall time of the epochs this process ran
+    int64_t finished_ = 0;          // how many (a resumed run starts later than epoch 1)
     std::chrono::steady_clock::time_point last_draw_{};
 };
 

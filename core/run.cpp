@@ -1,9 +1,12 @@
 #include "run.hpp"
 
+#include "checkpoint.hpp"
 #include "progress.hpp"
 #include "run_files.hpp"
+#include "suggest.hpp"
 
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <ostream>
 
@@ -66,6 +69,75 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     return p;
 }
 
+namespace {
+
+const char* const checkpoint_format = "backplane-checkpoint-1";
+
+// Every tensor a checkpoint holds: "model.<layer>.<tensor>" for parameters and
+// buffers, "optimizer.<state>" for the optimizer.
+Checkpoint capture(const Experiment& e, const Network& net, const Optimizer& opt,
+                   const std::vector<EpochMetrics>& history) {
+    Checkpoint c;
+    for (const auto& list : {net.parameters(), net.buffers()})
+        for (const auto& p : list) c.tensors.push_back({"model." + p.name, *p.value});
+    for (auto& t : opt.state()) c.tensors.push_back({"optimizer." + t.name, std::move(t.value)});
+    c.metadata = {{"format", checkpoint_format},
+                  {"epoch", std::to_string(history.empty() ? 0 : history.back().epoch)},
+                  {"config", to_yaml(e)},
+                  {"experiment_dir", e.file.parent_path().string()},
+                  {"history", history_json(history)}};
+    return c;
+}
+
+// Puts a checkpoint's tensors back. Every difference from the model is listed
+// before anything is changed.
+void restore(const Checkpoint& c, const std::string& source, Network& net, Optimizer& opt) {
+    if (c.metadata.count("format") == 0 || c.metadata.at("format") != checkpoint_format)
+        throw Error("checkpoint " + source + " was not written by Backplane (no format '" + checkpoint_format + "')");
+    std::vector<std::string> problems;
+    std::vector<std::pair<Matrix*, const Matrix*>> copies;
+    std::vector<std::string> expected;
+    for (const auto& list : {net.parameters(), net.buffers()}) {
+        for (const auto& p : list) {
+            const std::string name = "model." + p.name;
+            expected.push_back(name);
+            const NamedTensor* t = c.find(name);
+            if (!t) problems.push_back(name + " is missing");
+            else if (t->value.rows() != p.value->rows() || t->value.cols() != p.value->cols())
+                problems.push_back(name + " is " + std::to_string(t->value.rows()) + "x" + std::to_string(t->value.cols()) +
+                                   ", the model's " + std::to_string(p.value->rows()) + "x" + std::to_string(p.value->cols()));
+            else copies.emplace_back(p.value, &t->value);
+        }
+    }
+    std::vector<NamedTensor> opt_state;
+    for (const auto& t : c.tensors) {
+        if (t.name.rfind("optimizer.", 0) == 0) opt_state.push_back({t.name.substr(10), t.value});
+        else if (std::find(expected.begin(), expected.end(), t.name) == expected.end())
+            problems.push_back(t.name + " is not in the model");
+    }
+    if (!problems.empty())
+        throw Error("checkpoint " + source + " does not fit this model (another model or config?): " + join(problems, "; "));
+    try {
+        opt.load_state(opt_state);
+    } catch (const Error& err) {
+        throw Error("checkpoint " + source + ": the optimizer state does not fit: " + err.what());
+    }
+    for (auto [to, from] : copies) *to = *from;
+}
+
+// Lower is better for losses, higher for accuracies.
+double best_score(const std::string& metric, const EpochMetrics& m) {
+    const auto& e = metric.rfind("train", 0) == 0 ? m.train : metric.rfind("val", 0) == 0 ? m.validation : m.test;
+    const bool loss = metric.find("loss") != std::string::npos;
+    return loss ? e.loss : -e.accuracy;
+}
+
+}  // namespace
+
+std::filesystem::path checkpoint_file(const fs::path& run_or_file) {
+    return fs::is_directory(run_or_file) ? run_or_file / "checkpoints" / "last.safetensors" : run_or_file;
+}
+
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
@@ -73,24 +145,40 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     Trainer trainer(*p.network, p.loss, p.optimizer, e.train, e.seed);
 
     RunResult result;
-    if (options.out.empty()) {
+    // Resuming checks the checkpoint against the model before any file is touched.
+    if (!options.resume.empty()) {
+        const fs::path file = checkpoint_file(options.resume);
+        const Checkpoint c = load_checkpoint(file);
+        restore(c, file.string(), *p.network, *p.optimizer);
+        result.history = parse_history_json(c.metadata.at("history"));
+        result.dir = fs::is_directory(options.resume) ? options.resume : file.parent_path().parent_path();
+    } else if (options.out.empty()) {
         result.dir = new_run_dir(options.runs_root, e.name);
     } else {
         result.dir = options.out;
-        std::error_code ec;
-        fs::create_directories(result.dir, ec);
-        if (ec) throw Error("cannot create the run folder " + result.dir.string() + ": " + ec.message());
     }
+    std::error_code ec;
+    fs::create_directories(result.dir / "checkpoints", ec);
+    if (ec) throw Error("cannot create the run folder " + result.dir.string() + ": " + ec.message());
     write_file_atomic(result.dir / "config.yaml", to_yaml(e));
 
     if (!options.quiet) {
         log << "experiment " << e.name << ": " << p.data.train.x.rows() << " training samples";
         if (p.validation.x.rows()) log << ", " << p.validation.x.rows() << " validation";
         if (p.data.test) log << ", " << p.data.test->x.rows() << " test";
-        log << ", " << trainer.threads() << " thread(s)\n" << p.network->summary() << std::flush;
+        log << ", " << trainer.threads() << " thread(s)\n" << p.network->summary();
+        if (!result.history.empty()) log << "resuming after epoch " << result.history.back().epoch << "\n";
+        log << std::flush;
     }
+    const std::string best_metric = e.train.best_metric != "auto" ? e.train.best_metric
+                                    : p.validation.x.rows() > 0   ? "val_loss"
+                                                                  : "train_loss";
+    double best = std::numeric_limits<double>::infinity();
+    for (const auto& m : result.history) best = std::min(best, best_score(best_metric, m));
+
     ProgressPrinter progress(log, options.terminal, e.train.epochs);
-    for (int64_t epoch = 1; epoch <= e.train.epochs; ++epoch) {
+    const int64_t first_epoch = result.history.empty() ? 1 : result.history.back().epoch + 1;
+    for (int64_t epoch = first_epoch; epoch <= e.train.epochs; ++epoch) {
         auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
                                      : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
@@ -104,6 +192,18 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         if (m.diverged) {
             result.diverged = true;
             break;
+        }
+        // last: what --resume continues from; best by the chosen metric; every N epochs.
+        const Checkpoint c = capture(e, *p.network, *p.optimizer, result.history);
+        save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
+        if (const double score = best_score(best_metric, m); score < best) {
+            best = score;
+            save_checkpoint(result.dir / "checkpoints" / "best.safetensors", c);
+        }
+        if (e.train.checkpoint_every > 0 && epoch % e.train.checkpoint_every == 0) {
+            char name[40];
+            std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(epoch));
+            save_checkpoint(result.dir / "checkpoints" / name, c);
         }
     }
 
@@ -123,8 +223,30 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.history = result.history;
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;
+    if (!result.diverged && p.data.test && p.data.target.classes > 0)
+        s.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     write_file_atomic(result.dir / "summary.json", summary_json(s));
     return result;
+}
+
+EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<std::string>& overrides,
+                               Registry& registry) {
+    const fs::path file = checkpoint_file(run_or_file);
+    const Checkpoint c = load_checkpoint(file);
+    for (const char* key : {"config", "experiment_dir", "format"})
+        if (!c.metadata.count(key)) throw Error("checkpoint " + file.string() + " has no '" + key + "' in its metadata");
+    EvalResult r;
+    // Relative paths in the config start at the original experiment's folder.
+    r.experiment = parse_experiment(c.metadata.at("config"), fs::path(c.metadata.at("experiment_dir")) / "config.yaml",
+                                    overrides, registry);
+    PreparedRun p = prepare_run(r.experiment, registry);
+    if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
+    restore(c, file.string(), *p.network, *p.optimizer);
+    Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed);
+    r.epoch = std::stoll(c.metadata.at("epoch"));
+    r.test = trainer.evaluate(*p.data.test);
+    if (p.data.target.classes > 0) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
+    return r;
 }
 
 }  // namespace bp

@@ -25,6 +25,7 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry);
 
 struct RunOptions {
     std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>
+    std::filesystem::path resume;              // a run folder (or checkpoint) to continue; it is the run folder
     std::filesystem::path runs_root = "runs";
     bool quiet = false;
     bool terminal = false;                     // redraw progress in place
@@ -40,5 +41,21 @@ struct RunResult {
 
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log);
+
+// The checkpoint a run folder continues from (checkpoints/last.safetensors), or the file itself.
+std::filesystem::path checkpoint_file(const std::filesystem::path& run_or_file);
+
+// A trained model's test-set results, from a checkpoint and the config saved in it.
+struct EvalResult {
+    Experiment experiment;
+    int64_t epoch = 0;
+    Evaluation test;
+    Eigen::MatrixXi confusion;   // (true, predicted); empty for regression
+};
+
+// `overrides` apply to the saved config (e.g. data.test_images=...). Throws bp::Error
+// when the checkpoint does not fit the model its config builds.
+EvalResult evaluate_checkpoint(const std::filesystem::path& run_or_file, const std::vector<std::string>& overrides,
+                               Registry& registry);
 
 }  // namespace bp

@@ -90,7 +90,57 @@ std::string summary_json(const RunSummary& s) {
     j["samples_per_second"] = number(train_seconds > 0 ? samples / train_seconds : no_value);
     j["wall_seconds"] = s.wall_seconds;
     j["weights_fingerprint"] = s.weights_fingerprint;
+    if (s.confusion.size() > 0) {
+        nlohmann::json per_class = nlohmann::json::array(), rows = nlohmann::json::array();
+        for (Eigen::Index c = 0; c < s.confusion.rows(); ++c) {
+            const int total = s.confusion.row(c).sum();
+            per_class.push_back(number(total ? double(s.confusion(c, c)) / total : no_value));
+            std::vector<int> row;
+            for (Eigen::Index p = 0; p < s.confusion.cols(); ++p) row.push_back(s.confusion(c, p));
+            rows.push_back(row);
+        }
+        j["test"] = {{"per_class_accuracy", per_class}, {"confusion_matrix", rows}};
+    }
     return j.dump(2) + "\n";
+}
+
+namespace {
+
+nlohmann::json evaluation_json(const Evaluation& e) { return {{"loss", number(e.loss)}, {"accuracy", number(e.accuracy)}}; }
+
+Evaluation evaluation_from(const nlohmann::json& j) {
+    auto get = [&](const char* k) { return j.at(k).is_null() ? no_value : j.at(k).get<double>(); };
+    return {get("loss"), get("accuracy")};
+}
+
+}  // namespace
+
+std::string history_json(const std::vector<EpochMetrics>& history) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : history) {
+        out.push_back({{"epoch", m.epoch}, {"train", evaluation_json(m.train)},
+                       {"validation", evaluation_json(m.validation)}, {"test", evaluation_json(m.test)},
+                       {"seconds", m.seconds}, {"train_seconds", m.train_seconds}, {"samples", m.samples},
+                       {"diverged", m.diverged}});
+    }
+    return out.dump();
+}
+
+std::vector<EpochMetrics> parse_history_json(const std::string& json) {
+    std::vector<EpochMetrics> out;
+    for (const auto& j : nlohmann::json::parse(json)) {
+        EpochMetrics m;
+        m.epoch = j.at("epoch");
+        m.train = evaluation_from(j.at("train"));
+        m.validation = evaluation_from(j.at("validation"));
+        m.test = evaluation_from(j.at("test"));
+        m.seconds = j.at("seconds");
+        m.train_seconds = j.at("train_seconds");
+        m.samples = j.at("samples");
+        m.diverged = j.at("diverged");
+        out.push_back(m);
+    }
+    return out;
 }
 
 std::string fingerprint(const std::vector<const Matrix*>& tensors) {

@@ -29,9 +29,15 @@ struct RunSummary {
     std::vector<EpochMetrics> history;
     double wall_seconds = 0;
     std::string weights_fingerprint;   // FNV-1a of every parameter's bytes, in order
+    Eigen::MatrixXi confusion;         // test set, (true, predicted); empty without one
 };
 
 std::string summary_json(const RunSummary& s);
+
+// The per-epoch metrics as JSON, and back (for checkpoints: a resumed run's
+// metrics.csv continues the history exactly).
+std::string history_json(const std::vector<EpochMetrics>& history);
+std::vector<EpochMetrics> parse_history_json(const std::string& json);
 
 // 16 hex digits identifying the exact bits of the weights.
 std::string fingerprint(const std::vector<const Matrix*>& tensors);

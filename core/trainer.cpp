@@ -164,11 +164,10 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     return m;
 }
 
-Evaluation Trainer::evaluate(const Split& data) {
+template <class Visit>
+void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
     const int64_t rows = config_.shard_size, samples = data.x.rows();
     const int64_t chunk = rows * int64_t(shards_.size());
-    double loss_sum = 0;
-    int64_t correct = 0;
     arena_.execute([&] {
         for (int64_t first = 0; first < samples; first += chunk) {
             const int64_t count = std::min(chunk, samples - first);
@@ -179,15 +178,37 @@ Evaluation Trainer::evaluate(const Split& data) {
                 run_shard(*shards_[s], data, {}, first + ctx.first_row, n, 1.0f, ctx, false);
             });
             for (std::size_t s = 0; s < used; ++s) {
-                loss_sum += shards_[s]->loss;
-                correct += shards_[s]->correct;
+                const int64_t start = int64_t(s) * rows;
+                visit(*shards_[s], first + start, std::min(rows, count - start));
             }
         }
     });
+}
+
+Evaluation Trainer::evaluate(const Split& data) {
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for_each_eval_shard(data, [&](const Shard& s, int64_t, int64_t) {
+        loss_sum += s.loss;
+        correct += s.correct;
+    });
     Evaluation e;
-    e.loss = loss_sum / double(samples);
-    if (shards_[0]->correct >= 0) e.accuracy = double(correct) / double(samples);
+    e.loss = loss_sum / double(data.x.rows());
+    if (shards_[0]->correct >= 0) e.accuracy = double(correct) / double(data.x.rows());
     return e;
+}
+
+Eigen::MatrixXi Trainer::confusion(const Split& data, int64_t classes) {
+    Eigen::MatrixXi counts = Eigen::MatrixXi::Zero(classes, classes);
+    for_each_eval_shard(data, [&](const Shard& s, int64_t first, int64_t n) {
+        const Matrix& out = s.out.back();
+        for (int64_t r = 0; r < n; ++r) {
+            Eigen::Index predicted = out(r, 0) > 0 ? 1 : 0;
+            if (out.cols() > 1) out.row(r).maxCoeff(&predicted);
+            counts(int64_t(data.y(first + r, 0)), predicted) += 1;
+        }
+    });
+    return counts;
 }
 
 Split split_validation(Split& train, double fraction, uint64_t seed) {

@@ -62,6 +62,9 @@ public:
                            const std::function<void(const StepProgress&)>& on_step = {});
 
     Evaluation evaluate(const Split& data);
+    // counts(true class, predicted class) over `data`: the argmax of the outputs, or
+    // output > 0 for a single logit.
+    Eigen::MatrixXi confusion(const Split& data, int64_t classes);
     int threads() const { return threads_; }
 
 private:
@@ -70,6 +73,9 @@ private:
     // [first, first + n) of `order` mapped into `data`.
     void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
                    float scale, const StepContext& ctx, bool training);
+    // Runs `visit(shard, first row, rows)` after an evaluation forward of every shard of `data`.
+    template <class Visit>
+    void for_each_eval_shard(const Split& data, Visit&& visit);
     void reduce_gradients(std::size_t shards_used);
 
     Network& network_;

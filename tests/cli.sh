@@ -95,5 +95,29 @@ expect 3 'diverged' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/div" --
   --set optimizer.lr=1000
 grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's summary"
 
+# Killed with SIGKILL mid-run, then resumed: the same bits as a run never stopped.
+long=(--set train.epochs=1500 --set data.samples=1000)
+"$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --out "$tmp/straight" -q
+"$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --out "$tmp/killed" -q &
+pid=$!
+for _ in $(seq 200); do [ -f "$tmp/killed/checkpoints/last.safetensors" ] && break; sleep 0.02; done
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+done_epochs=$(($(wc -l <"$tmp/killed/metrics.csv") - 1))
+echo "killed after $done_epochs of 1500 epochs"
+[ "$done_epochs" -lt 1500 ] || fail "the run finished before it could be killed"
+expect 0 'resuming after epoch' -- "$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --resume "$tmp/killed"
+fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1/summary.json"; }
+[ "$(fingerprint "$tmp/straight")" = "$(fingerprint "$tmp/killed")" ] || fail "resumed run differs from the unbroken one"
+cmp -s <(cut -d, -f1-5 "$tmp/straight/metrics.csv") <(cut -d, -f1-5 "$tmp/killed/metrics.csv") ||
+  fail "resumed metrics differ from the unbroken run's"
+expect 1 'does not fit this model.*model.0.dense.weight is 2x64, the model' -- \
+  "$bp" run "$src/experiments/spirals.yaml" --set model.0.units=8 --resume "$tmp/killed"
+expect 1 'no test set to evaluate' -- "$bp" eval "$tmp/killed"
+expect 1 'checkpoint .*nothing.safetensors: cannot open' -- "$bp" eval "$tmp/nothing.safetensors"
+"$bp" run "$src/experiments/fashion_mnist_mlp.yaml" --set data.limit=1000 --set data.test_limit=300 \
+  --set train.epochs=1 --out "$tmp/fashion" -q
+expect 0 'test accuracy 0\.[0-9]+' -- "$bp" eval "$tmp/fashion"
+[ "$(grep -cE '^ +[0-9] +[0-9.]+ +( +[0-9]+){10}$' "$tmp/out")" -eq 10 ] || fail "eval: no 10-row confusion matrix: $(cat "$tmp/out")"
+
 echo "cli: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

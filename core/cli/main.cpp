@@ -38,6 +38,24 @@ void print_plugins(const bp::Registry& registry, const std::string& only_kind) {
     }
 }
 
+void print_evaluation(const bp::EvalResult& r) {
+    std::printf("%s after epoch %lld: test loss %.4f", r.experiment.name.c_str(), static_cast<long long>(r.epoch),
+                r.test.loss);
+    if (r.confusion.size() == 0) {
+        std::printf("\n");
+        return;
+    }
+    std::printf(", test accuracy %.4f\n\nclass  accuracy   predicted:", r.test.accuracy);
+    for (Eigen::Index p = 0; p < r.confusion.cols(); ++p) std::printf(" %5lld", static_cast<long long>(p));
+    std::printf("\n");
+    for (Eigen::Index c = 0; c < r.confusion.rows(); ++c) {
+        const int total = r.confusion.row(c).sum();
+        std::printf("%5lld  %8.4f             ", static_cast<long long>(c), total ? double(r.confusion(c, c)) / total : 0.0);
+        for (Eigen::Index p = 0; p < r.confusion.cols(); ++p) std::printf(" %5d", r.confusion(c, p));
+        std::printf("\n");
+    }
+}
+
 bp::Experiment load(bp::Registry& registry, const std::string& file, const std::vector<std::string>& sets) {
     registry.load_default_paths();
     return bp::load_experiment(file, sets, registry);
@@ -66,10 +84,18 @@ int main(int argc, char** argv) {
     run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
     run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
+    std::string resume;
+    run->add_option("--resume", resume, "continue the run in this folder from its last checkpoint");
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
     validate->add_option("file", file, "experiment YAML file")->required();
     validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
+
+    std::string target;
+    auto* eval = app.add_subcommand("eval", "evaluate a trained model on its test set: metrics, per-class accuracy, confusion matrix");
+    eval->add_option("run", target, "a run folder (its checkpoints/last.safetensors) or a .safetensors checkpoint")->required();
+    eval->add_option("--set", sets, "override a key of the saved config, e.g. --set data.test_limit=1000")
+        ->allow_extra_args(false);
 
     auto* plugins = app.add_subcommand("plugins", "list every component with its parameters, defaults and docs");
     plugins->add_option("--kind", kind, "only this kind")->check(
@@ -88,6 +114,11 @@ int main(int argc, char** argv) {
             print_plugins(registry, kind);
             return ok;
         }
+        if (*eval) {
+            registry.load_default_paths();
+            print_evaluation(bp::evaluate_checkpoint(target, sets, registry));
+            return ok;
+        }
         const bp::Experiment e = load(registry, file, sets);
         if (*validate) {
             const bp::PreparedRun p = bp::prepare_run(e, registry);
@@ -98,6 +129,7 @@ int main(int argc, char** argv) {
         }
         bp::RunOptions options;
         options.out = out;
+        options.resume = resume;
         options.quiet = quiet;
         options.terminal = ::isatty(STDOUT_FILENO);
         const bp::RunResult r = bp::run_experiment(e, registry, options, std::cout);

@@ -3,6 +3,7 @@
 #include <backplane/backplane.hpp>
 
 #include <cmath>
+#include <map>
 
 namespace {
 
@@ -24,14 +25,22 @@ public:
         return out;
     }
 
+    // By name, so the order the tensors come back in does not matter.
     void load_state(const std::vector<bp::NamedTensor>& state) override {
-        if (state.empty() || state[0].name != "step") throw bp::Error("optimizer state has no step count");
-        steps_ = int64_t(state[0].value(0, 0));
-        const std::size_t per_slot = slot_names_.empty() ? 0 : (state.size() - 1) / slot_names_.size();
+        std::map<std::string, const bp::Matrix*> by_name;
+        for (const auto& t : state) by_name[t.name] = &t.value;
+        if (!by_name.count("step")) throw bp::Error("optimizer state has no step count");
+        steps_ = int64_t(by_name["step"]->coeff(0, 0));
         for (std::size_t s = 0; s < slot_names_.size(); ++s) {
             slots_[s].clear();
-            for (std::size_t i = 0; i < per_slot; ++i) slots_[s].push_back(state[1 + s * per_slot + i].value);
+            for (std::size_t i = 0;; ++i) {
+                auto it = by_name.find(slot_names_[s] + "." + std::to_string(i));
+                if (it == by_name.end()) break;
+                slots_[s].push_back(*it->second);
+            }
         }
+        const std::size_t expected = 1 + slots_.size() * (slots_.empty() ? 0 : slots_[0].size());
+        if (state.size() != expected) throw bp::Error("optimizer state has unexpected tensors");
     }
 
 protected:
