@@ -2,11 +2,13 @@
 #pragma once
 
 #include "registry.hpp"
+#include "run.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace test {
@@ -37,6 +39,17 @@ inline std::filesystem::path write_file(const std::filesystem::path& path, const
 inline std::string read_file(const std::filesystem::path& path) {
     std::ifstream in(path);
     return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Trains `e` into `out` (or resumes the run in `resume`) with no output.
+inline bp::RunResult run_quietly(const bp::Experiment& e, const std::filesystem::path& out,
+                                 const std::filesystem::path& resume = {}) {
+    bp::RunOptions options;
+    options.out = out;
+    options.resume = resume;
+    options.quiet = true;
+    std::ostringstream log;
+    return bp::run_experiment(e, builtin_registry(), options, log);
 }
 
 // The message of the bp::Error that `f` throws, or "" when it throws none.

@@ -30,13 +30,7 @@ train: { epochs: 4, batch_size: 40, shard_size: 16, checkpoint_every: 2 }
 
 bp::RunResult run(const fs::path& dir, const std::vector<std::string>& sets, const fs::path& resume = {}) {
     auto& registry = test::builtin_registry();
-    const auto e = bp::parse_experiment(experiment, dir / "resume.yaml", sets, registry);
-    bp::RunOptions options;
-    options.out = dir / "run";
-    options.resume = resume;
-    options.quiet = true;
-    std::ostringstream log;
-    return bp::run_experiment(e, registry, options, log);
+    return test::run_quietly(bp::parse_experiment(experiment, dir / "resume.yaml", sets, registry), dir / "run", resume);
 }
 
 }  // namespace
@@ -124,11 +118,7 @@ TEST_CASE("eval reports test metrics and the confusion matrix of a saved run", "
     auto& registry = test::builtin_registry();
     const auto e = bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "fashion_mnist_mlp.yaml",
                                        {"data.limit=2000", "data.test_limit=500", "train.epochs=1"}, registry);
-    bp::RunOptions options;
-    options.out = test::temp_dir("eval-run");
-    options.quiet = true;
-    std::ostringstream log;
-    const auto r = bp::run_experiment(e, registry, options, log);
+    const auto r = test::run_quietly(e, test::temp_dir("eval-run"));
     const auto ev = bp::evaluate_checkpoint(r.dir, {}, registry);
     CHECK(ev.epoch == 1);
     CHECK(ev.test.accuracy == r.history.back().test.accuracy);

@@ -115,11 +115,7 @@ TEST_CASE("a small Fashion-MNIST subset trains and is tested every epoch", "[idx
     auto& registry = test::builtin_registry();
     const auto e = bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "fashion_mnist_mlp.yaml",
                                        {"data.limit=4000", "data.test_limit=2000", "train.epochs=2"}, registry);
-    bp::RunOptions options;
-    options.out = test::temp_dir("fashion-small");
-    options.quiet = true;
-    std::ostringstream log;
-    const auto r = bp::run_experiment(e, registry, options, log);
+    const auto r = test::run_quietly(e, test::temp_dir("fashion-small"));
     REQUIRE(r.history.size() == 2);
     CHECK(r.history.back().test.accuracy > 0.75);   // ten classes: chance is 0.1
     CHECK(r.history.back().test.loss < r.history.front().test.loss * 1.2);

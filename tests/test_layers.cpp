@@ -100,11 +100,7 @@ train: { epochs: 3, batch_size: 50, shard_size: 16 }
     for (int threads : {1, 2, 8}) {
         const auto e = bp::parse_experiment(text, test::temp_dir("bn") / "bn.yaml",
                                             {"train.threads=" + std::to_string(threads)}, registry);
-        bp::RunOptions options;
-        options.out = test::temp_dir("bn-run-" + std::to_string(threads));
-        options.quiet = true;
-        std::ostringstream log;
-        prints.push_back(bp::run_experiment(e, registry, options, log).fingerprint);
+        prints.push_back(test::run_quietly(e, test::temp_dir("bn-run-" + std::to_string(threads))).fingerprint);
     }
     CHECK(prints[1] == prints[0]);
     CHECK(prints[2] == prints[0]);

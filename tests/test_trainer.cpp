@@ -16,12 +16,7 @@ const fs::path experiments = BACKPLANE_EXPERIMENTS;
 
 bp::RunResult run(const std::string& file, const std::vector<std::string>& sets, const std::string& out) {
     auto& registry = test::builtin_registry();
-    const auto e = bp::load_experiment(experiments / file, sets, registry);
-    bp::RunOptions options;
-    options.out = test::temp_dir(out);
-    options.quiet = true;
-    std::ostringstream log;
-    return bp::run_experiment(e, registry, options, log);
+    return test::run_quietly(bp::load_experiment(experiments / file, sets, registry), test::temp_dir(out));
 }
 
 }  // namespace
@@ -82,11 +77,7 @@ train: { epochs: 60, batch_size: 32 }
 )";
     auto& registry = test::builtin_registry();
     const auto e = bp::parse_experiment(text, test::temp_dir("sine") / "sine.yaml", {}, registry);
-    bp::RunOptions options;
-    options.out = test::temp_dir("sine-run");
-    options.quiet = true;
-    std::ostringstream log;
-    const auto r = bp::run_experiment(e, registry, options, log);
+    const auto r = test::run_quietly(e, test::temp_dir("sine-run"));
     CHECK(r.history.back().train.loss < 0.005);
     CHECK(r.history.back().train.loss < r.history.front().train.loss / 5);
     CHECK(std::isnan(r.history.back().train.accuracy));   // regression has no accuracy
@@ -125,11 +116,7 @@ TEST_CASE("a run leaves config.yaml, metrics.csv and summary.json", "[trainer][f
     // The resolved config reruns to the same bits.
     auto& registry = test::builtin_registry();
     const auto again = bp::load_experiment(r.dir / "config.yaml", {}, registry);
-    bp::RunOptions options;
-    options.out = test::temp_dir("files-again");
-    options.quiet = true;
-    std::ostringstream log;
-    CHECK(bp::run_experiment(again, registry, options, log).fingerprint == r.fingerprint);
+    CHECK(test::run_quietly(again, test::temp_dir("files-again")).fingerprint == r.fingerprint);
 
     // No temporary files left behind.
     for (const auto& entry : fs::directory_iterator(r.dir)) CHECK(entry.path().string().find(".tmp") == std::string::npos);
