@@ -3,6 +3,7 @@
 // y row: (filters, OH, OW).
 #include <backplane/backplane.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "image.hpp"
@@ -103,38 +104,44 @@ public:
 
 private:
     // cols(c*k*k + i*k + j, oh*OW + ow) = x(c, oh*stride - pad + i, ow*stride - pad + j), 0 outside.
+    // Each row of cols is a strided copy of x with zero borders; the valid ow range of
+    // each (i, j) is computed once instead of testing every element.
     void im2col(const float* x, bp::Matrix& cols) const {
-        const int64_t k = kernel_;
-        for (int64_t c = 0; c < g_.channels; ++c)
-            for (int64_t i = 0; i < k; ++i)
-                for (int64_t j = 0; j < k; ++j) {
-                    float* out = cols.row((c * k + i) * k + j).data();
-                    for (int64_t oh = 0; oh < g_.out_height; ++oh) {
-                        const int64_t h = oh * stride_ - padding_ + i;
-                        for (int64_t ow = 0; ow < g_.out_width; ++ow) {
-                            const int64_t w = ow * stride_ - padding_ + j;
-                            const bool inside = h >= 0 && h < g_.height && w >= 0 && w < g_.width;
-                            *out++ = inside ? x[(c * g_.height + h) * g_.width + w] : 0.0f;
-                        }
-                    }
-                }
+        visit_cols([&](float* col, const float* img, int64_t n) {
+            for (int64_t t = 0; t < n; ++t) col[t] = img[t * stride_];
+        }, [](float* col, int64_t n) { std::fill(col, col + n, 0.0f); }, x, cols.data());
     }
 
     // The adjoint of im2col: dx(c, h, w) = sum of dcols over the windows that read it.
     void col2im(const bp::Matrix& dcols, float* dx) const {
-        const int64_t k = kernel_;
         std::fill(dx, dx + g_.in_size(), 0.0f);
+        visit_cols([&](const float* col, float* img, int64_t n) {
+            for (int64_t t = 0; t < n; ++t) img[t * stride_] += col[t];
+        }, [](const float*, int64_t) {}, dx, dcols.data());
+    }
+
+    // For every row (c, i, j) of cols and output row oh: copy(col, img, n) for the n
+    // valid positions (img strided by `stride`), pad(col, n) for the padded ones.
+    template <class Col, class Img, class Copy, class Pad>
+    void visit_cols(Copy&& copy, Pad&& pad, Img* img, Col* cols) const {
+        const int64_t k = kernel_, OW = g_.out_width;
         for (int64_t c = 0; c < g_.channels; ++c)
             for (int64_t i = 0; i < k; ++i)
                 for (int64_t j = 0; j < k; ++j) {
-                    const float* in = dcols.row((c * k + i) * k + j).data();
-                    for (int64_t oh = 0; oh < g_.out_height; ++oh) {
+                    Col* col = cols + ((c * k + i) * k + j) * g_.out_area();
+                    // Valid ow: 0 <= ow*stride - pad + j < W.
+                    const int64_t first = std::clamp<int64_t>((padding_ - j + stride_ - 1) / stride_, 0, OW);
+                    const int64_t last = std::clamp<int64_t>((g_.width - 1 + padding_ - j) / stride_ + 1, first, OW);
+                    for (int64_t oh = 0; oh < g_.out_height; ++oh, col += OW) {
                         const int64_t h = oh * stride_ - padding_ + i;
-                        for (int64_t ow = 0; ow < g_.out_width; ++ow, ++in) {
-                            const int64_t w = ow * stride_ - padding_ + j;
-                            if (h >= 0 && h < g_.height && w >= 0 && w < g_.width)
-                                dx[(c * g_.height + h) * g_.width + w] += *in;
+                        if (h < 0 || h >= g_.height || g_.width - 1 + padding_ - j < 0) {
+                            pad(col, OW);
+                            continue;
                         }
+                        pad(col, first);
+                        copy(col + first, img + (c * g_.height + h) * g_.width + first * stride_ - padding_ + j,
+                             last - first);
+                        pad(col + last, OW - last);
                     }
                 }
     }

@@ -3,7 +3,9 @@
 
 #include <backplane/backplane.hpp>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 struct ImageGeometry {
     int64_t channels, height, width;       // input
@@ -33,20 +35,26 @@ struct ImageGeometry {
     }
 };
 
+// The window offsets [lo, hi) that land inside [0, size) for an output at `o`:
+// input position o * stride - padding + offset.
+inline std::pair<int64_t, int64_t> inside(int64_t o, int64_t stride, int64_t padding, int64_t kernel, int64_t size) {
+    const int64_t start = o * stride - padding;
+    return {std::max<int64_t>(0, -start), std::min<int64_t>(kernel, size - start)};
+}
+
 // Calls visit(output index, input index) for every input position inside each output's
 // window (padding positions are skipped), output by output, in a fixed order.
 template <class Visit>
 void for_each_window(const ImageGeometry& g, Visit&& visit) {
     int64_t out = 0;
     for (int64_t c = 0; c < g.channels; ++c)
-        for (int64_t oh = 0; oh < g.out_height; ++oh)
-            for (int64_t ow = 0; ow < g.out_width; ++ow, ++out)
-                for (int64_t i = 0; i < g.kernel; ++i) {
-                    const int64_t h = oh * g.stride - g.padding + i;
-                    if (h < 0 || h >= g.height) continue;
-                    for (int64_t j = 0; j < g.kernel; ++j) {
-                        const int64_t w = ow * g.stride - g.padding + j;
-                        if (w >= 0 && w < g.width) visit(out, (c * g.height + h) * g.width + w);
-                    }
-                }
+        for (int64_t oh = 0; oh < g.out_height; ++oh) {
+            const auto [i0, i1] = inside(oh, g.stride, g.padding, g.kernel, g.height);
+            for (int64_t ow = 0; ow < g.out_width; ++ow, ++out) {
+                const auto [j0, j1] = inside(ow, g.stride, g.padding, g.kernel, g.width);
+                const int64_t base = (c * g.height + oh * g.stride - g.padding) * g.width + ow * g.stride - g.padding;
+                for (int64_t i = i0; i < i1; ++i)
+                    for (int64_t j = j0; j < j1; ++j) visit(out, base + i * g.width + j);
+            }
+        }
 }

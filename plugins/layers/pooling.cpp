@@ -53,8 +53,11 @@ public:
         auto& arg = static_cast<Argmax&>(*ws).index;
         y.setConstant(-std::numeric_limits<float>::infinity());
         for (Eigen::Index r = 0; r < x.rows(); ++r) {
+            const float* xr = x.row(r).data();   // raw rows: this loop is the layer's whole cost
+            float* yr = y.row(r).data();
+            int32_t* ar = arg.row(r).data();
             for_each_window(g_, [&](int64_t out, int64_t in) {
-                if (x(r, in) > y(r, out)) y(r, out) = x(r, in), arg(r, out) = int32_t(in);
+                if (xr[in] > yr[out]) yr[out] = xr[in], ar[out] = int32_t(in);
             });
         }
     }
@@ -80,8 +83,11 @@ public:
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace*, const bp::StepContext&) const override {
         const float inv = 1.0f / float(kernel_ * kernel_);
         y.setZero();
-        for (Eigen::Index r = 0; r < x.rows(); ++r)
-            for_each_window(g_, [&](int64_t out, int64_t in) { y(r, out) += x(r, in) * inv; });
+        for (Eigen::Index r = 0; r < x.rows(); ++r) {
+            const float* xr = x.row(r).data();
+            float* yr = y.row(r).data();
+            for_each_window(g_, [&](int64_t out, int64_t in) { yr[out] += xr[in] * inv; });
+        }
     }
 
     void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
@@ -89,8 +95,11 @@ public:
         if (dx.rows() == 0) return;
         const float inv = 1.0f / float(kernel_ * kernel_);
         dx.setZero();
-        for (Eigen::Index r = 0; r < dy.rows(); ++r)
-            for_each_window(g_, [&](int64_t out, int64_t in) { dx(r, in) += dy(r, out) * inv; });
+        for (Eigen::Index r = 0; r < dy.rows(); ++r) {
+            const float* dyr = dy.row(r).data();
+            float* dxr = dx.row(r).data();
+            for_each_window(g_, [&](int64_t out, int64_t in) { dxr[in] += dyr[out] * inv; });
+        }
     }
 
 private:
