@@ -149,7 +149,14 @@ public:
         read_data(require(root, "data", "the experiment"), e);
         read_model(require(root, "model", "the experiment"), e);
         e.loss = named_component(require(root, "loss", "the experiment"), Kind::loss, "loss");
-        e.optimizer = named_component(require(root, "optimizer", "the experiment"), Kind::optimizer, "optimizer");
+        const YAML::Node optimizer = require(root, "optimizer", "the experiment");
+        e.optimizer = named_component(optimizer, Kind::optimizer, "optimizer", {"schedule"});
+        if (optimizer.IsMap() && optimizer["schedule"]) {
+            e.schedule = named_component(optimizer["schedule"], Kind::schedule, "optimizer.schedule");
+        } else {
+            e.schedule = {Kind::schedule, "constant", Params::defaults(lookup(optimizer, Kind::schedule, "constant").schema),
+                          where(optimizer)};
+        }
         read_train(root["train"], e.train);
         return e;
     }
@@ -276,8 +283,9 @@ private:
         }
     }
 
-    // "loss: mse" or "optimizer: {name: adam, lr: 0.01}"
-    ComponentConfig named_component(const YAML::Node& n, Kind kind, const std::string& section) const {
+    // "loss: mse" or "optimizer: {name: adam, lr: 0.01}"; `extra`: keys the caller reads itself.
+    ComponentConfig named_component(const YAML::Node& n, Kind kind, const std::string& section,
+                                    const std::vector<std::string>& extra = {}) const {
         ComponentConfig c;
         c.kind = kind;
         c.where = where(n);
@@ -289,7 +297,9 @@ private:
         if (!n.IsMap()) fail(n, section + " must be a name or a mapping with 'name' and parameters");
         const YAML::Node name = require(n, "name", section);
         c.name = scalar(name, section + ".name");
-        c.params = params(n, lookup(name, kind, c.name).schema, section + " (" + c.name + ")", {"name"});
+        std::vector<std::string> own = {"name"};
+        own.insert(own.end(), extra.begin(), extra.end());
+        c.params = params(n, lookup(name, kind, c.name).schema, section + " (" + c.name + ")", own);
         return c;
     }
 
@@ -415,6 +425,12 @@ std::string to_yaml(const Experiment& e) {
         out << YAML::Key << to_string(c->kind) << YAML::Value << YAML::BeginMap;
         out << YAML::Key << "name" << YAML::Value << c->name;
         emit_params(out, c->params);
+        if (c == &e.optimizer) {
+            out << YAML::Key << "schedule" << YAML::Value << YAML::Flow << YAML::BeginMap;
+            out << YAML::Key << "name" << YAML::Value << e.schedule.name;
+            emit_params(out, e.schedule.params);
+            out << YAML::EndMap;
+        }
         out << YAML::EndMap;
     }
     out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;

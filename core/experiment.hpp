@@ -38,6 +38,7 @@ struct Experiment {
     double validation_split = 0;    // fraction of the training set held out
     std::vector<ComponentConfig> model;   // layers and activations, in order
     ComponentConfig loss, optimizer;
+    ComponentConfig schedule;       // the optimizer's `schedule:`; default constant
     TrainConfig train;
     std::vector<std::filesystem::path> plugins;   // absolute
 };

@@ -21,6 +21,7 @@ std::string plugin_error(const fs::path& path, const std::string& what) {
 
 std::string plural(Kind kind) { return kind == Kind::loss ? "losses" : std::string(to_string(kind)) + "s"; }
 
+
 }  // namespace
 
 fs::path builtin_plugin_dir() {
@@ -153,6 +154,7 @@ template std::shared_ptr<Activation> Registry::create<Activation>(const std::str
 template std::shared_ptr<Loss> Registry::create<Loss>(const std::string&, const Params&) const;
 template std::shared_ptr<Optimizer> Registry::create<Optimizer>(const std::string&, const Params&) const;
 template std::shared_ptr<Dataset> Registry::create<Dataset>(const std::string&, const Params&) const;
+template std::shared_ptr<Schedule> Registry::create<Schedule>(const std::string&, const Params&) const;
 
 std::shared_ptr<const Activation> Registry::activation(const std::string& name) const {
     const auto& c = get(Kind::activation, name);

@@ -62,11 +62,12 @@ private:
 // The folder the built-in plugins are installed in, relative to the executable.
 std::filesystem::path builtin_plugin_dir();
 
-// Implemented for Layer, Activation, Loss, Optimizer, Dataset in registry.cpp.
+// Implemented for every component interface in registry.cpp.
 extern template std::shared_ptr<Layer> Registry::create<Layer>(const std::string&, const Params&) const;
 extern template std::shared_ptr<Activation> Registry::create<Activation>(const std::string&, const Params&) const;
 extern template std::shared_ptr<Loss> Registry::create<Loss>(const std::string&, const Params&) const;
 extern template std::shared_ptr<Optimizer> Registry::create<Optimizer>(const std::string&, const Params&) const;
 extern template std::shared_ptr<Dataset> Registry::create<Dataset>(const std::string&, const Params&) const;
+extern template std::shared_ptr<Schedule> Registry::create<Schedule>(const std::string&, const Params&) const;
 
 }  // namespace bp

@@ -63,6 +63,7 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     }
     try {
         p.optimizer = registry.create<Optimizer>(e.optimizer.name, e.optimizer.params);
+        p.schedule = registry.create<Schedule>(e.schedule.name, e.schedule.params);
     } catch (const Error& err) {
         throw Error(e.optimizer.where + ": " + err.what());
     }
@@ -177,12 +178,16 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     for (const auto& m : result.history) best = std::min(best, best_score(best_metric, m));
 
     ProgressPrinter progress(log, options.terminal, e.train.epochs);
+    const double base_lr = p.optimizer->learning_rate();
     const int64_t first_epoch = result.history.empty() ? 1 : result.history.back().epoch + 1;
     for (int64_t epoch = first_epoch; epoch <= e.train.epochs; ++epoch) {
         auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
                                      : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
+        const double lr = p.schedule->learning_rate(base_lr, epoch, e.train.epochs);
+        p.optimizer->set_learning_rate(lr);
         EpochMetrics m = trainer.run_epoch(epoch, p.data.train, on_step);
+        m.learning_rate = lr;
         if (!m.diverged && p.validation.x.rows() > 0) m.validation = trainer.evaluate(p.validation);
         if (!m.diverged && p.data.test) m.test = trainer.evaluate(*p.data.test);
         m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();

@@ -19,6 +19,7 @@ struct PreparedRun {
     std::unique_ptr<Network> network;
     std::shared_ptr<Loss> loss;
     std::shared_ptr<Optimizer> optimizer;
+    std::shared_ptr<Schedule> schedule;
 };
 
 PreparedRun prepare_run(const Experiment& e, const Registry& registry);

@@ -60,12 +60,13 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 
 std::string metrics_csv(const std::vector<EpochMetrics>& history) {
     std::string out =
-        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second\n";
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second,"
+        "lr\n";
     for (const auto& m : history) {
         out += std::to_string(m.epoch) + "," + cell(m.train.loss) + "," + cell(m.train.accuracy) + "," +
                cell(m.validation.loss) + "," + cell(m.validation.accuracy) + "," + cell(m.test.loss) + "," +
                cell(m.test.accuracy) + "," + cell(m.seconds) + "," +
-               cell(m.samples_per_second()) + "\n";
+               cell(m.samples_per_second()) + "," + cell(m.learning_rate) + "\n";
     }
     return out;
 }
@@ -121,7 +122,7 @@ std::string history_json(const std::vector<EpochMetrics>& history) {
         out.push_back({{"epoch", m.epoch}, {"train", evaluation_json(m.train)},
                        {"validation", evaluation_json(m.validation)}, {"test", evaluation_json(m.test)},
                        {"seconds", m.seconds}, {"train_seconds", m.train_seconds}, {"samples", m.samples},
-                       {"diverged", m.diverged}});
+                       {"diverged", m.diverged}, {"learning_rate", number(m.learning_rate)}});
     }
     return out.dump();
 }
@@ -138,6 +139,7 @@ std::vector<EpochMetrics> parse_history_json(const std::string& json) {
         m.train_seconds = j.at("train_seconds");
         m.samples = j.at("samples");
         m.diverged = j.at("diverged");
+        m.learning_rate = j.at("learning_rate").is_null() ? no_value : j.at("learning_rate").get<double>();
         out.push_back(m);
     }
     return out;

@@ -17,7 +17,7 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 // runs/<name>/<YYYYmmdd-HHMMSS>[-N]/ under `root`, created; never an existing folder.
 std::filesystem::path new_run_dir(const std::filesystem::path& root, const std::string& name);
 
-// epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second
+// epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second,lr
 std::string metrics_csv(const std::vector<EpochMetrics>& history);
 
 struct RunSummary {

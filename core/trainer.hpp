@@ -32,6 +32,7 @@ struct Evaluation {
 
 struct EpochMetrics {
     int64_t epoch = 0;           // 1-based
+    double learning_rate = no_value;   // the schedule's rate for this epoch
     Evaluation train;            // averaged over the epoch's steps, as the weights moved
     Evaluation validation;       // after the epoch; NaN without a validation split
     Evaluation test;             // after the epoch; NaN without a test set

@@ -90,11 +90,12 @@ TEST_CASE("a run leaves config.yaml, metrics.csv and summary.json", "[trainer][f
     std::string header, row;
     std::getline(lines, header);
     CHECK(header ==
-          "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second");
+          "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second,lr");
     int rows = 0;
     while (std::getline(lines, row)) {
         ++rows;
-        CHECK(std::count(row.begin(), row.end(), ',') == 8);
+        CHECK(std::count(row.begin(), row.end(), ',') == 9);
+        CHECK(row.substr(row.rfind(',') + 1) == "0.005");   // spirals' Adam lr, constant
         // Every column has a value but the test set's: spirals has none.
         CHECK(row.find(",,,") != std::string::npos);
         CHECK(row.find(",,,,") == std::string::npos);

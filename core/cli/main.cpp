@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
 
     auto* plugins = app.add_subcommand("plugins", "list every component with its parameters, defaults and docs");
     plugins->add_option("--kind", kind, "only this kind")->check(
-        CLI::IsMember({"layer", "activation", "loss", "optimizer", "dataset"}));
+        CLI::IsMember({"layer", "activation", "loss", "optimizer", "dataset", "schedule"}));
 
     try {
         app.parse(argc, argv);

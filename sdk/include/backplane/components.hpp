@@ -126,6 +126,16 @@ public:
     virtual void load_state(const std::vector<NamedTensor>& /*state*/) {}
 };
 
+// ----------------------------------------------------------------- schedule
+// The learning rate of each epoch, from the optimizer's own `lr` (the base).
+// A pure function of the epoch, so a resumed run needs no schedule state.
+class BACKPLANE_API Schedule {
+public:
+    virtual ~Schedule() = default;
+    // epoch: 1..epochs.
+    virtual double learning_rate(double base, int64_t epoch, int64_t epochs) const = 0;
+};
+
 // ------------------------------------------------------------------ dataset
 struct Split {
     Matrix x;   // (samples, input.size())

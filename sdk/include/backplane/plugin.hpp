@@ -18,7 +18,7 @@
 // Bump on any change to a class or struct in the sdk that a plugin compiles
 // against (a virtual function, a member, a factory signature, this file). The
 // loader refuses a library built with another number before touching anything else.
-#define BACKPLANE_ABI_VERSION 3u
+#define BACKPLANE_ABI_VERSION 4u
 
 namespace bp {
 
@@ -27,10 +27,10 @@ using Factory = std::function<std::unique_ptr<T>(const Params&, const Services&)
 
 // Index order is the Kind order; add alternatives only at the end.
 using AnyFactory = std::variant<Factory<Layer>, Factory<Activation>, Factory<Loss>, Factory<Optimizer>,
-                                Factory<Dataset>>;
+                                Factory<Dataset>, Factory<Schedule>>;
 
-enum class Kind { layer, activation, loss, optimizer, dataset };
-constexpr Kind kinds[] = {Kind::layer, Kind::activation, Kind::loss, Kind::optimizer, Kind::dataset};
+enum class Kind { layer, activation, loss, optimizer, dataset, schedule };
+constexpr Kind kinds[] = {Kind::layer, Kind::activation, Kind::loss, Kind::optimizer, Kind::dataset, Kind::schedule};
 
 // The Kind of a component interface: kind_of<Layer> == Kind::layer.
 template <class T, std::size_t I = 0>
@@ -42,7 +42,7 @@ template <class T>
 constexpr Kind kind_of = kind_index<T>();
 
 inline const char* to_string(Kind k) {
-    static const char* names[] = {"layer", "activation", "loss", "optimizer", "dataset"};
+    static const char* names[] = {"layer", "activation", "loss", "optimizer", "dataset", "schedule"};
     return names[static_cast<int>(k)];
 }
 
@@ -86,6 +86,9 @@ struct Manifest {
     }
     template <class T> Manifest& dataset(std::string name, std::string doc, Schema schema) {
         return add<Dataset, T>(std::move(name), std::move(doc), std::move(schema), {});
+    }
+    template <class T> Manifest& schedule(std::string name, std::string doc, Schema schema = {}) {
+        return add<Schedule, T>(std::move(name), std::move(doc), std::move(schema), {});
     }
 
 private:
