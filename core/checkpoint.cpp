@@ -72,8 +72,13 @@ Checkpoint load_checkpoint(const fs::path& path) {
             if (entry.at("dtype") != "F32") throw fail("tensor '" + name + "' is " + entry.at("dtype").dump() + ", only F32 is read");
             const auto shape = entry.at("shape").get<std::vector<int64_t>>();
             const auto off = entry.at("data_offsets").get<std::vector<std::size_t>>();
+            for (int64_t d : shape)
+                if (d <= 0 || d > int64_t(data_size)) throw fail("tensor '" + name + "' has an impossible shape");
             int64_t rows = shape.size() >= 1 ? shape[0] : 1, cols = 1;
-            for (std::size_t d = 1; d < shape.size(); ++d) cols *= shape[d];
+            for (std::size_t d = 1; d < shape.size(); ++d) {
+                cols *= shape[d];
+                if (cols > int64_t(data_size)) throw fail("tensor '" + name + "' has an impossible shape");
+            }
             if (off.size() != 2 || off[1] < off[0] || off[1] > data_size ||
                 off[1] - off[0] != std::size_t(rows * cols) * sizeof(float))
                 throw fail("tensor '" + name + "' has data offsets outside the file or of the wrong size (truncated?)");

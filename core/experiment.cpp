@@ -99,7 +99,7 @@ public:
                 // A model entry {dense: {...}}: step into its single value.
                 if (!last && next.IsMap() && next.size() == 1 && !std::as_const(next)[parts[i + 1]])
                     next.reset(next.begin()->second);
-            } else if (node.IsScalar() && !last) {
+            } else if (node.IsScalar()) {
                 // "loss: mse" and --set loss.x=1: turn the name into {name: mse}.
                 const std::string name = node.as<std::string>();
                 node = YAML::Node(YAML::NodeType::Map);
@@ -185,7 +185,8 @@ private:
 
     void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed, const std::string& section) const {
         for (const auto& kv : map) {
-            const std::string key = kv.first.as<std::string>();
+            if (!kv.first.IsScalar()) fail(kv.first, "a key in " + section + " must be a plain name");
+            const std::string key = kv.first.Scalar();
             if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
                 fail(kv.first, "unknown key '" + key + "' in " + section + did_you_mean(key, allowed) +
                                    "; allowed: " + join(allowed));

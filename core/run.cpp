@@ -29,6 +29,9 @@ void check_data(const Data& d, const std::string& where, const std::string& sour
         if (s.y.cols() != d.target.columns)
             fail(std::string(which) + " targets have " + std::to_string(s.y.cols()) + " columns, expected " +
                  std::to_string(d.target.columns));
+        if (d.target.classes > 65536)
+            fail("declares " + std::to_string(d.target.classes) + " classes; are the labels regression targets?");
+        if (!s.x.allFinite()) fail(std::string(which) + " has inputs that are NaN or infinite");
         if (d.target.classes > 0 && s.y.size() > 0 &&
             (s.y.minCoeff() < 0 || s.y.maxCoeff() >= float(d.target.classes)))
             fail(std::string(which) + " has labels outside 0.." + std::to_string(d.target.classes - 1));
@@ -95,6 +98,7 @@ Checkpoint capture(const Experiment& e, const Network& net, const Optimizer& opt
 void restore(const Checkpoint& c, const std::string& source, Network& net, Optimizer& opt) {
     if (c.metadata.count("format") == 0 || c.metadata.at("format") != checkpoint_format)
         throw Error("checkpoint " + source + " was not written by Backplane (no format '" + checkpoint_format + "')");
+    if (c.metadata.count("history") == 0) throw Error("checkpoint " + source + " has no metrics history");
     std::vector<std::string> problems;
     std::vector<std::pair<Matrix*, const Matrix*>> copies;
     std::vector<std::string> expected;
@@ -126,6 +130,13 @@ void restore(const Checkpoint& c, const std::string& source, Network& net, Optim
     for (auto [to, from] : copies) *to = *from;
 }
 
+// The model's outputs score classes (one per class, or one logit for two): a
+// confusion matrix means something.
+bool outputs_classes(const Network& net, const TargetInfo& t) {
+    const int64_t width = net.output().size();
+    return t.classes > 0 && (width == t.classes || (width == 1 && t.classes == 2));
+}
+
 // Lower is better for losses, higher for accuracies.
 double best_score(const std::string& metric, const EpochMetrics& m) {
     const auto& e = metric.rfind("train", 0) == 0 ? m.train : metric.rfind("val", 0) == 0 ? m.validation : m.test;
@@ -143,7 +154,16 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
     PreparedRun p = prepare_run(e, registry);
-    Trainer trainer(*p.network, p.loss, p.optimizer, e.train, e.seed);
+    const std::string best_metric = e.train.best_metric != "auto" ? e.train.best_metric
+                                    : p.validation.x.rows() > 0   ? "val_loss"
+                                                                  : "train_loss";
+    if ((best_metric.rfind("val", 0) == 0 && p.validation.x.rows() == 0) || (best_metric.rfind("test", 0) == 0 && !p.data.test))
+        throw Error(e.file.string() + ": train.best_metric is " + best_metric + ", but the run has no " +
+                    (best_metric[0] == 'v' ? "validation split (set data.validation_split)" : "test set"));
+    // A batch is never larger than the data: buffers are sized for one.
+    TrainConfig config = e.train;
+    config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
+    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed);
 
     RunResult result;
     // Resuming checks the checkpoint against the model before any file is touched.
@@ -151,7 +171,11 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         const fs::path file = checkpoint_file(options.resume);
         const Checkpoint c = load_checkpoint(file);
         restore(c, file.string(), *p.network, *p.optimizer);
-        result.history = parse_history_json(c.metadata.at("history"));
+        try {
+            result.history = parse_history_json(c.metadata.at("history"));
+        } catch (const std::exception& err) {
+            throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
+        }
         result.dir = fs::is_directory(options.resume) ? options.resume : file.parent_path().parent_path();
     } else if (options.out.empty()) {
         result.dir = new_run_dir(options.runs_root, e.name);
@@ -171,9 +195,6 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         if (!result.history.empty()) log << "resuming after epoch " << result.history.back().epoch << "\n";
         log << std::flush;
     }
-    const std::string best_metric = e.train.best_metric != "auto" ? e.train.best_metric
-                                    : p.validation.x.rows() > 0   ? "val_loss"
-                                                                  : "train_loss";
     double best = std::numeric_limits<double>::infinity();
     for (const auto& m : result.history) best = std::min(best, best_score(best_metric, m));
 
@@ -228,7 +249,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.history = result.history;
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;
-    if (!result.diverged && p.data.test && p.data.target.classes > 0)
+    if (!result.diverged && p.data.test && outputs_classes(*p.network, p.data.target))
         s.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     write_file_atomic(result.dir / "summary.json", summary_json(s));
     return result;
@@ -238,7 +259,7 @@ EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<st
                                Registry& registry) {
     const fs::path file = checkpoint_file(run_or_file);
     const Checkpoint c = load_checkpoint(file);
-    for (const char* key : {"config", "experiment_dir", "format"})
+    for (const char* key : {"config", "experiment_dir", "format", "epoch", "history"})
         if (!c.metadata.count(key)) throw Error("checkpoint " + file.string() + " has no '" + key + "' in its metadata");
     EvalResult r;
     // Relative paths in the config start at the original experiment's folder.
@@ -248,9 +269,9 @@ EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<st
     if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
     restore(c, file.string(), *p.network, *p.optimizer);
     Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed);
-    r.epoch = std::stoll(c.metadata.at("epoch"));
+    r.epoch = parse_history_json(c.metadata.at("history")).size();
     r.test = trainer.evaluate(*p.data.test);
-    if (p.data.target.classes > 0) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
+    if (outputs_classes(*p.network, p.data.target)) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     return r;
 }
 

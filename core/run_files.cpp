@@ -139,7 +139,8 @@ std::vector<EpochMetrics> parse_history_json(const std::string& json) {
         m.train_seconds = j.at("train_seconds");
         m.samples = j.at("samples");
         m.diverged = j.at("diverged");
-        m.learning_rate = j.at("learning_rate").is_null() ? no_value : j.at("learning_rate").get<double>();
+        const auto lr = j.value("learning_rate", nlohmann::json());   // absent before schedules existed
+        m.learning_rate = lr.is_null() ? no_value : lr.get<double>();
         out.push_back(m);
     }
     return out;

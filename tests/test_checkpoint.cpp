@@ -114,6 +114,15 @@ TEST_CASE("a bad checkpoint is refused by name and nothing is overwritten", "[ch
     CHECK(test::read_file(dir / "run" / "metrics.csv") == metrics);
 }
 
+TEST_CASE("a best_metric the run cannot produce is refused before training", "[checkpoint]") {
+    const auto dir = test::temp_dir("best-metric");
+    CHECK_THAT(test::error_of([&] { run(dir, {"train.best_metric=test_accuracy"}); }),
+               Catch::Contains("train.best_metric is test_accuracy, but the run has no test set"));
+    CHECK_THAT(test::error_of([&] { run(dir, {"train.best_metric=val_loss", "data.validation_split=0"}); }),
+               Catch::Contains("no validation split"));
+    CHECK_FALSE(fs::exists(dir / "run"));
+}
+
 TEST_CASE("eval reports test metrics and the confusion matrix of a saved run", "[checkpoint][idx]") {
     auto& registry = test::builtin_registry();
     const auto e = bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "fashion_mnist_mlp.yaml",

@@ -71,6 +71,9 @@ TEST_CASE("overrides (--set) reach any key", "[experiment]") {
 TEST_CASE("overrides (--set) turn a bare name into a component and accept threads=auto", "[experiment]") {
     const auto e = parse(good, {"loss=mse", "train.threads=auto", "seed=11"});
     CHECK(e.loss.name == "mse");
+    const auto named = parse(replace(good, "optimizer: { name: sgd, lr: 0.1 }", "optimizer: sgd"), {"optimizer.lr=0.5"});
+    CHECK(named.optimizer.name == "sgd");
+    CHECK(named.optimizer.params.number("lr") == 0.5);
     CHECK(e.train.threads == 0);
     CHECK(e.seed == 11);
 }
@@ -120,6 +123,10 @@ TEST_CASE("an unknown component lists the known ones", "[experiment]") {
                Catch::StartsWith("/exp/bad.yaml:9:20: unknown optimizer 'adamw'"));
     CHECK_THAT(error_parsing(replace(good, "source: two_spirals", "source: spirals")),
                Catch::StartsWith("/exp/bad.yaml:3:17: unknown dataset 'spirals' (did you mean 'two_spirals'?)"));
+}
+
+TEST_CASE("a key that is not a plain name is refused", "[experiment]") {
+    CHECK(error_parsing(replace(good, "seed: 7", "[seed]: 7")) == "/exp/bad.yaml:2:1: a key in the experiment must be a plain name");
 }
 
 TEST_CASE("missing sections are named", "[experiment]") {

@@ -5,6 +5,7 @@
 #include "network.hpp"
 #include "run.hpp"
 
+#include <limits>
 #include <sstream>
 
 namespace {
@@ -43,6 +44,22 @@ TEST_CASE("dropout zeroes about rate of the elements in training and none in eva
 
     dropout->forward(x, y, nullptr, bp::StepContext{false, bp::Random(7), 0});
     CHECK(y == x);
+}
+
+TEST_CASE("max pooling lets NaN through instead of hiding it", "[layers]") {
+    auto pool = make("max_pool2d");
+    pool->build(bp::Shape{1, 2, 2}, bp::Random(1));
+    auto ws = pool->make_workspace(2);
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    bp::Matrix x(2, 4), y(2, 1), dx(2, 4);
+    x << 1, nan, 3, 2,   //
+        -inf, -inf, -inf, -inf;
+    pool->forward(x, y, ws.get(), bp::StepContext{});
+    CHECK(std::isnan(y(0, 0)));
+    CHECK(y(1, 0) == -inf);
+    bp::Matrix dy = bp::Matrix::Ones(2, 1);
+    pool->backward(x, y, dy, dx, {}, ws.get(), bp::StepContext{});
+    CHECK(dx.sum() == 2);   // each gradient went to one input of its window
 }
 
 TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {

@@ -81,7 +81,7 @@ private:
                 else s.x(int64_t(r), f++) = rows[r][c];
             }
             const float y = s.y(int64_t(r), 0);
-            if (classification_ && (y < 0 || y != std::floor(y)))
+            if (classification_ && (y < 0 || y != std::floor(y) || y > 65535))
                 throw bp::Error(path + ": row " + std::to_string(r + 1) + ": label " + std::to_string(y) +
                                 " is not a class index (0, 1, 2, ...); for numeric targets set task: regression");
         }
@@ -97,6 +97,8 @@ private:
             const float v = std::strtof(cell.c_str(), &end);
             if (end == cell.c_str() || cell.find_first_not_of(" \t\r", std::size_t(end - cell.c_str())) != std::string::npos)
                 throw bp::Error(path + ":" + std::to_string(line_no) + ": '" + cell + "' is not a number");
+            if (!std::isfinite(v))
+                throw bp::Error(path + ":" + std::to_string(line_no) + ": '" + cell + "' is not a finite number");
             out.push_back(v);
         }
         return out;

@@ -66,6 +66,8 @@ IdxArray read_idx(const fs::path& path) {
         if (n <= 0) throw bp::Error("idx: " + path.string() + " declares dimension " + std::to_string(d) + " of size 0");
         a.dims.push_back(n);
         total *= std::size_t(n);
+        if (total > (std::size_t(1) << 36))
+            throw bp::Error("idx: " + path.string() + " declares more than 64 GiB of data: a corrupt header");
     }
     a.data.resize(total);
     const std::size_t got = read(a.data.data(), total);

@@ -2,7 +2,8 @@
 // Output rows are (C, OH, OW), channel-major like the input.
 #include <backplane/backplane.hpp>
 
-#include <limits>
+#include <algorithm>
+#include <cmath>
 
 #include "image.hpp"
 #include "layers.hpp"
@@ -51,13 +52,16 @@ public:
 
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
         auto& arg = static_cast<Argmax&>(*ws).index;
-        y.setConstant(-std::numeric_limits<float>::infinity());
         for (Eigen::Index r = 0; r < x.rows(); ++r) {
             const float* xr = x.row(r).data();   // raw rows: this loop is the layer's whole cost
             float* yr = y.row(r).data();
             int32_t* ar = arg.row(r).data();
+            std::fill(ar, ar + y.cols(), -1);
+            // Each window starts at its first element; a NaN wins and stays (!(x <= y)
+            // is true for NaN x), so a diverging run shows as NaN instead of being hidden.
             for_each_window(g_, [&](int64_t out, int64_t in) {
-                if (xr[in] > yr[out]) yr[out] = xr[in], ar[out] = int32_t(in);
+                if (ar[out] < 0 || (!std::isnan(yr[out]) && !(xr[in] <= yr[out])))
+                    yr[out] = xr[in], ar[out] = int32_t(in);
             });
         }
     }

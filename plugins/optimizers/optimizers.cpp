@@ -47,12 +47,20 @@ protected:
     StatefulOptimizer(double lr, std::vector<std::string> slot_names)
         : lr_(lr), slot_names_(std::move(slot_names)), slots_(slot_names_.size()) {}
 
-    // Zero-initialised state on the first step, shaped like the parameters.
+    // Zero-initialised state on the first step, shaped like the parameters; restored
+    // state must have their shapes.
     void begin_step(std::span<bp::ParameterRef> params) {
         ++steps_;
-        for (auto& slot : slots_) {
-            if (!slot.empty()) continue;
-            for (auto& p : params) slot.push_back(bp::Matrix::Zero(p.value.rows(), p.value.cols()));
+        for (std::size_t s = 0; s < slots_.size(); ++s) {
+            auto& slot = slots_[s];
+            if (slot.empty()) {
+                for (auto& p : params) slot.push_back(bp::Matrix::Zero(p.value.rows(), p.value.cols()));
+                continue;
+            }
+            bool fits = slot.size() == params.size();
+            for (std::size_t i = 0; fits && i < params.size(); ++i)
+                fits = slot[i].rows() == params[i].value.rows() && slot[i].cols() == params[i].value.cols();
+            if (!fits) throw bp::Error("optimizer state '" + slot_names_[s] + "' does not match the parameters' shapes");
         }
     }
     bp::Matrix& slot(std::size_t s, std::size_t i) { return slots_[s][i]; }
