@@ -231,6 +231,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(epoch));
             save_checkpoint(result.dir / "checkpoints" / name, c);
         }
+        if (epoch == options.stop_after) break;
     }
 
     std::vector<const Matrix*> tensors;
@@ -245,7 +246,8 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.seed = e.seed;
     s.threads = trainer.threads();
     s.parameters = p.network->parameter_count();
-    s.status = result.diverged ? "diverged" : "completed";
+    const bool stopped = options.stop_after > 0 && options.stop_after < e.train.epochs;
+    s.status = result.diverged ? "diverged" : stopped ? "stopped" : "completed";
     s.history = result.history;
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;

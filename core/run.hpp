@@ -30,6 +30,7 @@ struct RunOptions {
     std::filesystem::path runs_root = "runs";
     bool quiet = false;
     bool terminal = false;                     // redraw progress in place
+    int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
 };
 
 struct RunResult {

@@ -71,6 +71,13 @@ echo 'not a library' >"$tmp/plugins/libjunk.so"
 BACKPLANE_PLUGIN_PATH="$tmp/plugins" expect 1 'libjunk.so: not a loadable shared library' -- "$bp" plugins
 BACKPLANE_PLUGIN_PATH="$tmp/nowhere" expect 1 'BACKPLANE_PLUGIN_PATH names .*nowhere' -- "$bp" plugins
 BACKPLANE_PLUGIN_PATH="$broken/wrong_abi" expect 1 'built for ABI 999' -- "$bp" plugins
+# check-plugin: a wrong gradient and a state a checkpoint loses, each named.
+expect 1 '2 of 2 components failed their checks: activation bad_tanh, optimizer forgetful_momentum' -- \
+  "$bp" check-plugin "$broken/bad_gradient/libbad_gradient.so"
+grep -q 'FAIL  gradients' "$tmp/out" || fail "check-plugin does not say the gradients failed"
+grep -q 'FAIL  resume' "$tmp/out" || fail "check-plugin does not say resume failed"
+expect 0 'all 6 components passed' -- "$bp" check-plugin "$(dirname "$bp")/../lib/backplane/plugins/libbackplane-datasets.so"
+
 f=$(yaml with-plugin.yaml <<<"data: { source: xor }
 plugins: [ $broken/duplicate ]
 model: [ dense: {units: 2} ]

@@ -29,7 +29,7 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adam", "sgd"}},
-        {bp::Kind::dataset, {"csv", "idx", "sine", "two_spirals", "xor"}},
+        {bp::Kind::dataset, {"csv", "gaussian", "idx", "sine", "two_spirals", "xor"}},
         {bp::Kind::schedule, {"constant", "cosine", "exponential", "step"}},
     };
     for (const auto& [kind, names] : expected) CHECK(r.names(kind) == names);

@@ -1,5 +1,6 @@
 // The `backplane` command: parses arguments, calls the core, prints one message
 // and exits non-zero on any error.
+#include "../certify.hpp"
 #include "../experiment.hpp"
 #include "../registry.hpp"
 #include "../run.hpp"
@@ -8,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
@@ -56,6 +58,31 @@ void print_evaluation(const bp::EvalResult& r) {
     }
 }
 
+// Runs every check on every component `library` provides; prints one report each.
+void check_plugin(bp::Registry& registry, const std::string& library, int threads) {
+    registry.load_default_paths();   // the checks train with built-in components around the one checked
+    registry.load_library(library);
+    const auto path = std::filesystem::weakly_canonical(std::filesystem::absolute(library));
+    const bp::PluginLibrary* lib = nullptr;
+    for (const auto& l : registry.libraries())
+        if (l->path == path) lib = l.get();
+    const auto& m = *lib->manifest;
+    std::printf("%s: %s %s, %zu components, checked at 1 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
+                m.version.c_str(), m.components.size(), threads);
+    std::vector<std::string> failed;
+    for (const auto& c : m.components) {
+        const bp::Certificate cert = bp::certify(registry, c.kind(), c.name, {threads});
+        std::printf("%s", cert.report().c_str());
+        std::fflush(stdout);
+        if (!cert.passed()) failed.push_back(std::string(bp::to_string(c.kind())) + " " + c.name);
+    }
+    if (!failed.empty()) {
+        throw bp::Error(std::to_string(failed.size()) + " of " + std::to_string(m.components.size()) +
+                        " components failed their checks: " + bp::join(failed));
+    }
+    std::printf("\nall %zu components passed\n", m.components.size());
+}
+
 bp::Experiment load(bp::Registry& registry, const std::string& file, const std::vector<std::string>& sets) {
     registry.load_default_paths();
     return bp::load_experiment(file, sets, registry);
@@ -101,6 +128,14 @@ int main(int argc, char** argv) {
     plugins->add_option("--kind", kind, "only this kind")->check(
         CLI::IsMember({"layer", "activation", "loss", "optimizer", "dataset", "schedule"}));
 
+    std::string library;
+    int check_threads = 4;
+    auto* check = app.add_subcommand("check-plugin", "load a plugin library and run every check the built-ins pass "
+                                                     "(schema, gradients, determinism, resume) on each of its components");
+    check->add_option("library", library, "the plugin's .so file")->required();
+    check->add_option("--threads", check_threads, "thread count compared with 1 in the determinism check (default 4)")
+        ->check(CLI::Range(2, 256));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -112,6 +147,10 @@ int main(int argc, char** argv) {
         if (*plugins) {
             registry.load_default_paths();
             print_plugins(registry, kind);
+            return ok;
+        }
+        if (*check) {
+            check_plugin(registry, library, check_threads);
             return ok;
         }
         if (*eval) {

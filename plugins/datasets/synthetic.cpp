@@ -94,10 +94,72 @@ private:
     double range_, noise_;
 };
 
+// Gaussian inputs of any per-sample shape, labelled by a random linear teacher: a
+// learnable problem for any layer (check-plugin trains every component on it).
+// Targets: the argmax of `classes` teacher outputs, or `outputs` real teacher
+// outputs when classes is 0.
+class Gaussian final : public bp::Dataset {
+public:
+    static bp::Schema schema() {
+        return bp::Schema()
+            .text("shape", "8", "per-sample input shape, dimensions joined by x: 8, or 3x16x16 for images")
+            .integer("samples", 256, 1, 1 << 24, "number of samples")
+            .integer("classes", 3, 0, 1 << 16, "classes to label; 0 for regression targets")
+            .integer("outputs", 1, 1, 1 << 16, "regression targets per sample (classes: 0)");
+    }
+    explicit Gaussian(const bp::Params& p)
+        : input_(parse_shape(p.text("shape"))), samples_(p.integer("samples")), classes_(p.integer("classes")),
+          outputs_(classes_ > 0 ? classes_ : p.integer("outputs")) {}
+
+    bp::Data load(const bp::DataContext& ctx) const override {
+        const bp::Random rng = bp::Random(ctx.seed).derive("gaussian");
+        const bp::Random teacher_rng = rng.derive("teacher"), x_rng = rng.derive("x");
+        const int64_t d = input_.size();
+        bp::Matrix teacher(d, outputs_);
+        for (int64_t i = 0; i < teacher.size(); ++i)
+            teacher.data()[i] = teacher_rng.normal(i) / float(std::sqrt(double(d)));
+        bp::Data data{input_, {classes_ > 0 ? 1 : outputs_, classes_}, {bp::Matrix(samples_, d), {}}, {}};
+        for (int64_t i = 0; i < data.train.x.size(); ++i) data.train.x.data()[i] = x_rng.normal(i);
+        const bp::Matrix out = data.train.x * teacher;
+        if (classes_ == 0) {
+            data.train.y = out;
+            return data;
+        }
+        data.train.y.resize(samples_, 1);
+        for (int64_t r = 0; r < samples_; ++r) {
+            Eigen::Index best = 0;
+            out.row(r).maxCoeff(&best);
+            data.train.y(r, 0) = float(best);
+        }
+        return data;
+    }
+
+private:
+    static bp::Shape parse_shape(const std::string& text) {
+        std::vector<int64_t> dims;
+        std::size_t pos = 0;
+        while (pos <= text.size()) {
+            const std::size_t end = std::min(text.find('x', pos), text.size());
+            const std::string part = text.substr(pos, end - pos);
+            if (part.empty() || part.size() > 6 || part.find_first_not_of("0123456789") != std::string::npos ||
+                std::stoll(part) == 0)
+                throw bp::Error("shape '" + text + "' is not a list of positive sizes joined by x, like 3x16x16");
+            dims.push_back(std::stoll(part));
+            pos = end + 1;
+        }
+        return bp::Shape(std::move(dims));
+    }
+
+    bp::Shape input_;
+    int64_t samples_, classes_, outputs_;
+};
+
 }  // namespace
 
 void register_synthetic_datasets(bp::Manifest& manifest) {
     manifest.dataset<Xor>("xor", "the four points of XOR (2 inputs, 2 classes)", Xor::schema())
         .dataset<TwoSpirals>("two_spirals", "two interleaved spirals (2 inputs, 2 classes)", TwoSpirals::schema())
-        .dataset<Sine>("sine", "y = sin(x) + noise (1 input, regression)", Sine::schema());
+        .dataset<Sine>("sine", "y = sin(x) + noise (1 input, regression)", Sine::schema())
+        .dataset<Gaussian>("gaussian", "Gaussian inputs of any shape labelled by a random linear teacher",
+                           Gaussian::schema());
 }
