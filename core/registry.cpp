@@ -50,9 +50,18 @@ void Registry::load_library(const fs::path& given) {
     }
     const uint32_t abi = handle->get<uint32_t()>(BACKPLANE_ABI_SYMBOL)();
     if (abi != BACKPLANE_ABI_VERSION) {
-        throw Error(plugin_error(path, "wrong ABI version: the plugin was built for ABI " + std::to_string(abi) +
-                                           ", this Backplane supports ABI " + std::to_string(BACKPLANE_ABI_VERSION) +
-                                           "; rebuild the plugin against this Backplane's sdk"));
+        // Plugins before ABI 5 did not record their SDK release.
+        const std::string sdk = handle->has(BACKPLANE_SDK_VERSION_SYMBOL)
+                                    ? "Backplane SDK " + std::string(handle->get<const char*()>(BACKPLANE_SDK_VERSION_SYMBOL)())
+                                    : "a Backplane SDK older than 0.2.0";
+        const std::string what = "it was built against " + sdk + " (built for ABI " + std::to_string(abi) +
+                                 "); this Backplane " BACKPLANE_VERSION " supports ABI " +
+                                 std::to_string(BACKPLANE_ABI_VERSION) + " only. ";
+        throw Error(plugin_error(path, what + (abi < BACKPLANE_ABI_VERSION
+                                                   ? "Rebuild the plugin against this Backplane's SDK (find_package(Backplane "
+                                                     BACKPLANE_VERSION ") from its install prefix)"
+                                                   : "Update Backplane to the release of that SDK, or rebuild the plugin "
+                                                     "against this Backplane's SDK")));
     }
     if (!handle->has(BACKPLANE_MANIFEST_SYMBOL))
         throw Error(plugin_error(path, "no entry point '" BACKPLANE_MANIFEST_SYMBOL "'"));

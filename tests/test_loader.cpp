@@ -57,7 +57,15 @@ TEST_CASE("an ABI mismatch shows both versions", "[loader]") {
     bp::Registry r;
     const auto msg = test::error_of([&] { r.load_library(broken("wrong_abi")); });
     CHECK_THAT(msg, Catch::Contains("libwrong_abi.so") && Catch::Contains("built for ABI 999") &&
+                        Catch::Contains("built against Backplane SDK 9.9.0") &&
                         Catch::Contains("supports ABI " + std::to_string(BACKPLANE_ABI_VERSION)));
+}
+
+TEST_CASE("a plugin built against an older SDK is told to rebuild", "[loader]") {
+    bp::Registry r;
+    const auto msg = test::error_of([&] { r.load_library(broken("old_abi")); });
+    CHECK_THAT(msg, Catch::Contains("a Backplane SDK older than 0.2.0 (built for ABI 4)") &&
+                        Catch::Contains("Rebuild the plugin against this Backplane's SDK (find_package(Backplane " BACKPLANE_VERSION));
 }
 
 TEST_CASE("a plugin whose registration throws is refused", "[loader]") {

@@ -4,6 +4,7 @@
 #include "../experiment.hpp"
 #include "../registry.hpp"
 #include "../run.hpp"
+#include "../scaffold.hpp"
 #include "../suggest.hpp"
 
 #include <CLI/CLI.hpp>
@@ -67,8 +68,9 @@ void check_plugin(bp::Registry& registry, const std::string& library, int thread
     for (const auto& l : registry.libraries())
         if (l->path == path) lib = l.get();
     const auto& m = *lib->manifest;
-    std::printf("%s: %s %s, %zu components, checked at 1 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
-                m.version.c_str(), m.components.size(), threads);
+    const std::size_t n = m.components.size();
+    std::printf("%s: %s %s, %zu component%s, checked at 1 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
+                m.version.c_str(), n, n == 1 ? "" : "s", threads);
     std::vector<std::string> failed;
     for (const auto& c : m.components) {
         const bp::Certificate cert = bp::certify(registry, c.kind(), c.name, {threads});
@@ -80,7 +82,27 @@ void check_plugin(bp::Registry& registry, const std::string& library, int thread
         throw bp::Error(std::to_string(failed.size()) + " of " + std::to_string(m.components.size()) +
                         " components failed their checks: " + bp::join(failed));
     }
-    std::printf("\nall %zu components passed\n", m.components.size());
+    std::printf(n == 1 ? "\nthe component passed\n" : "\nall %zu components passed\n", n);
+}
+
+void new_plugin(const std::string& name, const std::string& kind_name, const std::filesystem::path& dir) {
+    bp::Kind kind = bp::Kind::layer;
+    for (const bp::Kind k : bp::scaffold_kinds)
+        if (kind_name == bp::to_string(k)) kind = k;
+    const auto prefix = bp::installed_prefix();
+    const auto files = bp::write_plugin_project(name, kind, dir, prefix);
+    std::printf("wrote a %s plugin project in %s:\n", kind_name.c_str(), dir.c_str());
+    for (const auto& f : files) std::printf("  %s\n", f.filename().c_str());
+    const std::string d = dir.string();
+    std::printf("\nbuild it, check it, train with it:\n"
+                "  cmake -S %s -B %s/build%s && cmake --build %s/build\n"
+                "  backplane check-plugin %s/build/lib%s.so\n"
+                "  backplane run %s/%s-example.yaml\n",
+                d.c_str(), d.c_str(), prefix.empty() ? " -DCMAKE_PREFIX_PATH=<where Backplane is installed>" : "",
+                d.c_str(), d.c_str(), name.c_str(), d.c_str(), name.c_str());
+    if (prefix.empty())
+        std::printf("\nThis backplane is not installed with its CMake package: install it first with\n"
+                    "  cmake --install <Backplane's build folder> --prefix <prefix>\n");
 }
 
 bp::Experiment load(bp::Registry& registry, const std::string& file, const std::vector<std::string>& sets) {
@@ -136,6 +158,14 @@ int main(int argc, char** argv) {
     check->add_option("--threads", check_threads, "thread count compared with 1 in the determinism check (default 4)")
         ->check(CLI::Range(2, 256));
 
+    std::string new_name, new_kind, new_dir;
+    auto* scaffold = app.add_subcommand("new-plugin", "write a standalone plugin project for a new component: "
+                                                      "CMakeLists.txt, its source, an example experiment");
+    scaffold->add_option("name", new_name, "the component's name, e.g. my_layer (also the library's)")->required();
+    scaffold->add_option("--kind", new_kind, "what it is")->required()->check(
+        CLI::IsMember({"layer", "activation", "loss", "optimizer"}));
+    scaffold->add_option("--dir", new_dir, "the folder to write (default: ./NAME)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -147,6 +177,10 @@ int main(int argc, char** argv) {
         if (*plugins) {
             registry.load_default_paths();
             print_plugins(registry, kind);
+            return ok;
+        }
+        if (*scaffold) {
+            new_plugin(new_name, new_kind, new_dir.empty() ? new_name : new_dir);
             return ok;
         }
         if (*check) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "backplane/components.hpp"
+#include "backplane/version.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -15,10 +16,13 @@
 #include <variant>
 #include <vector>
 
-// Bump on any change to a class or struct in the sdk that a plugin compiles
-// against (a virtual function, a member, a factory signature, this file). The
-// loader refuses a library built with another number before touching anything else.
-#define BACKPLANE_ABI_VERSION 4u
+// The ABI rule (docs/writing-plugins.md): bump on any change that makes a plugin built
+// against the previous sdk unsafe to load: a virtual function, data member or base of
+// any class or struct in this folder, a factory signature, the Manifest, the entry
+// points below, or the sdk's compile definitions. New inline helpers, docs and
+// comments do not bump it. The loader refuses a library built with another number
+// before touching anything else, and names the SDK release it was built against.
+#define BACKPLANE_ABI_VERSION 5u
 
 namespace bp {
 
@@ -111,13 +115,16 @@ private:
 
 }  // namespace bp
 
-// The two C entry points the loader looks for, in this order.
+// The C entry points the loader looks for, in this order: the ABI version; the SDK
+// release, read only to explain an ABI mismatch; the manifest.
 #define BACKPLANE_ABI_SYMBOL "backplane_abi_version"
+#define BACKPLANE_SDK_VERSION_SYMBOL "backplane_sdk_version"
 #define BACKPLANE_MANIFEST_SYMBOL "backplane_manifest"
 
 #define BACKPLANE_PLUGIN(NAME, VERSION)                                                        \
     static void backplane_register(::bp::Manifest& manifest);                                  \
     extern "C" BACKPLANE_API uint32_t backplane_abi_version() { return BACKPLANE_ABI_VERSION; } \
+    extern "C" BACKPLANE_API const char* backplane_sdk_version() { return BACKPLANE_VERSION; }  \
     extern "C" BACKPLANE_API const ::bp::Manifest* backplane_manifest() {                      \
         static const ::bp::Manifest built = [] {                                               \
             ::bp::Manifest m{NAME, VERSION, {}};                                               \

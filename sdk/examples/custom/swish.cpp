@@ -26,6 +26,6 @@ private:
 
 }  // namespace
 
-BACKPLANE_PLUGIN("my-activations", "1.0.0") {
+void register_swish(bp::Manifest& manifest) {
     manifest.activation<Swish>("swish", "y = x * sigmoid(beta * x)", Swish::schema());
 }
