@@ -101,7 +101,8 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
             return r;
         }
         case Kind::activation:
-            r.model = "  - dense: { units: 8 }\n  - " + name + "\n  - dense: { units: 3 }\n";
+            // Fused, so a layer of the same name cannot stand in for it.
+            r.model = "  - dense: { units: 8, activation: " + name + " }\n  - dense: { units: 3 }\n";
             return r;
         case Kind::loss: {
             const auto pairings = accepted_pairings(*registry.create<Loss>(name, Params::defaults(info.schema)));
@@ -128,14 +129,25 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
 RunResult train(Registry& registry, const Recipe& recipe, const fs::path& dir, const std::vector<std::string>& sets,
                 const fs::path& resume = {}, int64_t stop_after = 0) {
     fs::create_directories(dir);
-    const Experiment e = parse_experiment(recipe.text(), dir / "check.yaml", sets, registry);
+    Experiment e;
+    try {
+        e = parse_experiment(recipe.text(), dir / "check.yaml", sets, registry);
+    } catch (const Error& err) {
+        throw Error(std::string("check-plugin's experiment for it is refused: ") + err.what() + "\n" + recipe.text());
+    }
     RunOptions options;
     options.out = dir / "run";
     options.resume = resume;
     options.quiet = true;
     options.stop_after = stop_after;
     std::ostringstream log;
-    RunResult r = run_experiment(e, registry, options, log);
+    RunResult r;
+    try {
+        r = run_experiment(e, registry, options, log);
+    } catch (const Error& err) {
+        throw Error(std::string("training with it failed: ") + err.what() + "\n(check-plugin's experiment:\n" +
+                    recipe.text() + ")");
+    }
     if (r.diverged) throw Error("training diverged (a NaN or infinite loss) at epoch " + std::to_string(r.history.size()));
     return r;
 }
@@ -167,7 +179,7 @@ CheckOutcome check_schema(const Registry& registry, Kind kind, const std::string
         if (s.type == ParamType::integer || s.type == ParamType::number) {
             const double d = s.type == ParamType::integer ? double(std::get<int64_t>(s.default_value))
                                                           : std::get<double>(s.default_value);
-            if ((s.min && d < *s.min) || (s.max && d > *s.max))
+            if (!std::isfinite(d) || (s.min && d < *s.min) || (s.max && d > *s.max))
                 problems.push_back(p + "has its default " + format_value(s.default_value) + " outside its range");
         }
         if (s.type == ParamType::choice &&
@@ -235,7 +247,13 @@ CheckOutcome check_rates(const Registry& registry, const std::string& name) {
     const auto schedule = registry.create<Schedule>(name, Params::defaults(registry.get(Kind::schedule, name).info->schema));
     for (int64_t epochs : {1, 7, 100})
         for (int64_t e = 1; e <= epochs; ++e) {
-            const double lr = schedule->learning_rate(0.1, e, epochs);
+            // A history of steadily improving results, as a schedule that watches them may need.
+            std::vector<EpochResult> history;
+            for (int64_t k = 1; k < e; ++k) {
+                const double loss = 1.0 / double(k), accuracy = 1.0 - loss / 2;
+                history.push_back({loss, accuracy, loss, accuracy, loss, accuracy, 0.1});
+            }
+            const double lr = schedule->learning_rate(0.1, e, epochs, history);
             if (!std::isfinite(lr) || lr < 0)
                 return {"rates", false, false,
                         "epoch " + std::to_string(e) + " of " + std::to_string(epochs) + " gets rate " + format_value(lr)};
@@ -250,7 +268,8 @@ CheckOutcome check_data(const Registry& registry, const std::string& name) {
         dataset = registry.create<Dataset>(name, Params::defaults(registry.get(Kind::dataset, name).info->schema));
         a = dataset->load({1, fs::current_path().string()});
     } catch (const Error& e) {
-        return {"data", true, true, std::string("not loaded with its defaults: ") + e.what()};
+        return {"data", true, true,
+                std::string("not loaded with its defaults (give it data to check it): ") + e.what()};
     }
     b = dataset->load({1, fs::current_path().string()});
     auto consistent = [&](const Split& s, const char* which) -> std::string {
@@ -261,7 +280,10 @@ CheckOutcome check_data(const Registry& registry, const std::string& name) {
     };
     std::string problem = consistent(a.train, "training");
     if (problem.empty() && a.test) problem = consistent(*a.test, "test");
-    if (problem.empty() && (a.train.x != b.train.x || a.train.y != b.train.y)) problem = "two loads differ";
+    auto same = [](const Matrix& x, const Matrix& y) {
+        return x.rows() == y.rows() && x.cols() == y.cols() && x == y;
+    };
+    if (problem.empty() && (!same(a.train.x, b.train.x) || !same(a.train.y, b.train.y))) problem = "two loads differ";
     if (!problem.empty()) return {"data", false, false, problem};
     return {"data", true, false,
             std::to_string(a.train.x.rows()) + " training samples of " + a.input.str() + ", loaded twice the same"};

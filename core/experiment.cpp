@@ -152,12 +152,19 @@ public:
         const YAML::Node optimizer = require(root, "optimizer", "the experiment");
         e.optimizer = named_component(optimizer, Kind::optimizer, "optimizer", {"schedule"});
         if (optimizer.IsMap() && optimizer["schedule"]) {
-            e.schedule = named_component(optimizer["schedule"], Kind::schedule, "optimizer.schedule");
+            const YAML::Node schedule = optimizer["schedule"];
+            e.schedule = named_component(schedule, Kind::schedule, "optimizer.schedule", {"warmup"});
+            if (schedule.IsMap() && schedule["warmup"])
+                e.warmup = integer(schedule["warmup"], "optimizer.schedule.warmup", 0, 1e6);
         } else {
             e.schedule = {Kind::schedule, "constant", Params::defaults(lookup(optimizer, Kind::schedule, "constant").schema),
                           where(optimizer)};
         }
         read_train(root["train"], e.train);
+        if (e.warmup >= e.train.epochs)
+            fail(optimizer["schedule"]["warmup"], "optimizer.schedule.warmup = " + std::to_string(e.warmup) +
+                                                      " leaves no epoch of the " + std::to_string(e.train.epochs) +
+                                                      " for the schedule; make it smaller than train.epochs");
         return e;
     }
 
@@ -429,6 +436,7 @@ std::string to_yaml(const Experiment& e) {
         if (c == &e.optimizer) {
             out << YAML::Key << "schedule" << YAML::Value << YAML::Flow << YAML::BeginMap;
             out << YAML::Key << "name" << YAML::Value << e.schedule.name;
+            if (e.warmup > 0) out << YAML::Key << "warmup" << YAML::Value << e.warmup;
             emit_params(out, e.schedule.params);
             out << YAML::EndMap;
         }

@@ -39,6 +39,7 @@ struct Experiment {
     std::vector<ComponentConfig> model;   // layers and activations, in order
     ComponentConfig loss, optimizer;
     ComponentConfig schedule;       // the optimizer's `schedule:`; default constant
+    int64_t warmup = 0;             // schedule.warmup: epochs of linear warmup before the schedule
     TrainConfig train;
     std::vector<std::filesystem::path> plugins;   // absolute
 };

@@ -29,10 +29,12 @@ fs::path builtin_plugin_dir() {
 }
 
 void Registry::load_library(const fs::path& given) {
+    if (given.empty()) throw Error("a plugin path is empty");
     std::error_code fs_ec;
     const fs::path path = fs::weakly_canonical(fs::absolute(given), fs_ec);
     for (const auto& lib : libraries_)
         if (lib->path == path) return;
+    if (fs::is_directory(path)) throw Error(plugin_error(path, "a folder, not a library file"));
     if (!fs::is_regular_file(path)) throw Error(plugin_error(path, "no such file"));
 
     auto handle = std::make_shared<boost::dll::shared_library>();

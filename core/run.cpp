@@ -70,7 +70,33 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     } catch (const Error& err) {
         throw Error(e.optimizer.where + ": " + err.what());
     }
+    // The schedule sees, once, which metrics this run will measure (0) and which not
+    // (NaN): one that watches a missing metric fails now, not after the first epoch.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const bool accuracy = p.loss->count_correct(Matrix::Zero(1, p.network->output().size()),
+                                                Matrix::Zero(1, p.data.target.columns)) >= 0;
+    const bool validation = p.validation.x.rows() > 0, test = p.data.test.has_value();
+    const EpochResult probe{0, accuracy ? 0 : nan, validation ? 0 : nan, validation && accuracy ? 0 : nan,
+                            test ? 0 : nan, test && accuracy ? 0 : nan, 0};
+    try {
+        p.schedule->learning_rate(1.0, 2, 2, std::span(&probe, 1));
+    } catch (const Error& err) {
+        throw Error(e.schedule.where + ": " + err.what());
+    }
     return p;
+}
+
+double scheduled_rate(const Experiment& e, const Schedule& schedule, double base, int64_t epoch,
+                      const std::vector<EpochMetrics>& history) {
+    if (epoch <= e.warmup) return base * double(epoch) / double(e.warmup + 1);
+    // After warmup the schedule runs over the remaining epochs, and sees only their results.
+    std::vector<EpochResult> results;
+    for (std::size_t i = std::size_t(e.warmup); i < history.size() && int64_t(i) < epoch - 1; ++i) {
+        const EpochMetrics& m = history[i];
+        results.push_back({m.train.loss, m.train.accuracy, m.validation.loss, m.validation.accuracy, m.test.loss,
+                           m.test.accuracy, m.learning_rate});
+    }
+    return schedule.learning_rate(base, epoch - e.warmup, e.train.epochs - e.warmup, results);
 }
 
 namespace {
@@ -205,7 +231,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
                                      : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
-        const double lr = p.schedule->learning_rate(base_lr, epoch, e.train.epochs);
+        const double lr = scheduled_rate(e, *p.schedule, base_lr, epoch, result.history);
         p.optimizer->set_learning_rate(lr);
         EpochMetrics m = trainer.run_epoch(epoch, p.data.train, on_step);
         m.learning_rate = lr;

@@ -24,6 +24,12 @@ struct PreparedRun {
 
 PreparedRun prepare_run(const Experiment& e, const Registry& registry);
 
+// The learning rate of `epoch` (1-based): linear warmup from base / (warmup + 1) over
+// the first e.warmup epochs, then the schedule over the rest, given the results of
+// the epochs before.
+double scheduled_rate(const Experiment& e, const Schedule& schedule, double base, int64_t epoch,
+                      const std::vector<EpochMetrics>& history);
+
 struct RunOptions {
     std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>
     std::filesystem::path resume;              // a run folder (or checkpoint) to continue; it is the run folder

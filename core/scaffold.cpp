@@ -100,7 +100,7 @@ fs::path installed_prefix() {
 }
 
 std::vector<fs::path> write_plugin_project(const std::string& name, Kind kind, const fs::path& dir,
-                                           const fs::path& prefix) {
+                                           const fs::path& prefix, const Registry& known) {
     const bool valid = !name.empty() && std::islower(static_cast<unsigned char>(name[0])) &&
                        std::all_of(name.begin(), name.end(), [](char c) {
                            return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
@@ -108,9 +108,15 @@ std::vector<fs::path> write_plugin_project(const std::string& name, Kind kind, c
                        });
     if (!valid)
         throw Error("plugin name '" + name + "' must be lower case letters, digits and _, starting with a letter (e.g. my_layer)");
-    if (fs::exists(dir) && !fs::is_directory(dir)) throw Error(dir.string() + " exists and is not a folder");
-    if (fs::exists(dir) && !fs::is_empty(dir))
-        throw Error(dir.string() + " already holds files; choose another folder with --dir");
+    // CMake's own target names, and words YAML reads as something other than a name.
+    static const char* const reserved[] = {"all", "install", "test", "clean", "help", "package", "null", "true",
+                                           "false", "yes", "no", "on", "off", "y", "n"};
+    for (const char* r : reserved)
+        if (name == r) throw Error("plugin name '" + name + "' is reserved by CMake or YAML; choose another");
+    for (const Kind k : kinds)
+        if (const auto* c = known.find(k, name))
+            throw Error("plugin name '" + name + "' is taken: " + to_string(k) + " '" + name + "' comes from " +
+                        c->library->path.filename().string() + "; choose another (e.g. my_" + name + ")");
 
     const std::string source =
         replace_all(replace_all(source_template(kind), "@CLASS@", class_name(name)), "@NAME@", name);
@@ -119,11 +125,18 @@ std::vector<fs::path> write_plugin_project(const std::string& name, Kind kind, c
         {dir / (name + ".cpp"), source},
         {dir / (name + "-example.yaml"), example_experiment(name, kind)},
     };
-    fs::create_directories(dir);
     std::vector<fs::path> written;
-    for (const auto& [path, text] : files) {
-        write_file_atomic(path, text);
-        written.push_back(path);
+    try {
+        if (fs::exists(dir) && !fs::is_directory(dir)) throw Error(dir.string() + " exists and is not a folder");
+        if (fs::exists(dir) && !fs::is_empty(dir))
+            throw Error(dir.string() + " already holds files; choose another folder with --dir");
+        fs::create_directories(dir);
+        for (const auto& [path, text] : files) {
+            write_file_atomic(path, text);
+            written.push_back(path);
+        }
+    } catch (const fs::filesystem_error& e) {
+        throw Error("cannot write the project in " + dir.string() + ": " + e.code().message());
     }
     return written;
 }

@@ -3,6 +3,8 @@
 // and an example experiment that trains with it. It builds and runs as written.
 #pragma once
 
+#include "registry.hpp"
+
 #include <backplane/plugin.hpp>
 
 #include <filesystem>
@@ -16,10 +18,12 @@ inline constexpr Kind scaffold_kinds[] = {Kind::layer, Kind::activation, Kind::l
 
 // Writes the project into `dir` (created; it must not hold files already) and returns
 // the files written. `prefix` is the install prefix of Backplane's CMake package, made
-// a hint in CMakeLists.txt; empty when this Backplane is not installed.
+// a hint in CMakeLists.txt; empty when this Backplane is not installed. A name that
+// `known` already holds (of any kind: layers and activations share model entries),
+// or that CMake or YAML reserve, is refused.
 std::vector<std::filesystem::path> write_plugin_project(const std::string& name, Kind kind,
                                                         const std::filesystem::path& dir,
-                                                        const std::filesystem::path& prefix);
+                                                        const std::filesystem::path& prefix, const Registry& known);
 
 // The install prefix of the running backplane when it is installed with its CMake
 // package (prefix/lib/cmake/Backplane), else empty.

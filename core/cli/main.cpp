@@ -69,12 +69,13 @@ void check_plugin(bp::Registry& registry, const std::string& library, int thread
         if (l->path == path) lib = l.get();
     const auto& m = *lib->manifest;
     const std::size_t n = m.components.size();
+    if (n == 0) throw bp::Error(path.string() + " registers no components: nothing to check");
     std::printf("%s: %s %s, %zu component%s, checked at 1 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
                 m.version.c_str(), n, n == 1 ? "" : "s", threads);
     std::vector<std::string> failed;
     for (const auto& c : m.components) {
         const bp::Certificate cert = bp::certify(registry, c.kind(), c.name, {threads});
-        std::printf("%s", cert.report().c_str());
+        std::printf("%s%s", &c == &m.components.front() ? "" : "\n", cert.report().c_str());
         std::fflush(stdout);
         if (!cert.passed()) failed.push_back(std::string(bp::to_string(c.kind())) + " " + c.name);
     }
@@ -90,8 +91,11 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
     for (const bp::Kind k : bp::scaffold_kinds)
         if (kind_name == bp::to_string(k)) kind = k;
     const auto prefix = bp::installed_prefix();
-    const auto files = bp::write_plugin_project(name, kind, dir, prefix);
-    std::printf("wrote a %s plugin project in %s:\n", kind_name.c_str(), dir.c_str());
+    bp::Registry builtins;
+    builtins.load_default_paths();
+    const auto files = bp::write_plugin_project(name, kind, dir, prefix, builtins);
+    std::printf("wrote %s %s plugin project in %s:\n", kind == bp::Kind::layer ? "a" : "an", kind_name.c_str(),
+                dir.c_str());
     for (const auto& f : files) std::printf("  %s\n", f.filename().c_str());
     const std::string d = dir.string();
     std::printf("\nbuild it, check it, train with it:\n"

@@ -3,13 +3,14 @@
 #include <backplane/backplane.hpp>
 
 #include <cmath>
+#include <vector>
 
 namespace {
 
 class RmsNorm final : public bp::Layer {
 public:
     static bp::Schema schema() {
-        return bp::Schema().number("eps", 1e-6, 0.0, 1.0, "added to the mean square before the square root");
+        return bp::Schema().number("eps", 1e-6, 1e-12, 1.0, "added to the mean square before the square root");
     }
     explicit RmsNorm(const bp::Params& p) : eps_(float(p.number("eps"))) {}
 

@@ -127,13 +127,27 @@ public:
 };
 
 // ----------------------------------------------------------------- schedule
-// The learning rate of each epoch, from the optimizer's own `lr` (the base).
-// A pure function of the epoch, so a resumed run needs no schedule state.
+// What a finished epoch measured; NaN where the run has no such number (no
+// validation split, no test set, no accuracy for regression).
+struct EpochResult {
+    double train_loss, train_accuracy;
+    double validation_loss, validation_accuracy;
+    double test_loss, test_accuracy;
+    double learning_rate;
+};
+
+// The learning rate of each epoch, from the optimizer's own `lr` (the base). A pure
+// function of its arguments, the results of the epochs before included, so a
+// resumed run (which keeps its history) needs no schedule state.
 class BACKPLANE_API Schedule {
 public:
     virtual ~Schedule() = default;
-    // epoch: 1..epochs.
-    virtual double learning_rate(double base, int64_t epoch, int64_t epochs) const = 0;
+    // epoch: 1..epochs; history: epochs 1..epoch-1. Throws bp::Error when a metric
+    // it needs is NaN in the history (the run does not produce it). The core calls it
+    // once before training with a one-epoch history holding the metrics the run will
+    // have (0) and will not (NaN), so such a mistake is found before any file is written.
+    virtual double learning_rate(double base, int64_t epoch, int64_t epochs,
+                                 std::span<const EpochResult> history) const = 0;
 };
 
 // ------------------------------------------------------------------ dataset
