@@ -78,7 +78,7 @@ std::string shape_text(const Shape& s) {
 // A small experiment on the gaussian dataset that exercises one component. Its pieces
 // are built-in components; `model`, `loss` and `optimizer` are YAML fragments.
 struct Recipe {
-    std::string data = "{ source: gaussian, shape: \"8\", samples: 96, classes: 3 }";
+    std::string data = "{ source: gaussian, shape: \"8\", samples: 96, classes: 3, validation_split: 0.25 }";
     std::string model = "  - dense: { units: 8 }\n  - tanh\n  - dense: { units: 3 }\n";
     std::string loss = "softmax_cross_entropy";
     std::string optimizer = "{ name: adam, lr: 0.01 }";
@@ -96,7 +96,7 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
     switch (kind) {
         case Kind::layer: {
             const CheckCase c = info.checks.empty() ? CheckCase{Shape{8}} : info.checks.front();
-            r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", samples: 96, classes: 3 }";
+            r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", samples: 96, classes: 3, validation_split: 0.25 }";
             r.model = "  - " + name + ": " + yaml_params(c.params) + "\n  - flatten\n  - dense: { units: 3 }\n";
             return r;
         }
@@ -109,7 +109,7 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
             if (pairings.empty()) return std::nullopt;
             const auto& [pred, targets] = pairings.front();
             r.data = "{ source: gaussian, shape: \"8\", samples: 96, classes: " + std::to_string(targets.classes) +
-                     ", outputs: " + std::to_string(targets.columns) + " }";
+                     ", outputs: " + std::to_string(targets.columns) + ", validation_split: 0.25 }";
             r.model = "  - dense: { units: 8 }\n  - tanh\n  - dense: { units: " + std::to_string(pred.size()) + " }\n";
             r.loss = name;
             return r;

@@ -119,8 +119,8 @@ TEST_CASE("an unknown component lists the known ones", "[experiment]") {
     CHECK(error_parsing(replace(good, "loss: softmax_cross_entropy", "loss: softmax_crossentropy")) ==
           "/exp/bad.yaml:8:7: unknown loss 'softmax_crossentropy' (did you mean 'softmax_cross_entropy'?); known "
           "losses: binary_cross_entropy, mse, softmax_cross_entropy");
-    CHECK_THAT(error_parsing(replace(good, "name: sgd", "name: adamw")),
-               Catch::StartsWith("/exp/bad.yaml:9:20: unknown optimizer 'adamw'"));
+    CHECK_THAT(error_parsing(replace(good, "name: sgd", "name: adamx")),
+               Catch::StartsWith("/exp/bad.yaml:9:20: unknown optimizer 'adamx' (did you mean 'adam'?)"));
     CHECK_THAT(error_parsing(replace(good, "source: two_spirals", "source: spirals")),
                Catch::StartsWith("/exp/bad.yaml:3:17: unknown dataset 'spirals' (did you mean 'two_spirals'?)"));
 }

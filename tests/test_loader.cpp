@@ -28,9 +28,9 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
          {"avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "flatten", "global_avg_pool", "max_pool2d"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
-        {bp::Kind::optimizer, {"adam", "sgd"}},
+        {bp::Kind::optimizer, {"adagrad", "adam", "adamw", "lion", "nadam", "rmsprop", "sgd"}},
         {bp::Kind::dataset, {"csv", "gaussian", "idx", "sine", "two_spirals", "xor"}},
-        {bp::Kind::schedule, {"constant", "cosine", "exponential", "step"}},
+        {bp::Kind::schedule, {"constant", "cosine", "exponential", "multistep", "reduce_on_plateau", "step"}},
     };
     for (const auto& [kind, names] : expected) CHECK(r.names(kind) == names);
     for (const auto& lib : r.libraries()) {
