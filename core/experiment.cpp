@@ -15,7 +15,28 @@ namespace bp {
 
 namespace {
 
-const std::vector<std::string> top_keys = {"name", "seed", "data", "model", "loss", "optimizer", "train", "plugins"};
+const std::vector<std::string> top_keys = {"name", "seed",  "data",    "model",
+                                           "loss", "optimizer", "train", "plugins", "compare"};
+const std::vector<std::string> target_metrics = {"test_accuracy", "test_loss", "validation_accuracy",
+                                                 "validation_loss", "train_accuracy", "train_loss"};
+
+// `over` merged into `base`: maps key by key, anything else replaced. A map naming a
+// different component (`name:`) replaces the base's whole, so no parameter of the old
+// component leaks into the new one.
+void merge_into(YAML::Node base, const YAML::Node& over) {
+    const bool other_component = base.IsMap() && over.IsMap() && base["name"] && over["name"] &&
+                                 base["name"].IsScalar() && over["name"].IsScalar() &&
+                                 base["name"].Scalar() != over["name"].Scalar();
+    if (!base.IsMap() || !over.IsMap() || other_component) {
+        base = over;
+        return;
+    }
+    for (const auto& kv : over) {
+        const std::string key = kv.first.Scalar();
+        if (base[key] && base[key].IsMap() && kv.second.IsMap()) merge_into(base[key], kv.second);
+        else base[key] = kv.second;
+    }
+}
 
 // The core's own sections are schemas too: one validation path for everything.
 Schema train_schema() {
@@ -168,6 +189,60 @@ public:
         return e;
     }
 
+    // The compare: block of `root` (overrides applied), each variant and seed read as
+    // a whole experiment; nullopt without one.
+    std::optional<Comparison> read_comparison(const YAML::Node& root) {
+        if (!root.IsMap() || !root["compare"]) return std::nullopt;
+        const YAML::Node compare = root["compare"];
+        if (!compare.IsMap()) fail(compare, "compare must be a mapping with variants (and seeds, target)");
+        check_keys(compare, {"variants", "seeds", "target"}, "compare");
+        Comparison c;
+        c.name = root["name"] ? scalar(root["name"], "name") : file_.stem().string();
+        const YAML::Node variants = require(compare, "variants", "compare");
+        if (!variants.IsMap() || variants.size() == 0)
+            fail(variants, "compare.variants must map each variant's name to the keys it changes, e.g. "
+                           "{ sgd: { optimizer: { name: sgd, lr: 0.1 } }, adam: {} }");
+        if (const YAML::Node seeds = compare["seeds"]) {
+            if (!seeds.IsSequence() || seeds.size() == 0) fail(seeds, "compare.seeds must be a list of integers");
+            for (const auto& s : seeds) c.seeds.push_back(uint64_t(integer(s, "a seed", 0, 9.2e18)));
+        } else {
+            c.seeds.push_back(root["seed"] ? uint64_t(integer(root["seed"], "seed", 0, 9.2e18)) : 0);
+        }
+        if (const YAML::Node target = compare["target"]) {
+            if (!target.IsMap()) fail(target, "compare.target must be { metric: test_accuracy, value: 0.88 }");
+            check_keys(target, {"metric", "value"}, "compare.target");
+            CompareTarget t;
+            const YAML::Node metric = require(target, "metric", "compare.target");
+            t.metric = scalar(metric, "compare.target.metric");
+            if (std::find(target_metrics.begin(), target_metrics.end(), t.metric) == target_metrics.end())
+                fail(metric, "compare.target.metric '" + t.metric + "' is not one of " + join(target_metrics) +
+                                 did_you_mean(t.metric, target_metrics));
+            t.value = real(require(target, "value", "compare.target"), "compare.target.value");
+            c.target = t;
+        }
+        for (const auto& kv : variants) {
+            const std::string name = scalar(kv.first, "a variant's name");
+            if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..")
+                fail(kv.first, "variant name '" + name + "' cannot name a folder");
+            if (!kv.second.IsNull() && !kv.second.IsMap())
+                fail(kv.second, "variant '" + name + "' must map experiment keys to new values");
+            if (kv.second.IsMap() && (kv.second["compare"] || kv.second["seed"] || kv.second["name"]))
+                fail(kv.second, "variant '" + name + "' cannot change name, seed or compare");
+            c.variants.push_back(name);
+            std::vector<Experiment> runs;
+            for (uint64_t seed : c.seeds) {
+                YAML::Node r = YAML::Clone(root);
+                r.remove("compare");
+                if (kv.second.IsMap()) merge_into(r, kv.second);
+                r["seed"] = seed;
+                r["name"] = c.name;
+                runs.push_back(read(r));
+            }
+            c.runs.push_back(std::move(runs));
+        }
+        return c;
+    }
+
 private:
     struct Override {
         YAML::Node node;
@@ -204,6 +279,13 @@ private:
     std::string scalar(const YAML::Node& n, const std::string& what) const {
         if (!n.IsScalar()) fail(n, what + " must be a single value");
         return n.Scalar();
+    }
+
+    double real(const YAML::Node& n, const std::string& what) const {
+        double d = 0;
+        if (!n.IsScalar() || !YAML::convert<double>::decode(n, d) || !std::isfinite(d))
+            fail(n, what + " must be a finite number, got " + shown(n));
+        return d;
     }
 
     int64_t integer(const YAML::Node& n, const std::string& what, double min, double max) const {
@@ -403,13 +485,35 @@ Experiment parse_experiment(const std::string& text, const fs::path& file, const
     return reader.read(root);
 }
 
-Experiment load_experiment(const fs::path& file, const std::vector<std::string>& overrides, Registry& registry) {
+namespace {
+
+std::string read_experiment_file(const fs::path& file) {
     if (fs::is_directory(file)) throw Error(file.string() + ": is a folder; give the experiment's YAML file");
     std::ifstream in(file);
     if (!in) throw Error(file.string() + ": cannot open the experiment file");
     std::stringstream text;
     text << in.rdbuf();
-    return parse_experiment(text.str(), fs::absolute(file), overrides, registry);
+    return text.str();
+}
+
+}  // namespace
+
+Experiment load_experiment(const fs::path& file, const std::vector<std::string>& overrides, Registry& registry) {
+    return parse_experiment(read_experiment_file(file), fs::absolute(file), overrides, registry);
+}
+
+std::optional<Comparison> parse_comparison(const std::string& text, const fs::path& file,
+                                           const std::vector<std::string>& overrides, Registry& registry) {
+    Reader reader(file, registry);
+    YAML::Node root = reader.parse(text);
+    if (!root.IsDefined() || root.IsNull()) return std::nullopt;
+    for (const auto& o : overrides) reader.apply_override(root, o);
+    return reader.read_comparison(root);
+}
+
+std::optional<Comparison> load_comparison(const fs::path& file, const std::vector<std::string>& overrides,
+                                          Registry& registry) {
+    return parse_comparison(read_experiment_file(file), fs::absolute(file), overrides, registry);
 }
 
 std::string to_yaml(const Experiment& e) {

@@ -8,6 +8,7 @@
 #include <backplane/plugin.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,28 @@ struct Experiment {
     TrainConfig train;
     std::vector<std::filesystem::path> plugins;   // absolute
 };
+
+// A comparison (the experiment file's `compare:` block): every variant trained with
+// every seed. runs[v][s] is variant v with seeds[s], a complete experiment.
+struct CompareTarget {
+    std::string metric;   // e.g. test_accuracy; losses are reached from above, accuracies from below
+    double value = 0;
+};
+struct Comparison {
+    std::string name;                        // the experiment's
+    std::vector<std::string> variants;
+    std::vector<uint64_t> seeds;
+    std::optional<CompareTarget> target;
+    std::vector<std::vector<Experiment>> runs;
+};
+
+// Reads an experiment file that may hold a `compare:` block; without one the result
+// is nullopt (read it with load_experiment). Each variant's keys are merged into the
+// experiment (maps key by key; a component whose `name` changes is replaced whole).
+std::optional<Comparison> load_comparison(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                                          Registry& registry);
+std::optional<Comparison> parse_comparison(const std::string& text, const std::filesystem::path& file,
+                                           const std::vector<std::string>& overrides, Registry& registry);
 
 // Reads `file`, applies `--set key.path=value` overrides, loads the experiment's
 // `plugins:` into the registry, and validates everything. Throws bp::Error whose

@@ -1,6 +1,7 @@
 // The `backplane` command: parses arguments, calls the core, prints one message
 // and exits non-zero on any error.
 #include "../certify.hpp"
+#include "../compare.hpp"
 #include "../experiment.hpp"
 #include "../registry.hpp"
 #include "../run.hpp"
@@ -109,11 +110,6 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
                     "  cmake --install <Backplane's build folder> --prefix <prefix>\n");
 }
 
-bp::Experiment load(bp::Registry& registry, const std::string& file, const std::vector<std::string>& sets) {
-    registry.load_default_paths();
-    return bp::load_experiment(file, sets, registry);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,7 +192,22 @@ int main(int argc, char** argv) {
             print_evaluation(bp::evaluate_checkpoint(target, sets, registry));
             return ok;
         }
-        const bp::Experiment e = load(registry, file, sets);
+        registry.load_default_paths();
+        if (const auto comparison = bp::load_comparison(file, sets, registry)) {
+            if (!resume.empty()) throw bp::Error("--resume continues one run; resume a comparison's runs one by one");
+            if (*validate) {
+                std::cout << file << ": ok (" << comparison->variants.size() << " variants x "
+                          << comparison->seeds.size() << " seeds)\n";
+                for (const auto& runs : comparison->runs) bp::prepare_run(runs.front(), registry);
+                return ok;
+            }
+            bp::RunOptions options;
+            options.out = out;
+            options.quiet = quiet;
+            bp::run_comparison(*comparison, registry, options, std::cout);
+            return ok;
+        }
+        const bp::Experiment e = bp::load_experiment(file, sets, registry);
         if (*validate) {
             const bp::PreparedRun p = bp::prepare_run(e, registry);
             std::cout << file << ": ok (" << p.data.train.x.rows() << " training samples, input "

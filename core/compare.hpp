@@ -1,0 +1,50 @@
+// Comparisons: every variant of an experiment's `compare:` block trained with every
+// seed, each run exactly as it would be alone (its own folder, its own files), then
+// one table, one row per variant, over the seeds.
+#pragma once
+
+#include "experiment.hpp"
+#include "run.hpp"
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace bp {
+
+struct ComparisonRun {
+    std::string variant;
+    uint64_t seed = 0;
+    RunResult result;
+};
+
+// One variant over its seeds. Means and (sample) standard deviations leave out
+// diverged runs; the "to target" figures cover the runs that reached it.
+struct VariantStats {
+    std::string variant;
+    int runs = 0, diverged = 0, reached = 0;
+    double final_accuracy = 0, final_accuracy_std = 0;
+    double best_accuracy = 0, best_accuracy_std = 0;
+    double final_train_loss = 0, final_train_loss_std = 0;
+    double epochs_to_target = 0, seconds_to_target = 0;
+    double samples_per_second = 0;
+};
+
+struct ComparisonResult {
+    std::filesystem::path dir;
+    std::string accuracy_source;   // "test", "validation" or "train": where the accuracy columns come from
+    std::vector<ComparisonRun> runs;
+    std::vector<VariantStats> stats;
+};
+
+// Trains every run into <dir>/<variant>/seed-<seed>/ (dir: options.out, or
+// runs/<name>/<timestamp>), printing a line as each ends, then writes
+// comparison.csv and comparison.json and prints the table.
+ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options,
+                                std::ostream& log);
+
+// The table as printed: one row per variant.
+std::string comparison_table(const Comparison& c, const ComparisonResult& r);
+
+}  // namespace bp

@@ -1,0 +1,104 @@
+// Comparisons: every variant x seed trained, each run bitwise what it is alone; the
+// table's figures from the runs; a diverging variant reported while the rest finish;
+// bad compare blocks refused with file:line.
+#include "compare.hpp"
+#include "helpers.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+const std::string experiment = R"(name: cmp
+seed: 1
+data: { source: two_spirals, samples: 400, validation_split: 0.25 }
+model:
+  - dense: { units: 16, activation: tanh }
+  - dense: { units: 2 }
+loss: softmax_cross_entropy
+optimizer: { name: adam, lr: 0.01, beta1: 0.8 }
+train: { epochs: 5, batch_size: 32 }
+compare:
+  seeds: [4, 5]
+  target: { metric: validation_accuracy, value: 0.5 }
+  variants:
+    adam: {}
+    momentum: { optimizer: { name: sgd, lr: 0.1, momentum: 0.9 } }
+    wild: { model: [ dense: { units: 1 } ], loss: mse, optimizer: { name: sgd, lr: 1000 } }
+)";
+
+std::string compare_error(const std::string& text) {
+    return test::error_of([&] {
+        bp::parse_comparison(text, "/exp/cmp.yaml", {}, test::builtin_registry());
+    });
+}
+
+}  // namespace
+
+TEST_CASE("a comparison trains every variant and seed, each as it would run alone", "[compare]") {
+    auto& registry = test::builtin_registry();
+    const auto dir = test::temp_dir("compare");
+    const auto c = bp::parse_comparison(experiment, dir / "cmp.yaml", {}, registry);
+    REQUIRE(c);
+    CHECK(c->variants == std::vector<std::string>{"adam", "momentum", "wild"});
+    // The variant's optimizer replaces adam's whole: beta1 does not leak into sgd.
+    CHECK(c->runs[1][0].optimizer.name == "sgd");
+    CHECK_FALSE(c->runs[1][0].optimizer.params.has("beta1"));
+    CHECK(c->runs[0][1].seed == 5);
+
+    bp::RunOptions options;
+    options.out = dir / "out";
+    options.quiet = true;
+    std::ostringstream log;
+    const auto r = bp::run_comparison(*c, registry, options, log);
+    REQUIRE(r.runs.size() == 6);
+
+    // Bitwise what the same experiment gives alone.
+    const auto alone = bp::parse_experiment(experiment, dir / "cmp.yaml",
+                                            {"optimizer={name: sgd, lr: 0.1, momentum: 0.9}", "seed=5"}, registry);
+    CHECK(test::run_quietly(alone, dir / "alone").fingerprint == r.runs[3].result.fingerprint);
+
+    // The diverging variant is reported as such; the others finish.
+    REQUIRE(r.stats.size() == 3);
+    CHECK(r.stats[2].diverged == 2);
+    CHECK(r.stats[0].diverged == 0);
+    CHECK(r.stats[0].reached == 2);
+    CHECK(r.accuracy_source == "validation");
+    const auto& h = r.runs[0].result.history;
+    const double a0 = r.runs[0].result.history.back().validation.accuracy;
+    const double a1 = r.runs[1].result.history.back().validation.accuracy;
+    CHECK(r.stats[0].final_accuracy == Approx((a0 + a1) / 2));
+    CHECK(r.stats[0].final_accuracy_std == Approx(std::abs(a0 - a1) / std::sqrt(2.0)));
+    CHECK(h.size() == 5);
+
+    // The files: a row per run, the summary per variant, each run's own folder.
+    const std::string csv = test::read_file(dir / "out" / "comparison.csv");
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
+    CHECK_THAT(csv, Catch::Contains("wild,4,diverged,"));
+    const auto j = nlohmann::json::parse(test::read_file(dir / "out" / "comparison.json"));
+    CHECK(j["variants"].size() == 3);
+    CHECK(j["variants"][2]["diverged"] == 2);
+    CHECK(std::filesystem::exists(dir / "out" / "momentum" / "seed-5" / "summary.json"));
+    const std::string table = bp::comparison_table(*c, r);
+    CHECK_THAT(table, Catch::Contains("wild") && Catch::Contains("2*") && Catch::Contains("(2/2)"));
+}
+
+TEST_CASE("a file without compare: is no comparison", "[compare]") {
+    CHECK_FALSE(bp::load_comparison(std::filesystem::path(BACKPLANE_EXPERIMENTS) / "xor.yaml", {},
+                                    test::builtin_registry()));
+    CHECK(bp::load_comparison(std::filesystem::path(BACKPLANE_EXPERIMENTS) / "compare_optimizers_spirals.yaml", {},
+                              test::builtin_registry()));
+}
+
+TEST_CASE("bad compare blocks are refused with file:line", "[compare]") {
+    const std::string head = experiment.substr(0, experiment.find("compare:"));
+    CHECK_THAT(compare_error(head + "compare:\n  variant: {}\n"),
+               Catch::StartsWith("/exp/cmp.yaml:11:3: unknown key 'variant' in compare (did you mean 'variants'?)"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants: { a: 3 }\n"),
+               Catch::StartsWith("/exp/cmp.yaml:11:18: variant 'a' must map experiment keys to new values"));
+    CHECK_THAT(compare_error(head + "compare:\n  target: { metric: test_acc, value: 1 }\n  variants: { a: {} }\n"),
+               Catch::StartsWith("/exp/cmp.yaml:11:21: compare.target.metric 'test_acc' is not one of"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants: { a: { optimizer: { name: sgd, lr: -1 } } }\n"),
+               Catch::Contains("lr") && Catch::Contains("out of range"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants: { a: { seed: 3 } }\n"),
+               Catch::Contains("variant 'a' cannot change name, seed or compare"));
+}
