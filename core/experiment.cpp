@@ -51,7 +51,9 @@ Schema train_schema() {
         .choice("best_metric", "auto",
                 {"auto", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"},
                 "the metric checkpoints/best.safetensors is best by; auto: val_loss with a validation split, "
-                "else train_loss");
+                "else train_loss")
+        .integer("patience", 0, 0, 1000000,
+                 "stop early after this many epochs without a better best_metric (0: never)");
 }
 
 std::string shortest_double(double d) {
@@ -454,6 +456,7 @@ private:
         t.shuffle = p.boolean("shuffle");
         t.checkpoint_every = p.integer("checkpoint_every");
         t.best_metric = p.text("best_metric");
+        t.patience = p.integer("patience");
     }
 
     fs::path file_;
@@ -554,6 +557,7 @@ std::string to_yaml(const Experiment& e) {
     out << YAML::Key << "shuffle" << YAML::Value << e.train.shuffle;
     out << YAML::Key << "checkpoint_every" << YAML::Value << e.train.checkpoint_every;
     out << YAML::Key << "best_metric" << YAML::Value << e.train.best_metric;
+    out << YAML::Key << "patience" << YAML::Value << e.train.patience;
     out << YAML::EndMap;
     if (!e.plugins.empty()) {
         out << YAML::Key << "plugins" << YAML::Value << YAML::BeginSeq;

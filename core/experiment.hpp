@@ -29,6 +29,7 @@ struct TrainConfig {
     bool shuffle = true;
     int64_t checkpoint_every = 0;       // also keep checkpoints/epoch-N every N epochs (0: never)
     std::string best_metric = "auto";   // what checkpoints/best is best by; auto: val_loss, else train_loss
+    int64_t patience = 0;               // stop after this many epochs without a better best_metric (0: never)
 };
 
 struct Experiment {

@@ -222,7 +222,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         log << std::flush;
     }
     double best = std::numeric_limits<double>::infinity();
-    for (const auto& m : result.history) best = std::min(best, best_score(best_metric, m));
+    int64_t best_epoch = 0;   // for train.patience
+    for (const auto& m : result.history)
+        if (const double score = best_score(best_metric, m); score < best) best = score, best_epoch = m.epoch;
+    bool stopped_early = false;
 
     ProgressPrinter progress(log, options.terminal, e.train.epochs);
     const double base_lr = p.optimizer->learning_rate();
@@ -250,6 +253,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
         if (const double score = best_score(best_metric, m); score < best) {
             best = score;
+            best_epoch = epoch;
             save_checkpoint(result.dir / "checkpoints" / "best.safetensors", c);
         }
         if (e.train.checkpoint_every > 0 && epoch % e.train.checkpoint_every == 0) {
@@ -258,6 +262,13 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             save_checkpoint(result.dir / "checkpoints" / name, c);
         }
         if (epoch == options.stop_after) break;
+        if (e.train.patience > 0 && epoch - best_epoch >= e.train.patience && epoch < e.train.epochs) {
+            stopped_early = true;
+            if (!options.quiet)
+                log << "stopping early: " << best_metric << " has not improved for " << e.train.patience
+                    << " epochs (best at epoch " << best_epoch << ")\n";
+            break;
+        }
     }
 
     std::vector<const Matrix*> tensors;
@@ -273,7 +284,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.threads = trainer.threads();
     s.parameters = p.network->parameter_count();
     const bool stopped = options.stop_after > 0 && options.stop_after < e.train.epochs;
-    s.status = result.diverged ? "diverged" : stopped ? "stopped" : "completed";
+    s.status = result.diverged ? "diverged" : stopped_early ? "stopped early" : stopped ? "stopped" : "completed";
     s.history = result.history;
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;

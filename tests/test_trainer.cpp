@@ -65,6 +65,17 @@ TEST_CASE("experiments/xor.yaml reaches 100% accuracy", "[trainer][e2e]") {
     CHECK(r.history.back().train.accuracy == 1.0);
 }
 
+TEST_CASE("train.patience stops a run whose best_metric stopped improving", "[trainer]") {
+    const auto r = run("xor.yaml", {"train.epochs=500", "train.best_metric=train_accuracy", "train.patience=3"},
+                       "xor-patience");
+    REQUIRE(r.history.size() < 500);
+    // Accuracy reached 1.0 three epochs before the last, and never beat it after.
+    const auto& h = r.history;
+    CHECK(h[h.size() - 4].train.accuracy == 1.0);
+    CHECK(h[h.size() - 5].train.accuracy < 1.0);
+    CHECK_THAT(test::read_file(r.dir / "summary.json"), Catch::Contains("\"status\": \"stopped early\""));
+}
+
 TEST_CASE("sine regression with mse learns the curve", "[trainer][e2e]") {
     const std::string text = R"(name: sine
 data: { source: sine, samples: 512 }
