@@ -1,6 +1,7 @@
 #include "compare.hpp"
 
 #include "progress.hpp"
+#include "report.hpp"
 #include "run_files.hpp"
 
 #include <nlohmann/json.hpp>
@@ -272,7 +273,10 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     }
     write_file_atomic(r.dir / "comparison.csv", comparison_csv(c, r));
     write_file_atomic(r.dir / "comparison.json", comparison_json(c, r));
-    if (!options.quiet) log << "\n" << comparison_table(c, r) << "\nresults in " << r.dir.string() << "\n";
+    const fs::path report = write_comparison_report(c, r);
+    if (!options.quiet)
+        log << "\n" << comparison_table(c, r) << "\nresults in " << r.dir.string() << "\nreport: " << report.string()
+            << "\n";
     return r;
 }
 

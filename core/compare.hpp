@@ -40,7 +40,8 @@ struct ComparisonResult {
 
 // Trains every run into <dir>/<variant>/seed-<seed>/ (dir: options.out, or
 // runs/<name>/<timestamp>), printing a line as each ends, then writes
-// comparison.csv and comparison.json and prints the table.
+// comparison.csv, comparison.json, the charts and report.html (report.hpp) and
+// prints the table.
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options,
                                 std::ostream& log);
 

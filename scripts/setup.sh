@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Backplane needs to build and test on Debian 12, and only what is
-# missing. Needs root (or sudo). Safe to run again: it does nothing when all is there.
+# missing, plus any packages named as arguments (scripts/test.sh adds chromium). Needs
+# root (or sudo). Safe to run again: it does nothing when all is there.
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,7 @@ packages=(
   zlib1g-dev                                 # gzipped data files
   catch2                                     # tests
   dataset-fashion-mnist                      # real data: /usr/share/datasets/fashion-mnist
+  "$@"
 )
 
 missing=()

@@ -3,6 +3,7 @@
 // bad compare blocks refused with file:line.
 #include "compare.hpp"
 #include "helpers.hpp"
+#include "report.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -80,6 +81,27 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK(std::filesystem::exists(dir / "out" / "momentum" / "seed-5" / "summary.json"));
     const std::string table = bp::comparison_table(*c, r);
     CHECK_THAT(table, Catch::Contains("wild") && Catch::Contains("2*") && Catch::Contains("(2/2)"));
+
+    // The report: the table, and in each of the four charts a line per variant that
+    // did not diverge, the diverged one named in the legend.
+    const std::string html = test::read_file(dir / "out" / "report.html");
+    CHECK_THAT(html, Catch::Contains("<td>momentum</td>") && Catch::Contains("<td>2*</td>"));
+    for (const char* variant : {"adam", "momentum"}) {
+        const std::string line = std::string("class=\"line\" data-series=\"") + variant + "\"";
+        std::size_t count = 0;
+        for (std::size_t p = html.find(line); p != std::string::npos; p = html.find(line, p + 1)) ++count;
+        CHECK(count == 4);
+    }
+    CHECK(html.find("data-series=\"wild\"") == std::string::npos);
+    CHECK_THAT(html, Catch::Contains("wild (diverged)"));
+    for (const char* svg : {"loss_vs_epoch.svg", "accuracy_vs_epoch.svg", "loss_vs_time.svg", "accuracy_vs_time.svg"})
+        CHECK_THAT(test::read_file(dir / "out" / svg), Catch::StartsWith("<svg") && Catch::EndsWith("</svg>\n"));
+}
+
+TEST_CASE("a chart's line follows its points", "[compare]") {
+    // Two points span the plot area: x 0..1 maps to 70..490, y (padded by 5%) to 350..40.
+    const std::string svg = bp::svg_line_chart("t", "x", "y", {{"a", {0, 1}, {0, 1}, {0, 1}, {0, 1}}});
+    CHECK_THAT(svg, Catch::Contains("data-series=\"a\" d=\"M70,335.9 L490,54.09\""));
 }
 
 TEST_CASE("a file without compare: is no comparison", "[compare]") {

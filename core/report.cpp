@@ -1,0 +1,211 @@
+#include "report.hpp"
+
+#include "run_files.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace bp {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Tableau 10: distinct for up to ten variants, then repeated.
+const char* const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                               "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+
+std::string escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '<') out += "&lt;";
+        else if (c == '>') out += "&gt;";
+        else if (c == '&') out += "&amp;";
+        else if (c == '"') out += "&quot;";
+        else out += c;
+    }
+    return out;
+}
+
+std::string fmt(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4g", v);
+    return buf;
+}
+
+// About five round tick values covering [lo, hi].
+std::vector<double> ticks(double lo, double hi) {
+    const double span = hi - lo;
+    const double raw = span / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+    std::vector<double> out;
+    for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
+    return out;
+}
+
+// Mean and band of `value(history[e])` over the runs of one variant, at each epoch
+// every run reached; x is the epoch, or the mean wall time at its end.
+PlotSeries series_of(const std::string& variant, const std::vector<const ComparisonRun*>& runs, bool by_time,
+                     double (*value)(const EpochMetrics&, const std::string&), const std::string& from) {
+    PlotSeries s{variant, {}, {}, {}, {}};
+    std::size_t epochs = SIZE_MAX;
+    for (const auto* r : runs) epochs = std::min(epochs, r->result.history.size());
+    if (epochs == SIZE_MAX) return s;
+    std::vector<double> clock(runs.size(), 0.0);
+    for (std::size_t e = 0; e < epochs; ++e) {
+        double sum = 0, lo = INFINITY, hi = -INFINITY, t = 0;
+        int n = 0;
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            const EpochMetrics& m = runs[i]->result.history[e];
+            clock[i] += m.seconds;
+            t += clock[i];
+            const double v = value(m, from);
+            if (!std::isfinite(v)) continue;
+            sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n;
+        }
+        if (n == 0) continue;
+        s.x.push_back(by_time ? t / double(runs.size()) : double(e + 1));
+        s.mean.push_back(sum / n), s.low.push_back(lo), s.high.push_back(hi);
+    }
+    return s;
+}
+
+double train_loss(const EpochMetrics& m, const std::string&) { return m.train.loss; }
+double accuracy(const EpochMetrics& m, const std::string& from) {
+    return from == "test" ? m.test.accuracy : from == "validation" ? m.validation.accuracy : m.train.accuracy;
+}
+
+std::string html_table(const Comparison& c, const ComparisonResult& r) {
+    // The terminal table's text, one cell per column, so both say the same.
+    std::string out = "<table>\n";
+    const std::string table = comparison_table(c, r);
+    std::size_t start = 0;
+    bool header = true;
+    while (start < table.size()) {
+        const std::size_t end = table.find('\n', start);
+        const std::string line = table.substr(start, end - start);
+        start = end + 1;
+        if (line.empty() || line[0] == '*') {
+            if (!line.empty()) out += "<caption>" + escape(line) + "</caption>\n";
+            continue;
+        }
+        // Columns are separated by two or more spaces.
+        std::vector<std::string> cells;
+        std::size_t p = 0;
+        while (p < line.size()) {
+            std::size_t q = line.find("  ", p);
+            if (q == std::string::npos) q = line.size();
+            std::string cell = line.substr(p, q - p);
+            cell.erase(0, cell.find_first_not_of(' '));
+            if (!cell.empty()) cells.push_back(cell);
+            p = line.find_first_not_of(' ', q);
+            if (p == std::string::npos) break;
+        }
+        out += "<tr>";
+        for (const auto& cell : cells) out += (header ? "<th>" : "<td>") + escape(cell) + (header ? "</th>" : "</td>");
+        out += "</tr>\n";
+        header = false;
+    }
+    return out + "</table>\n";
+}
+
+}  // namespace
+
+std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
+                           const std::vector<PlotSeries>& series) {
+    const double W = 640, H = 400, left = 70, right = 150, top = 40, bottom = 50;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (const auto& s : series)
+        for (std::size_t i = 0; i < s.x.size(); ++i) {
+            x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
+            y0 = std::min(y0, s.low[i]), y1 = std::max(y1, s.high[i]);
+        }
+    if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+    if (x1 <= x0) x1 = x0 + 1;
+    if (y1 <= y0) y1 = y0 + 1e-3 + std::abs(y0) * 1e-3;
+    const double pad = (y1 - y0) * 0.05;
+    y0 -= pad, y1 += pad;
+    auto X = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
+    auto Y = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };
+
+    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" viewBox=\"0 0 640 400\" "
+                      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"640\" height=\"400\" fill=\"white\"/>\n";
+    svg += "<text x=\"" + fmt(left) + "\" y=\"24\" font-size=\"15\">" + escape(title) + "</text>\n";
+    for (double t : ticks(y0, y1)) {
+        svg += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(W - right) + "\" y1=\"" + fmt(Y(t)) + "\" y2=\"" + fmt(Y(t)) +
+               "\" stroke=\"#e5e5e5\"/>\n<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(Y(t) + 4) +
+               "\" text-anchor=\"end\">" + fmt(t) + "</text>\n";
+    }
+    for (double t : ticks(x0, x1)) {
+        svg += "<line x1=\"" + fmt(X(t)) + "\" x2=\"" + fmt(X(t)) + "\" y1=\"" + fmt(H - bottom) + "\" y2=\"" +
+               fmt(H - bottom + 4) + "\" stroke=\"#333\"/>\n<text x=\"" + fmt(X(t)) + "\" y=\"" + fmt(H - bottom + 18) +
+               "\" text-anchor=\"middle\">" + fmt(t) + "</text>\n";
+    }
+    svg += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(W - left - right) + "\" height=\"" +
+           fmt(H - top - bottom) + "\" fill=\"none\" stroke=\"#333\"/>\n";
+    svg += "<text x=\"" + fmt((left + W - right) / 2) + "\" y=\"" + fmt(H - 12) + "\" text-anchor=\"middle\">" +
+           escape(x_label) + "</text>\n";
+    svg += "<text transform=\"translate(16," + fmt((top + H - bottom) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+           escape(y_label) + "</text>\n";
+    for (std::size_t k = 0; k < series.size(); ++k) {
+        const auto& s = series[k];
+        const std::string color = palette[k % std::size(palette)];
+        if (!s.x.empty()) {
+            std::string band = "M", line = "M";
+            for (std::size_t i = 0; i < s.x.size(); ++i) band += (i ? " L" : "") + fmt(X(s.x[i])) + "," + fmt(Y(s.high[i]));
+            for (std::size_t i = s.x.size(); i-- > 0;) band += " L" + fmt(X(s.x[i])) + "," + fmt(Y(s.low[i]));
+            for (std::size_t i = 0; i < s.x.size(); ++i) line += (i ? " L" : "") + fmt(X(s.x[i])) + "," + fmt(Y(s.mean[i]));
+            svg += "<path class=\"band\" d=\"" + band + " Z\" fill=\"" + color + "\" fill-opacity=\"0.18\" stroke=\"none\"/>\n";
+            svg += "<path class=\"line\" data-series=\"" + escape(s.name) + "\" d=\"" + line + "\" fill=\"none\" stroke=\"" +
+                   color + "\" stroke-width=\"2\"/>\n";
+        }
+        const double ly = top + 10 + 18 * double(k);
+        svg += "<line x1=\"" + fmt(W - right + 12) + "\" x2=\"" + fmt(W - right + 32) + "\" y1=\"" + fmt(ly) + "\" y2=\"" +
+               fmt(ly) + "\" stroke=\"" + color + "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(W - right + 38) + "\" y=\"" +
+               fmt(ly + 4) + "\">" + escape(s.name) + (s.x.empty() ? " (diverged)" : "") + "</text>\n";
+    }
+    return svg + "</svg>\n";
+}
+
+fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r) {
+    struct Chart {
+        const char* file;
+        std::string title, x, y;
+        bool by_time;
+        double (*value)(const EpochMetrics&, const std::string&);
+    };
+    const std::string acc = r.accuracy_source + " accuracy";
+    const std::vector<Chart> charts = {
+        {"loss_vs_epoch.svg", "Training loss", "epoch", "training loss", false, train_loss},
+        {"accuracy_vs_epoch.svg", "Accuracy (" + r.accuracy_source + ")", "epoch", acc, false, accuracy},
+        {"loss_vs_time.svg", "Training loss against wall time", "seconds", "training loss", true, train_loss},
+        {"accuracy_vs_time.svg", "Accuracy (" + r.accuracy_source + ") against wall time", "seconds", acc, true, accuracy},
+    };
+    std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape(c.name) +
+                       "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
+                       "table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+                       "text-align:right}td:first-child,th:first-child{text-align:left}caption{caption-side:bottom;"
+                       "text-align:left;padding-top:6px}svg{margin:8px 8px 0 0}</style></head><body>\n";
+    html += "<h1>" + escape(c.name) + "</h1>\n<p>" + std::to_string(c.variants.size()) + " variants, " +
+            std::to_string(c.seeds.size()) + " seed(s) each; lines are the mean over seeds, bands the range.</p>\n";
+    html += html_table(c, r);
+    for (const auto& chart : charts) {
+        std::vector<PlotSeries> series;
+        for (const auto& variant : c.variants) {
+            std::vector<const ComparisonRun*> runs;
+            for (const auto& run : r.runs)
+                if (run.variant == variant && !run.result.diverged) runs.push_back(&run);
+            series.push_back(series_of(variant, runs, chart.by_time, chart.value, r.accuracy_source));
+        }
+        const std::string svg = svg_line_chart(chart.title, chart.x, chart.y, series);
+        write_file_atomic(r.dir / chart.file, svg);
+        html += "<div class=\"chart\" id=\"" + std::string(chart.file).substr(0, std::string(chart.file).size() - 4) +
+                "\">\n" + svg + "</div>\n";
+    }
+    html += "</body></html>\n";
+    write_file_atomic(r.dir / "report.html", html);
+    return r.dir / "report.html";
+}
+
+}  // namespace bp

@@ -1,0 +1,28 @@
+// A comparison's plots and report: SVG line charts (one line per variant, the mean
+// over seeds, in a min-max band) and one self-contained report.html holding the
+// table and every chart, readable with no network and no script.
+#pragma once
+
+#include "compare.hpp"
+
+#include <string>
+#include <vector>
+
+namespace bp {
+
+// One line of a chart: points (x, mean y) with the band [low, high] at each x.
+struct PlotSeries {
+    std::string name;
+    std::vector<double> x, mean, low, high;
+};
+
+// An SVG document, 640x400, axes with round ticks, a legend; every line is a
+// <path class="line" data-series="NAME">, every band a <path class="band">.
+std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
+                           const std::vector<PlotSeries>& series);
+
+// Writes loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
+// accuracy_vs_time.svg and report.html into r.dir; returns the report's path.
+std::filesystem::path write_comparison_report(const Comparison& c, const ComparisonResult& r);
+
+}  // namespace bp
