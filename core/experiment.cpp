@@ -230,22 +230,75 @@ public:
                 fail(kv.second, "variant '" + name + "' must map experiment keys to new values");
             if (kv.second.IsMap() && (kv.second["compare"] || kv.second["seed"] || kv.second["name"]))
                 fail(kv.second, "variant '" + name + "' cannot change name, seed or compare");
-            c.variants.push_back(name);
-            std::vector<Experiment> runs;
-            for (uint64_t seed : c.seeds) {
-                YAML::Node r = YAML::Clone(root);
-                r.remove("compare");
-                if (kv.second.IsMap()) merge_into(r, kv.second);
-                r["seed"] = seed;
-                r["name"] = c.name;
-                runs.push_back(read(r));
+            // A sweep inside the variant becomes one variant per value: name@value.
+            YAML::Node overrides = kv.second.IsMap() ? YAML::Clone(kv.second) : YAML::Node(YAML::NodeType::Map);
+            std::string key;
+            YAML::Node sweep_node = find_sweep(overrides, "", key);
+            std::vector<std::pair<std::string, YAML::Node>> expanded;
+            if (!sweep_node) {
+                expanded.push_back({name, overrides});
+            } else {
+                CompareSweep sweep{name, key, {}, {}, false};
+                for (double v : sweep_values(sweep_node, sweep.log)) {
+                    sweep_node = v;   // replaces the sweep map inside `overrides`
+                    char label[32];
+                    std::snprintf(label, sizeof label, "%.4g", v);
+                    expanded.push_back({name + "@" + label, YAML::Clone(overrides)});
+                    sweep.values.push_back(v);
+                    sweep.variants.push_back(c.variants.size() + expanded.size() - 1);
+                }
+                c.sweeps.push_back(std::move(sweep));
             }
-            c.runs.push_back(std::move(runs));
+            for (const auto& [variant, over] : expanded) {
+                c.variants.push_back(variant);
+                std::vector<Experiment> runs;
+                for (uint64_t seed : c.seeds) {
+                    YAML::Node r = YAML::Clone(root);
+                    r.remove("compare");
+                    merge_into(r, over);
+                    r["seed"] = seed;
+                    r["name"] = c.name;
+                    runs.push_back(read(r));
+                }
+                c.runs.push_back(std::move(runs));
+            }
         }
         return c;
     }
 
 private:
+    // The first {sweep: ...} map under `n` (its dotted key path in `key`), or an invalid node.
+    YAML::Node find_sweep(YAML::Node n, const std::string& path, std::string& key) const {
+        if (!n.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+        if (n["sweep"]) {
+            key = path;
+            return n;
+        }
+        for (auto kv : n) {
+            const std::string sub = path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar();
+            if (YAML::Node found = find_sweep(kv.second, sub, key); found) return found;
+        }
+        return YAML::Node(YAML::NodeType::Undefined);
+    }
+
+    // {sweep: log|linear, from, to, points}: the values, from first to last.
+    std::vector<double> sweep_values(const YAML::Node& n, bool& log) const {
+        check_keys(n, {"sweep", "from", "to", "points"}, "a sweep");
+        const std::string kind = scalar(n["sweep"], "sweep");
+        if (kind != "log" && kind != "linear") fail(n["sweep"], "sweep must be log or linear, got " + kind);
+        log = kind == "log";
+        const double from = real(require(n, "from", "a sweep"), "sweep.from");
+        const double to = real(require(n, "to", "a sweep"), "sweep.to");
+        const int64_t points = integer(require(n, "points", "a sweep"), "sweep.points", 2, 1000);
+        if (log && (from <= 0 || to <= 0)) fail(n, "a log sweep needs from and to above 0");
+        std::vector<double> out;
+        for (int64_t i = 0; i < points; ++i) {
+            const double t = double(i) / double(points - 1);
+            out.push_back(log ? from * std::pow(to / from, t) : from + (to - from) * t);
+        }
+        return out;
+    }
+
     struct Override {
         YAML::Node node;
         std::string text;

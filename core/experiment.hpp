@@ -52,9 +52,19 @@ struct CompareTarget {
     std::string metric;   // e.g. test_accuracy; losses are reached from above, accuracies from below
     double value = 0;
 };
+// A variant with `{sweep: log|linear, from, to, points}` in place of a value becomes
+// one variant per value, named variant@value.
+struct CompareSweep {
+    std::string variant;             // the variant as written
+    std::string key;                 // the swept key, e.g. optimizer.lr
+    std::vector<double> values;
+    std::vector<std::size_t> variants;   // index in Comparison::variants of each value's variant
+    bool log = false;
+};
 struct Comparison {
     std::string name;                        // the experiment's
     std::vector<std::string> variants;
+    std::vector<CompareSweep> sweeps;
     std::vector<uint64_t> seeds;
     std::optional<CompareTarget> target;
     std::vector<std::vector<Experiment>> runs;

@@ -203,6 +203,40 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
         html += "<div class=\"chart\" id=\"" + std::string(chart.file).substr(0, std::string(chart.file).size() - 4) +
                 "\">\n" + svg + "</div>\n";
     }
+    // Sensitivity (DeepOBS's learning-rate plot): the final accuracy of each swept
+    // variant against the swept value, one chart per swept key.
+    std::vector<std::string> keys;
+    for (const auto& sweep : c.sweeps)
+        if (std::find(keys.begin(), keys.end(), sweep.key) == keys.end()) keys.push_back(sweep.key);
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+        std::vector<PlotSeries> series;
+        bool log = false;
+        for (const auto& sweep : c.sweeps) {
+            if (sweep.key != keys[k]) continue;
+            log |= sweep.log;
+            PlotSeries s{sweep.variant, {}, {}, {}, {}};
+            for (std::size_t i = 0; i < sweep.values.size(); ++i) {
+                double sum = 0, lo = INFINITY, hi = -INFINITY;
+                int n = 0;
+                for (const auto& run : r.runs) {
+                    if (run.variant != c.variants[sweep.variants[i]] || run.result.diverged || run.result.history.empty())
+                        continue;
+                    const double v = accuracy(run.result.history.back(), r.accuracy_source);
+                    if (!std::isfinite(v)) continue;
+                    sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n;
+                }
+                if (n == 0) continue;   // every seed diverged at this value
+                s.x.push_back(sweep.log ? std::log10(sweep.values[i]) : sweep.values[i]);
+                s.mean.push_back(sum / n), s.low.push_back(lo), s.high.push_back(hi);
+            }
+            series.push_back(std::move(s));
+        }
+        const std::string file = "sensitivity_" + std::to_string(k + 1) + ".svg";
+        const std::string svg = svg_line_chart("Final " + acc + " against " + keys[k],
+                                               log ? "log10(" + keys[k] + ")" : keys[k], "final " + acc, series);
+        write_file_atomic(r.dir / file, svg);
+        html += "<div class=\"chart\" id=\"sensitivity_" + std::to_string(k + 1) + "\">\n" + svg + "</div>\n";
+    }
     html += "</body></html>\n";
     write_file_atomic(r.dir / "report.html", html);
     return r.dir / "report.html";

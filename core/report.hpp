@@ -22,7 +22,9 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
                            const std::vector<PlotSeries>& series);
 
 // Writes loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
-// accuracy_vs_time.svg and report.html into r.dir; returns the report's path.
+// accuracy_vs_time.svg, sensitivity_<k>.svg per swept key (final accuracy against
+// the swept value, DeepOBS's learning-rate sensitivity) and report.html into r.dir;
+// returns the report's path.
 std::filesystem::path write_comparison_report(const Comparison& c, const ComparisonResult& r);
 
 }  // namespace bp

@@ -104,6 +104,36 @@ TEST_CASE("a chart's line follows its points", "[compare]") {
     CHECK_THAT(svg, Catch::Contains("data-series=\"a\" d=\"M70,335.9 L490,54.09\""));
 }
 
+TEST_CASE("a sweep expands into one variant per value, with a sensitivity chart", "[compare]") {
+    const std::string head = experiment.substr(0, experiment.find("compare:"));
+    const auto c = bp::parse_comparison(
+        head + "compare:\n  variants:\n    sgd: { optimizer: { name: sgd, lr: { sweep: log, from: 0.001, to: 0.1, "
+               "points: 3 } } }\n    plain: {}\n",
+        "/exp/cmp.yaml", {}, test::builtin_registry());
+    REQUIRE(c);
+    CHECK(c->variants == std::vector<std::string>{"sgd@0.001", "sgd@0.01", "sgd@0.1", "plain"});
+    REQUIRE(c->sweeps.size() == 1);
+    CHECK(c->sweeps[0].key == "optimizer.lr");
+    CHECK(c->sweeps[0].log);
+    CHECK(c->runs[1][0].optimizer.name == "sgd");
+    CHECK(c->runs[1][0].optimizer.params.number("lr") == Approx(0.01));
+    CHECK(c->runs[3][0].optimizer.name == "adam");
+    CHECK_THAT(test::error_of([&] {
+                   bp::parse_comparison(head + "compare:\n  variants:\n    a: { optimizer: { lr: { sweep: log, from: 0, "
+                                               "to: 1, points: 3 } } }\n",
+                                        "/exp/cmp.yaml", {}, test::builtin_registry());
+               }),
+               Catch::Contains("a log sweep needs from and to above 0"));
+
+    bp::RunOptions options;
+    options.out = test::temp_dir("compare-sweep");
+    options.quiet = true;
+    std::ostringstream log;
+    const auto r = bp::run_comparison(*c, test::builtin_registry(), options, log);
+    const std::string svg = test::read_file(options.out / "sensitivity_1.svg");
+    CHECK_THAT(svg, Catch::Contains("data-series=\"sgd\"") && Catch::Contains("log10(optimizer.lr)"));
+}
+
 TEST_CASE("a file without compare: is no comparison", "[compare]") {
     CHECK_FALSE(bp::load_comparison(std::filesystem::path(BACKPLANE_EXPERIMENTS) / "xor.yaml", {},
                                     test::builtin_registry()));
