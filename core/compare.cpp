@@ -5,9 +5,14 @@
 #include "run_files.hpp"
 
 #include <nlohmann/json.hpp>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
@@ -225,7 +230,7 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
     return out;
 }
 
-ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options,
+ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log) {
     ComparisonResult r;
     r.dir = options.out.empty() ? new_run_dir(options.runs_root, c.name) : options.out;
@@ -235,27 +240,50 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         log << "comparing " << c.variants.size() << " variants x " << c.seeds.size() << " seeds (" << total
             << " runs) in " << r.dir.string() << "\n";
     const auto start = std::chrono::steady_clock::now();
-    for (std::size_t v = 0; v < c.variants.size(); ++v) {
-        for (std::size_t s = 0; s < c.seeds.size(); ++s) {
-            RunOptions one = options;
-            one.out = r.dir / c.variants[v] / ("seed-" + std::to_string(c.seeds[s]));
-            one.resume.clear();
-            one.quiet = true;
-            std::ostringstream quiet;
-            ComparisonRun run{c.variants[v], c.seeds[s], run_experiment(c.runs[v][s], registry, one, quiet)};
-            r.runs.push_back(std::move(run));
-            if (options.quiet) continue;
-            const auto& h = r.runs.back().result.history;
-            const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            const std::size_t done = r.runs.size();
-            const std::string what = r.runs.back().result.diverged
-                                         ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
-                                         : final_line(h.back());
-            log << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what
-                << "  (" << human_seconds(elapsed) << ", ETA "
-                << human_seconds(elapsed / double(done) * double(total - done)) << ")\n"
-                << std::flush;
-        }
+    // Every run in its slot, so the order of the files never depends on which ends first.
+    r.runs.resize(total);
+    std::mutex progress;   // guards r.runs, done and the progress lines
+    std::size_t done = 0;
+    tbb::task_arena* shared_arena = nullptr;
+    auto train = [&](std::size_t i) {
+        const std::size_t v = i / c.seeds.size(), s = i % c.seeds.size();
+        RunOptions one = options;
+        one.out = r.dir / c.variants[v] / ("seed-" + std::to_string(c.seeds[s]));
+        one.resume.clear();
+        one.quiet = true;
+        one.arena = shared_arena;
+        std::ostringstream quiet;
+        ComparisonRun run{c.variants[v], c.seeds[s], run_experiment(c.runs[v][s], registry, one, quiet)};
+        const std::lock_guard lock(progress);
+        r.runs[i] = std::move(run);
+        ++done;
+        if (options.quiet) return;
+        const auto& h = r.runs[i].result.history;
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const std::string what = r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
+                                                           : final_line(h.back());
+        log << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what << "  ("
+            << human_seconds(elapsed) << ", ETA " << human_seconds(elapsed / double(done) * double(total - done))
+            << ")\n"
+            << std::flush;
+    };
+    if (jobs <= 1) {
+        for (std::size_t i = 0; i < total; ++i) train(i);
+    } else {
+        // One arena for every run: `jobs` runs at a time, each run's shards nested in it.
+        const int threads = c.runs[0][0].train.threads > 0 ? int(c.runs[0][0].train.threads)
+                                                            : tbb::info::default_concurrency();
+        tbb::task_arena arena(std::max(threads, jobs));
+        shared_arena = &arena;
+        arena.execute([&] {
+            tbb::task_group group;
+            std::atomic<std::size_t> next{0};
+            for (int j = 0; j < jobs; ++j)
+                group.run([&] {
+                    for (std::size_t i = next++; i < total; i = next++) train(i);
+                });
+            group.wait();
+        });
     }
     // Accuracy from the test set when the runs have one, else validation, else training.
     r.accuracy_source = "train";

@@ -42,7 +42,9 @@ struct ComparisonResult {
 // runs/<name>/<timestamp>), printing a line as each ends, then writes
 // comparison.csv, comparison.json, the charts and report.html (report.hpp) and
 // prints the table.
-ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options,
+// With jobs > 1, that many runs train at once in one oneTBB arena, each run's shards
+// nested in it; every run's results are the same bits as when it runs alone.
+ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log);
 
 // The table as printed: one row per variant.

@@ -189,7 +189,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     // A batch is never larger than the data: buffers are sized for one.
     TrainConfig config = e.train;
     config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
-    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed);
+    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed, options.arena);
 
     RunResult result;
     // Resuming checks the checkpoint against the model before any file is touched.

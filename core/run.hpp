@@ -37,6 +37,7 @@ struct RunOptions {
     bool quiet = false;
     bool terminal = false;                     // redraw progress in place
     int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
+    tbb::task_arena* arena = nullptr;          // train in this shared arena (concurrent comparison runs)
 };
 
 struct RunResult {

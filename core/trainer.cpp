@@ -21,7 +21,7 @@ struct Trainer::Shard {
 };
 
 Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
-                 const TrainConfig& config, uint64_t seed)
+                 const TrainConfig& config, uint64_t seed, tbb::task_arena* shared)
     : network_(network),
       loss_(std::move(loss)),
       optimizer_(std::move(optimizer)),
@@ -30,7 +30,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       threads_(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency()),
       parallelism_(tbb::global_control::max_allowed_parallelism,
                    std::size_t(std::max(threads_, tbb::info::default_concurrency()))),
-      arena_(threads_) {
+      own_arena_(threads_),
+      arena_(shared ? *shared : own_arena_) {
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
     const int64_t slots = (config_.batch_size + rows - 1) / rows;

@@ -53,8 +53,10 @@ struct StepProgress {
 
 class Trainer {
 public:
+    // `shared`: run in this arena (a comparison's, shared by concurrent runs) instead
+    // of one of train.threads workers. The results are the same bits either way.
     Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
-            const TrainConfig& config, uint64_t seed);
+            const TrainConfig& config, uint64_t seed, tbb::task_arena* shared = nullptr);
     ~Trainer();
 
     // One pass over `train` in shuffled mini-batches; fills epoch, train, samples and
@@ -88,7 +90,8 @@ private:
     // Lets train.threads exceed the core count (for determinism checks) without
     // TBB capping the arena and warning about it.
     tbb::global_control parallelism_;
-    tbb::task_arena arena_;
+    tbb::task_arena own_arena_;
+    tbb::task_arena& arena_;   // own_arena_ or the shared one
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     std::vector<Matrix> gradients_;                  // the batch's summed gradients
     std::vector<std::pair<std::size_t, std::size_t>> gradient_source_;   // (layer, parameter) of each

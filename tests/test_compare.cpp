@@ -50,8 +50,10 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     options.out = dir / "out";
     options.quiet = true;
     std::ostringstream log;
-    const auto r = bp::run_comparison(*c, registry, options, log);
+    const auto r = bp::run_comparison(*c, registry, options, 3, log);   // 3 runs at a time
     REQUIRE(r.runs.size() == 6);
+    CHECK(r.runs[3].variant == "momentum");
+    CHECK(r.runs[3].seed == 5);
 
     // Bitwise what the same experiment gives alone.
     const auto alone = bp::parse_experiment(experiment, dir / "cmp.yaml",
@@ -129,7 +131,7 @@ TEST_CASE("a sweep expands into one variant per value, with a sensitivity chart"
     options.out = test::temp_dir("compare-sweep");
     options.quiet = true;
     std::ostringstream log;
-    const auto r = bp::run_comparison(*c, test::builtin_registry(), options, log);
+    const auto r = bp::run_comparison(*c, test::builtin_registry(), options, 1, log);
     const std::string svg = test::read_file(options.out / "sensitivity_1.svg");
     CHECK_THAT(svg, Catch::Contains("data-series=\"sgd\"") && Catch::Contains("log10(optimizer.lr)"));
 }

@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
     std::string resume;
     run->add_option("--resume", resume, "continue the run in this folder from its last checkpoint");
+    int jobs = 1;
+    run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")->check(CLI::Range(1, 256));
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
     validate->add_option("file", file, "experiment YAML file")->required();
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
             bp::RunOptions options;
             options.out = out;
             options.quiet = quiet;
-            bp::run_comparison(*comparison, registry, options, std::cout);
+            bp::run_comparison(*comparison, registry, options, jobs, std::cout);
             return ok;
         }
         const bp::Experiment e = bp::load_experiment(file, sets, registry);
