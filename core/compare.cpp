@@ -15,6 +15,7 @@
 #include <mutex>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <ostream>
 #include <sstream>
 
@@ -245,6 +246,21 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     std::mutex progress;   // guards r.runs, done and the progress lines
     std::size_t done = 0;
     tbb::task_arena* shared_arena = nullptr;
+    // On a terminal, one line redrawn in place: the runs in flight and their epochs.
+    std::map<std::size_t, int64_t> running;   // run index -> epochs done
+    const int64_t epochs = c.runs[0][0].train.epochs;
+    auto redraw = [&] {
+        if (options.quiet || !options.terminal) return;
+        std::string line = "\r\033[K[" + std::to_string(done) + "/" + std::to_string(total) + " done]";
+        for (const auto& [i, e] : running)
+            line += "  " + c.variants[i / c.seeds.size()] + " seed " + std::to_string(c.seeds[i % c.seeds.size()]) +
+                    " epoch " + std::to_string(e) + "/" + std::to_string(epochs);
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double progress_runs = double(done);
+        for (const auto& [i, e] : running) progress_runs += double(e) / double(epochs);
+        if (progress_runs > 0) line += "  ETA " + human_seconds(elapsed / progress_runs * (double(total) - progress_runs));
+        log << line << std::flush;
+    };
     auto train = [&](std::size_t i) {
         const std::size_t v = i / c.seeds.size(), s = i % c.seeds.size();
         RunOptions one = options;
@@ -252,28 +268,37 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         one.resume.clear();
         one.quiet = true;
         one.arena = shared_arena;
+        one.on_epoch = [&, i](const EpochMetrics& m) {
+            const std::lock_guard lock(progress);
+            running[i] = m.epoch;
+            redraw();
+        };
         std::ostringstream quiet;
         ComparisonRun run{c.variants[v], c.seeds[s], run_experiment(c.runs[v][s], registry, one, quiet)};
         const std::lock_guard lock(progress);
         r.runs[i] = std::move(run);
         ++done;
+        running.erase(i);
         if (options.quiet) return;
         const auto& h = r.runs[i].result.history;
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const std::string what = r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
                                                            : final_line(h.back());
-        log << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what << "  ("
+        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what << "  ("
             << human_seconds(elapsed) << ", ETA " << human_seconds(elapsed / double(done) * double(total - done))
-            << ")\n"
-            << std::flush;
+            << ")\n";
+        redraw();
+        log << std::flush;
     };
     if (jobs <= 1) {
         for (std::size_t i = 0; i < total; ++i) train(i);
     } else {
-        // One arena for every run: `jobs` runs at a time, each run's shards nested in it.
+        // One arena for every run, as wide as train.threads and no wider than the
+        // machine (oneTBB caps workers at the cores the trainers allow): `jobs` runs at a
+        // time, each run's shards nested in it.
         const int threads = c.runs[0][0].train.threads > 0 ? int(c.runs[0][0].train.threads)
                                                             : tbb::info::default_concurrency();
-        tbb::task_arena arena(std::max(threads, jobs));
+        tbb::task_arena arena(std::min(threads, tbb::info::default_concurrency()));
         shared_arena = &arena;
         arena.execute([&] {
             tbb::task_group group;

@@ -243,6 +243,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         result.history.push_back(m);
         if (!options.quiet) progress.epoch(m);
+        if (options.on_epoch) options.on_epoch(m);
         write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));
         if (m.diverged) {
             result.diverged = true;

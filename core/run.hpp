@@ -6,6 +6,7 @@
 #include "trainer.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 
@@ -38,6 +39,7 @@ struct RunOptions {
     bool terminal = false;                     // redraw progress in place
     int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
     tbb::task_arena* arena = nullptr;          // train in this shared arena (concurrent comparison runs)
+    std::function<void(const EpochMetrics&)> on_epoch;   // after each epoch, even when quiet
 };
 
 struct RunResult {

@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
             bp::RunOptions options;
             options.out = out;
             options.quiet = quiet;
+            options.terminal = ::isatty(STDOUT_FILENO);
             bp::run_comparison(*comparison, registry, options, jobs, std::cout);
             return ok;
         }
