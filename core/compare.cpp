@@ -58,7 +58,7 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
     mean /= double(v.size());
     double var = 0;
     for (double x : v) var += (x - mean) * (x - mean);
-    return {mean, v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : 0.0};
+    return {mean, v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : std::nan("")};
 }
 
 double best_of(const std::vector<EpochMetrics>& history, const std::string& from) {
@@ -75,6 +75,10 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
     for (const auto* r : runs) {
         ++s.runs;
         const auto& h = r->result.history;
+        if (!r->error.empty()) {
+            ++s.failed;
+            continue;
+        }
         if (r->result.diverged || h.empty()) {
             ++s.diverged;
             continue;
@@ -103,6 +107,10 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
     return s;
 }
 
+const char* status(const ComparisonRun& run) {
+    return !run.error.empty() ? "failed" : run.result.diverged ? "diverged" : "completed";
+}
+
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 std::string csv_number(double v) {
@@ -125,7 +133,7 @@ std::string comparison_csv(const Comparison& c, const ComparisonResult& r) {
         }
         double samples = 0, train_seconds = 0;
         for (const auto& m : h) samples += double(m.samples), train_seconds += m.train_seconds;
-        out += run.variant + "," + std::to_string(run.seed) + "," + (ok ? "completed" : "diverged") + "," +
+        out += run.variant + "," + std::to_string(run.seed) + "," + status(run) + "," +
                (ok ? csv_number(source(h.back(), r.accuracy_source).accuracy) : "") + "," +
                (ok ? csv_number(best_of(h, r.accuracy_source)) : "") + "," + (ok ? csv_number(h.back().train.loss) : "") +
                "," + epochs + "," + seconds + "," + csv_number(samples / train_seconds) + "," +
@@ -144,6 +152,7 @@ std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
         j["variants"].push_back({{"variant", s.variant},
                                  {"runs", s.runs},
                                  {"diverged", s.diverged},
+                                 {"failed", s.failed},
                                  {"reached_target", s.reached},
                                  {"final_accuracy", {{"mean", number(s.final_accuracy)}, {"std", number(s.final_accuracy_std)}}},
                                  {"best_accuracy", {{"mean", number(s.best_accuracy)}, {"std", number(s.best_accuracy_std)}}},
@@ -156,7 +165,8 @@ std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
     for (const auto& run : r.runs) {
         j["runs"].push_back({{"variant", run.variant},
                              {"seed", run.seed},
-                             {"status", run.result.diverged ? "diverged" : "completed"},
+                             {"status", status(run)},
+                             {"error", run.error},
                              {"dir", fs::relative(run.result.dir, r.dir).string()},
                              {"weights_fingerprint", run.result.fingerprint}});
     }
@@ -167,6 +177,7 @@ std::string plus_minus(double mean, double sd, const char* format) {
     if (!std::isfinite(mean)) return "-";
     char a[32], b[32];
     std::snprintf(a, sizeof a, format, mean);
+    if (!std::isfinite(sd)) return a;   // one run: no spread to show
     std::snprintf(b, sizeof b, format, sd);
     return std::string(a) + " +- " + b;
 }
@@ -217,7 +228,7 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
                 std::snprintf(buf, sizeof buf, "never (0/%d)", s.runs);
             target = buf;
         }
-        const std::string runs = std::to_string(s.runs) + (s.diverged ? "*" : "");
+        const std::string runs = std::to_string(s.runs) + (s.diverged || s.failed ? "*" : "");
         std::snprintf(line, sizeof line, "%-16s %5s  %-19s  %-19s  %-19s  %-17s  %9s\n", s.variant.c_str(), runs.c_str(),
                       plus_minus(s.final_accuracy, s.final_accuracy_std, "%.4f").c_str(),
                       plus_minus(s.best_accuracy, s.best_accuracy_std, "%.4f").c_str(),
@@ -226,8 +237,10 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
         out += line;
     }
     bool any_diverged = false;
-    for (const auto& s : r.stats) any_diverged |= s.diverged > 0;
+    bool any_failed = false;
+    for (const auto& s : r.stats) any_diverged |= s.diverged > 0, any_failed |= s.failed > 0;
     if (any_diverged) out += "* some runs diverged (NaN or infinite loss); the figures leave them out\n";
+    if (any_failed) out += "* some runs failed (see comparison.json); the figures leave them out\n";
     return out;
 }
 
@@ -274,7 +287,13 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             redraw();
         };
         std::ostringstream quiet;
-        ComparisonRun run{c.variants[v], c.seeds[s], run_experiment(c.runs[v][s], registry, one, quiet)};
+        ComparisonRun run{c.variants[v], c.seeds[s], {}, {}};
+        try {
+            run.result = run_experiment(c.runs[v][s], registry, one, quiet);
+        } catch (const std::exception& e) {   // one failed run does not cost the others
+            run.error = e.what();
+            run.result.dir = one.out;
+        }
         const std::lock_guard lock(progress);
         r.runs[i] = std::move(run);
         ++done;
@@ -282,8 +301,9 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         if (options.quiet) return;
         const auto& h = r.runs[i].result.history;
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const std::string what = r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
-                                                           : final_line(h.back());
+        const std::string what = !r.runs[i].error.empty() ? "FAILED: " + r.runs[i].error
+                                 : r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
+                                                             : final_line(h.back());
         log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what << "  ("
             << human_seconds(elapsed) << ", ETA " << human_seconds(elapsed / double(done) * double(total - done))
             << ")\n";
@@ -303,9 +323,13 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         arena.execute([&] {
             tbb::task_group group;
             std::atomic<std::size_t> next{0};
-            for (int j = 0; j < jobs; ++j)
+            for (int j = 0; j < std::min(jobs, arena.max_concurrency()); ++j)
                 group.run([&] {
-                    for (std::size_t i = next++; i < total; i = next++) train(i);
+                    // Isolated: a worker waiting inside one run's parallel_for must not
+                    // pick up another whole run and stall the first behind it.
+                    tbb::this_task_arena::isolate([&] {
+                        for (std::size_t i = next++; i < total; i = next++) train(i);
+                    });
                 });
             group.wait();
         });

@@ -17,13 +17,16 @@ struct ComparisonRun {
     std::string variant;
     uint64_t seed = 0;
     RunResult result;
+    std::string error;   // the run failed (an error, not divergence); the others went on
 };
 
 // One variant over its seeds. Means and (sample) standard deviations leave out
-// diverged runs; the "to target" figures cover the runs that reached it.
+// diverged and failed runs (the deviation is NaN below two runs); the "to target"
+// figures cover the runs that reached it. best_accuracy is each run's best epoch by
+// the same accuracy it reports: an optimistic (oracle) figure when that is the test set.
 struct VariantStats {
     std::string variant;
-    int runs = 0, diverged = 0, reached = 0;
+    int runs = 0, diverged = 0, failed = 0, reached = 0;
     double final_accuracy = 0, final_accuracy_std = 0;
     double best_accuracy = 0, best_accuracy_std = 0;
     double final_train_loss = 0, final_train_loss_std = 0;

@@ -27,7 +27,15 @@ void merge_into(YAML::Node base, const YAML::Node& over) {
     const bool other_component = base.IsMap() && over.IsMap() && base["name"] && over["name"] &&
                                  base["name"].IsScalar() && over["name"].IsScalar() &&
                                  base["name"].Scalar() != over["name"].Scalar();
-    if (!base.IsMap() || !over.IsMap() || other_component) {
+    if (other_component) {
+        // The optimizer's schedule (and its warmup) belongs to the experiment, not to
+        // the optimizer it replaces: it stays unless the variant sets its own.
+        const YAML::Node schedule = base["schedule"];
+        base = YAML::Clone(over);
+        if (schedule && !over["schedule"]) base["schedule"] = schedule;
+        return;
+    }
+    if (!base.IsMap() || !over.IsMap()) {
         base = over;
         return;
     }
@@ -206,7 +214,11 @@ public:
                            "{ sgd: { optimizer: { name: sgd, lr: 0.1 } }, adam: {} }");
         if (const YAML::Node seeds = compare["seeds"]) {
             if (!seeds.IsSequence() || seeds.size() == 0) fail(seeds, "compare.seeds must be a list of integers");
-            for (const auto& s : seeds) c.seeds.push_back(uint64_t(integer(s, "a seed", 0, 9.2e18)));
+            for (const auto& s : seeds) {
+                c.seeds.push_back(uint64_t(integer(s, "a seed", 0, 9.2e18)));
+                if (std::count(c.seeds.begin(), c.seeds.end(), c.seeds.back()) > 1)
+                    fail(s, "seed " + std::to_string(c.seeds.back()) + " is listed twice");
+            }
         } else {
             c.seeds.push_back(root["seed"] ? uint64_t(integer(root["seed"], "seed", 0, 9.2e18)) : 0);
         }
@@ -234,6 +246,14 @@ public:
             YAML::Node overrides = kv.second.IsMap() ? YAML::Clone(kv.second) : YAML::Node(YAML::NodeType::Map);
             std::string key;
             YAML::Node sweep_node = find_sweep(overrides, "", key);
+            if (sweep_node) {
+                std::string second;
+                YAML::Node rest = YAML::Clone(overrides);
+                find_sweep(rest, "", second) = 0.0;   // the first sweep, set aside
+                if (YAML::Node again = find_sweep(rest, "", second); again)
+                    fail(again, "variant '" + name + "' sweeps " + key + " already; one sweep per variant "
+                                "(make another variant for " + second + ")");
+            }
             std::vector<std::pair<std::string, YAML::Node>> expanded;
             if (!sweep_node) {
                 expanded.push_back({name, overrides});
@@ -250,6 +270,8 @@ public:
                 c.sweeps.push_back(std::move(sweep));
             }
             for (const auto& [variant, over] : expanded) {
+                if (std::find(c.variants.begin(), c.variants.end(), variant) != c.variants.end())
+                    fail(kv.first, "two variants are named '" + variant + "'; rename one");
                 c.variants.push_back(variant);
                 std::vector<Experiment> runs;
                 for (uint64_t seed : c.seeds) {
@@ -294,7 +316,7 @@ private:
         std::vector<double> out;
         for (int64_t i = 0; i < points; ++i) {
             const double t = double(i) / double(points - 1);
-            out.push_back(log ? from * std::pow(to / from, t) : from + (to - from) * t);
+            out.push_back(i == points - 1 ? to : log ? from * std::pow(to / from, t) : from + (to - from) * t);
         }
         return out;
     }

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -15,7 +17,9 @@ namespace fs = std::filesystem;
 namespace bp {
 
 void write_file_atomic(const fs::path& path, const std::string& content) {
-    const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+    // Unique per process and thread: concurrent comparison runs write at once.
+    const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." +
+                         std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         out << content;

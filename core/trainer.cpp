@@ -28,10 +28,11 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       config_(config),
       random_(Random(seed)),
       threads_(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency()),
-      parallelism_(tbb::global_control::max_allowed_parallelism,
-                   std::size_t(std::max(threads_, tbb::info::default_concurrency()))),
       own_arena_(threads_),
       arena_(shared ? *shared : own_arena_) {
+    if (!shared)
+        parallelism_.emplace(tbb::global_control::max_allowed_parallelism,
+                             std::size_t(std::max(threads_, tbb::info::default_concurrency())));
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
     const int64_t slots = (config_.batch_size + rows - 1) / rows;

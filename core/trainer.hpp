@@ -18,6 +18,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace bp {
@@ -89,7 +90,7 @@ private:
     int threads_;
     // Lets train.threads exceed the core count (for determinism checks) without
     // TBB capping the arena and warning about it.
-    tbb::global_control parallelism_;
+    std::optional<tbb::global_control> parallelism_;   // only with an arena of its own
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch

@@ -55,10 +55,18 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK(r.runs[3].variant == "momentum");
     CHECK(r.runs[3].seed == 5);
 
-    // Bitwise what the same experiment gives alone.
+    // Bitwise what the same experiment gives alone, and what every run gives one at a time.
     const auto alone = bp::parse_experiment(experiment, dir / "cmp.yaml",
                                             {"optimizer={name: sgd, lr: 0.1, momentum: 0.9}", "seed=5"}, registry);
     CHECK(test::run_quietly(alone, dir / "alone").fingerprint == r.runs[3].result.fingerprint);
+    bp::RunOptions sequential = options;
+    sequential.out = dir / "sequential";
+    const auto one_by_one = bp::run_comparison(*c, registry, sequential, 1, log);
+    for (std::size_t i = 0; i < 6; ++i) {
+        INFO("run " << i);
+        CHECK(one_by_one.runs[i].result.fingerprint == r.runs[i].result.fingerprint);
+        CHECK(one_by_one.runs[i].result.history.back().train.loss == r.runs[i].result.history.back().train.loss);
+    }
 
     // The diverging variant is reported as such; the others finish.
     REQUIRE(r.stats.size() == 3);
@@ -155,4 +163,27 @@ TEST_CASE("bad compare blocks are refused with file:line", "[compare]") {
                Catch::Contains("lr") && Catch::Contains("out of range"));
     CHECK_THAT(compare_error(head + "compare:\n  variants: { a: { seed: 3 } }\n"),
                Catch::Contains("variant 'a' cannot change name, seed or compare"));
+    CHECK_THAT(compare_error(head + "compare:\n  seeds: [1, 2, 1]\n  variants: { a: {} }\n"),
+               Catch::StartsWith("/exp/cmp.yaml:11:17: seed 1 is listed twice"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: { optimizer: { lr: { sweep: linear, from: 0.1, to: "
+                                    "0.2, points: 2 } } }\n    a@0.2: {}\n"),
+               Catch::Contains("two variants are named 'a@0.2'"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: { optimizer: { lr: { sweep: log, from: 0.1, to: 1, "
+                                    "points: 2 }, beta1: { sweep: linear, from: 0.8, to: 0.9, points: 2 } } }\n"),
+               Catch::Contains("variant 'a' sweeps optimizer.lr already; one sweep per variant"));
+}
+
+TEST_CASE("a variant that changes the optimizer keeps the experiment's schedule", "[compare]") {
+    const std::string head = experiment.substr(0, experiment.find("optimizer:"));
+    const auto c = bp::parse_comparison(
+        head + "optimizer: { name: adam, schedule: { name: cosine, warmup: 2 } }\ntrain: { epochs: 5 }\n"
+               "compare:\n  variants:\n    sgd: { optimizer: { name: sgd } }\n    own: { optimizer: { name: sgd, "
+               "schedule: { name: step } } }\n",
+        "/exp/cmp.yaml", {}, test::builtin_registry());
+    REQUIRE(c);
+    CHECK(c->runs[0][0].optimizer.name == "sgd");
+    CHECK(c->runs[0][0].schedule.name == "cosine");
+    CHECK(c->runs[0][0].warmup == 2);
+    CHECK(c->runs[1][0].schedule.name == "step");
+    CHECK(c->runs[1][0].warmup == 0);
 }

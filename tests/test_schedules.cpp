@@ -54,6 +54,9 @@ TEST_CASE("reduce_on_plateau replays torch's ReduceLROnPlateau over the history"
     check_rates(rates("reduce_on_plateau", {{"patience", int64_t(1)}, {"factor", 0.5}, {"cooldown", int64_t(1)}}, 8,
                       {1.0, 1.0, 0.99995, 0.9, 0.95, 0.95, 0.95}),
                 {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025});
+    // A NaN among numbers is an epoch without improvement (torch), not an error.
+    check_rates(rates("reduce_on_plateau", {{"patience", int64_t(0)}, {"factor", 0.5}}, 3, {1.0, std::nan("")}),
+                {0.1, 0.1, 0.05});
     // Not below min_lr.
     check_rates(rates("reduce_on_plateau", {{"patience", int64_t(0)}, {"factor", 0.1}, {"min_lr", 0.005}}, 4,
                       {1.0, 2.0, 3.0}),

@@ -1,5 +1,6 @@
-// The built-in optimizers, with PyTorch's update rules (torch.optim, 1.13) so results
-// can be compared. State is kept per parameter, in the order the trainer passes them.
+// The built-in optimizers, with PyTorch's update rules (torch.optim 1.13; NAdam as
+// 2.x, which fixed 1.13's double-counted momentum factor; Lion as its paper) so
+// results can be compared. State is kept per parameter, in the order the trainer passes them.
 #include <backplane/backplane.hpp>
 
 #include <algorithm>
@@ -41,7 +42,7 @@ public:
         std::map<std::string, const bp::Matrix*> by_name;
         for (const auto& t : state) by_name[t.name] = &t.value;
         const auto step = by_name.find("step");
-        if (step == by_name.end() || step->second->rows() != 1 || step->second->cols() > 2)
+        if (step == by_name.end() || step->second->rows() != 1 || step->second->cols() < 1 || step->second->cols() > 2)
             throw bp::Error("optimizer state has no step count");
         const bp::Matrix& count = *step->second;   // one float in checkpoints before 0.2
         steps_ = count.cols() == 1 ? int64_t(count(0, 0)) : (int64_t(count(0, 0)) << 24) + int64_t(count(0, 1));
@@ -148,7 +149,8 @@ public:
                                .boolean("nesterov", false, "Nesterov momentum (needs momentum > 0 and dampening 0)"));
     }
     explicit Sgd(const bp::Params& p)
-        : StatefulOptimizer(p, {"momentum"}),
+        : StatefulOptimizer(p, p.number("momentum") > 0 ? std::vector<std::string>{"momentum"}
+                                                        : std::vector<std::string>{}),
           momentum_(float(p.number("momentum"))),
           dampening_(float(p.number("dampening"))),
           keep_(float(1.0 - p.number("dampening"))),

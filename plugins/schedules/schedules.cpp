@@ -3,6 +3,7 @@
 // Linear warmup in front of any of them is the core's (optimizer.schedule.warmup).
 #include <backplane/backplane.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -129,11 +130,13 @@ public:
     double learning_rate(double base, int64_t, int64_t, std::span<const bp::EpochResult> history) const override {
         double lr = base, best = maximise_ ? -INFINITY : INFINITY;
         int64_t bad = 0, cooldown = 0;
+        // Never measured (every epoch NaN, as in the core's probe before training): an
+        // error. A NaN among numbers is an epoch without improvement, as in torch.
+        if (!history.empty() && std::all_of(history.begin(), history.end(), [&](const auto& r) { return std::isnan(value(r)); }))
+            throw bp::Error("reduce_on_plateau watches " + metric_ +
+                            ", which this run does not measure; choose another metric, or add data.validation_split");
         for (const auto& epoch : history) {
             const double v = value(epoch);
-            if (std::isnan(v))
-                throw bp::Error("reduce_on_plateau watches " + metric_ +
-                                ", which this run does not measure; choose another metric, or add data.validation_split");
             const bool better = maximise_ ? v > best * (1.0 + threshold_) : v < best * (1.0 - threshold_);
             if (better) {
                 best = v;
