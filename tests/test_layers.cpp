@@ -62,6 +62,48 @@ TEST_CASE("max pooling lets NaN through instead of hiding it", "[layers]") {
     CHECK(dx.sum() == 2);   // each gradient went to one input of its window
 }
 
+TEST_CASE("max pooling 2x2 (its fast path) and 3x3 with stride 2 pick the same inputs as the window order says",
+          "[layers]") {
+    // A 5x5 channel: 2x2 stride 2 sees four windows (the last row and column unused);
+    // ties go to the first of equals in window order, a NaN wins.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    bp::Matrix x(1, 25);
+    x << 1, 4, 2, 2, 0,   //
+        4, 3, 2, 1, 0,    //
+        nan, 0, 7, 7, 0,  //
+        5, 6, 7, 7, 0,    //
+        0, 0, 0, 0, 9;
+    auto routed = [&](int64_t kernel, int64_t stride) {
+        auto pool = make("max_pool2d", {{"kernel", kernel}, {"stride", stride}});
+        const bp::Shape out = pool->build(bp::Shape{1, 5, 5}, bp::Random(1));
+        auto ws = pool->make_workspace(1);
+        bp::Matrix y(1, out.size()), dx(1, 25);
+        pool->forward(x, y, ws.get(), bp::StepContext{});
+        bp::Matrix dy(1, out.size());
+        for (int64_t i = 0; i < out.size(); ++i) dy(0, i) = float(i + 1);
+        pool->backward(x, y, dy, dx, {}, ws.get(), bp::StepContext{});
+        return std::pair{y, dx};
+    };
+    const auto [y2, dx2] = routed(2, 2);
+    CHECK(y2(0, 0) == 4);    // 1 4 / 4 3: the first 4
+    CHECK(y2(0, 1) == 2);    // 2 2 / 2 1: the first 2
+    CHECK(std::isnan(y2(0, 2)));
+    CHECK(y2(0, 3) == 7);
+    CHECK(dx2(0, 1) == 1);   // window 0's gradient at (0, 1)
+    CHECK(dx2(0, 2) == 2);   // window 1's at (0, 2)
+    CHECK(dx2(0, 10) == 3);  // the NaN at (2, 0)
+    CHECK(dx2(0, 12) == 4);  // the first 7, at (2, 2)
+    CHECK(dx2.sum() == 10);
+    const auto [y3, dx3] = routed(3, 2);   // the general loop: windows at rows and columns 0 and 2
+    CHECK(std::isnan(y3(0, 0)));           // 4 at (0, 1), then the NaN at (2, 0) takes over
+    CHECK(y3(0, 1) == 7);
+    CHECK(std::isnan(y3(0, 2)));           // starts at the NaN, which stays
+    CHECK(y3(0, 3) == 9);
+    CHECK(dx3(0, 10) == 1 + 3);
+    CHECK(dx3(0, 12) == 2);
+    CHECK(dx3(0, 24) == 4);
+}
+
 TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {
     auto bn = make("batch_norm", {{"momentum", 0.5}});
     bn->build(bp::Shape{2, 1, 3}, bp::Random(1));   // 2 channels of 3 values

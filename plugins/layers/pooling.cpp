@@ -52,6 +52,7 @@ public:
 
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
         auto& arg = static_cast<Argmax&>(*ws).index;
+        if (kernel_ == 2 && stride_ == 2 && padding_ == 0) return forward_2x2(x, y, arg);
         for (Eigen::Index r = 0; r < x.rows(); ++r) {
             const float* xr = x.row(r).data();   // raw rows: this loop is the layer's whole cost
             float* yr = y.row(r).data();
@@ -76,6 +77,30 @@ public:
     }
 
 private:
+    // The common 2x2, stride 2 window, unrolled: the same choices as the general loop
+    // (window order, first of equals, NaN wins), without its per-element bookkeeping.
+    void forward_2x2(bp::ConstMatrixRef x, bp::MatrixRef y,
+                     Eigen::Matrix<int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& arg) const {
+        const int64_t W = g_.width, H = g_.height;
+        for (Eigen::Index r = 0; r < x.rows(); ++r) {
+            const float* xr = x.row(r).data();
+            float* yr = y.row(r).data();
+            int32_t* ar = arg.row(r).data();
+            int64_t out = 0;
+            for (int64_t c = 0; c < g_.channels; ++c)
+                for (int64_t oh = 0; oh < g_.out_height; ++oh)
+                    for (int64_t ow = 0; ow < g_.out_width; ++ow, ++out) {
+                        const int64_t base = (c * H + 2 * oh) * W + 2 * ow;
+                        float best = xr[base];
+                        int64_t at = base;
+                        for (const int64_t in : {base + 1, base + W, base + W + 1})
+                            if (!std::isnan(best) && !(xr[in] <= best)) best = xr[in], at = in;
+                        yr[out] = best;
+                        ar[out] = int32_t(at);
+                    }
+        }
+    }
+
     std::string name() const override { return "max_pool2d"; }
 };
 
