@@ -28,12 +28,12 @@ fs::path builtin_plugin_dir() {
     return fs::weakly_canonical(boost::dll::program_location().parent_path() / ".." / "lib" / "backplane" / "plugins");
 }
 
-void Registry::load_library(const fs::path& given) {
+std::shared_ptr<const PluginLibrary> Registry::load_library(const fs::path& given) {
     if (given.empty()) throw Error("a plugin path is empty");
     std::error_code fs_ec;
     const fs::path path = fs::weakly_canonical(fs::absolute(given), fs_ec);
     for (const auto& lib : libraries_)
-        if (lib->path == path) return;
+        if (lib->path == path) return lib;
     if (fs::is_directory(path)) throw Error(plugin_error(path, "a folder, not a library file"));
     if (!fs::is_regular_file(path)) throw Error(plugin_error(path, "no such file"));
 
@@ -88,11 +88,15 @@ void Registry::load_library(const fs::path& given) {
         }
     }
     for (const auto& c : lib->manifest->components) by_kind_[int(c.kind())].emplace(c.name, RegisteredComponent{&c, lib});
-    libraries_.push_back(std::move(lib));
+    libraries_.push_back(lib);
+    return lib;
 }
 
 void Registry::load_path(const fs::path& path) {
-    if (!fs::is_directory(path)) return load_library(path);
+    if (!fs::is_directory(path)) {
+        load_library(path);
+        return;
+    }
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(path))
         if (entry.path().extension() == ".so" && !fs::is_directory(entry.path())) files.push_back(entry.path());

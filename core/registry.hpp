@@ -32,9 +32,9 @@ struct RegisteredComponent {
 
 class Registry final : public Services {
 public:
-    // Loads one library; throws bp::Error naming the file on any failure.
-    // Loading the same file twice is a no-op.
-    void load_library(const std::filesystem::path& path);
+    // Loads one library and returns it; throws bp::Error naming the file on any
+    // failure. Loading the same file twice returns the library loaded first.
+    std::shared_ptr<const PluginLibrary> load_library(const std::filesystem::path& path);
     // Loads every *.so in a directory (sorted by name), or the file itself.
     void load_path(const std::filesystem::path& path);
     // The built-in plugin folder next to the executable, then $BACKPLANE_PLUGIN_PATH.

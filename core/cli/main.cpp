@@ -63,11 +63,8 @@ void print_evaluation(const bp::EvalResult& r) {
 // Runs every check on every component `library` provides; prints one report each.
 void check_plugin(bp::Registry& registry, const std::string& library, int threads) {
     registry.load_default_paths();   // the checks train with built-in components around the one checked
-    registry.load_library(library);
-    const auto path = std::filesystem::weakly_canonical(std::filesystem::absolute(library));
-    const bp::PluginLibrary* lib = nullptr;
-    for (const auto& l : registry.libraries())
-        if (l->path == path) lib = l.get();
+    const auto lib = registry.load_library(library);
+    const auto& path = lib->path;
     const auto& m = *lib->manifest;
     const std::size_t n = m.components.size();
     if (n == 0) throw bp::Error(path.string() + " registers no components: nothing to check");
@@ -84,7 +81,8 @@ void check_plugin(bp::Registry& registry, const std::string& library, int thread
         throw bp::Error(std::to_string(failed.size()) + " of " + std::to_string(m.components.size()) +
                         " components failed their checks: " + bp::join(failed));
     }
-    std::printf(n == 1 ? "\nthe component passed\n" : "\nall %zu components passed\n", n);
+    if (n == 1) std::printf("\nthe component passed\n");
+    else std::printf("\nall %zu components passed\n", n);
 }
 
 void new_plugin(const std::string& name, const std::string& kind_name, const std::filesystem::path& dir) {

@@ -18,6 +18,20 @@ bp::Schema with_common(bp::Schema s, double default_weight_decay = 0.0,
         .number("clip_value", 0.0, 0.0, 1e9, "if > 0, clamp each gradient element to [-clip_value, clip_value] (0: off)");
 }
 
+// Adam's moment estimates, shared by adam, adamw and nadam: m = b1 m + (1 - b1) g,
+// v = b2 v + (1 - b2) g^2. 1 - beta is taken in double, then rounded: 1.0f - 0.999f
+// would be off by 5e-5 relative.
+struct Moments {
+    Moments(double beta1, double beta2)
+        : b1(float(beta1)), b2(float(beta2)), c1(float(1.0 - beta1)), c2(float(1.0 - beta2)) {}
+    template <class G>
+    void update(bp::Matrix& m, bp::Matrix& v, const G& g) const {
+        m.array() = b1 * m.array() + c1 * g;
+        v.array() = b2 * v.array() + c2 * g.square();
+    }
+    float b1, b2, c1, c2;
+};
+
 // Common to every optimizer: learning rate, gradient clipping, coupled weight decay,
 // the step count, and per-parameter state tensors by slot, saved and restored as
 // named tensors "<slot>.<param index>".
@@ -305,18 +319,15 @@ public:
         const double bc2 = 1.0 - std::pow(beta2_, double(steps_));
         const float step_size = float(lr_ / bc1);
         const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
-        // 1 - beta in double, then rounded: 1.0f - 0.999f would be off by 5e-5 relative.
-        const float b1 = float(beta1_), b2 = float(beta2_), c1 = float(1.0 - beta1_), c2 = float(1.0 - beta2_);
+        const Moments moments(beta1_, beta2_);
         const float decay = float(1.0 - lr_ * weight_decay_);
         for (std::size_t i = 0; i < params.size(); ++i) {
             auto w = params[i].value.array();
             if (decoupled_ && weight_decay_ != 0.0f) w *= decay;
             const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
-            auto m = slot(0, i).array();
-            auto v = slot(1, i).array();
-            m = b1 * m + c1 * g;
-            v = b2 * v + c2 * g.square();
+            moments.update(slot(0, i), slot(1, i), grad.array());
+            const auto m = slot(0, i).array();
+            const auto v = slot(1, i).array();
             if (amsgrad_) {
                 auto v_max = slot(2, i).array();
                 v_max = v_max.max(v);
@@ -370,14 +381,13 @@ public:
         const float grad_coef = float(lr_ * (1.0 - mu) / (1.0 - mu_product_));
         const float m_coef = float(lr_ * mu_next / (1.0 - mu_product_ * mu_next));
         const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
-        const float b1 = float(beta1_), b2 = float(beta2_), c1 = float(1.0 - beta1_), c2 = float(1.0 - beta2_);
+        const Moments moments(beta1_, beta2_);
         for (std::size_t i = 0; i < params.size(); ++i) {
             const bp::ConstMatrixRef grad = gradient(params, i);
             const auto g = grad.array();
-            auto m = slot(0, i).array();
-            auto v = slot(1, i).array();
-            m = b1 * m + c1 * g;
-            v = b2 * v + c2 * g.square();
+            moments.update(slot(0, i), slot(1, i), g);
+            const auto m = slot(0, i).array();
+            const auto v = slot(1, i).array();
             const auto d = v.sqrt() * inv_sqrt_bc2 + eps_;
             params[i].value.array() -= grad_coef * g / d + m_coef * m / d;
         }
