@@ -289,6 +289,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.history = result.history;
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;
+    s.peak_rss_mib = peak_rss_mib();
     if (!result.diverged && p.data.test && outputs_classes(*p.network, p.data.target))
         s.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     write_file_atomic(result.dir / "summary.json", summary_json(s));

@@ -2,6 +2,7 @@
 
 #include <backplane/error.hpp>
 #include <backplane/random.hpp>
+#include <backplane/version.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -94,6 +96,10 @@ std::string summary_json(const RunSummary& s) {
                   {"test_accuracy", number(last.test.accuracy)}};
     j["samples_per_second"] = number(train_seconds > 0 ? samples / train_seconds : no_value);
     j["wall_seconds"] = s.wall_seconds;
+    j["peak_rss_mib"] = s.peak_rss_mib;
+    // A run's bits belong to its build: the version and what the layers' products ran on.
+    j["backplane_version"] = BACKPLANE_VERSION;
+    j["matrix_products"] = BACKPLANE_MATRIX_PRODUCTS;
     j["weights_fingerprint"] = s.weights_fingerprint;
     if (s.confusion.size() > 0) {
         nlohmann::json per_class = nlohmann::json::array(), rows = nlohmann::json::array();
@@ -159,6 +165,12 @@ std::string fingerprint(const std::vector<const Matrix*>& tensors) {
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return buf;
+}
+
+double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return double(usage.ru_maxrss) / 1024.0;   // Linux reports KiB
 }
 
 }  // namespace bp

@@ -28,6 +28,7 @@ struct RunSummary {
     std::string status;   // "completed" or "diverged"
     std::vector<EpochMetrics> history;
     double wall_seconds = 0;
+    double peak_rss_mib = 0;           // the process's peak resident memory so far
     std::string weights_fingerprint;   // FNV-1a of every parameter's bytes, in order
     Eigen::MatrixXi confusion;         // test set, (true, predicted); empty without one
 };
@@ -41,5 +42,8 @@ std::vector<EpochMetrics> parse_history_json(const std::string& json);
 
 // 16 hex digits identifying the exact bits of the weights.
 std::string fingerprint(const std::vector<const Matrix*>& tensors);
+
+// The peak resident set size of this process so far, in MiB (getrusage).
+double peak_rss_mib();
 
 }  // namespace bp

@@ -49,8 +49,12 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         }
         shards_.push_back(std::move(shard));
     }
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p) gradient_source_.emplace_back(l, p);
+    for (std::size_t l = 0, index = 0; l < layers.size(); ++l) {
+        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p, ++index) {
+            const Eigen::Index size = shards_[0]->grads[l][p].size(), piece = 16384;   // 64 KiB of floats
+            for (Eigen::Index at = 0; at < size; at += piece)
+                reduce_pieces_.push_back({index, l, p, at, std::min(piece, size - at)});
+        }
         auto& ws = shard_workspaces_.emplace_back();
         for (const auto& shard : shards_) ws.push_back(shard->workspace[l].get());
     }
@@ -99,12 +103,13 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
 
 // gradient = shard 0 + shard 1 + ... in shard order, whatever thread sums it.
 void Trainer::reduce_gradients(std::size_t shards_used) {
-    tbb::parallel_for(std::size_t(0), gradients_.size(), [&](std::size_t i) {
-        const auto [l, p] = gradient_source_[i];
-        Matrix& total = gradients_[i];
-        total = shards_[0]->grads[l][p];
-        for (std::size_t s = 1; s < shards_used; ++s) total += shards_[s]->grads[l][p];
-    });
+    tbb::parallel_for(std::size_t(0), reduce_pieces_.size(), [&](std::size_t i) {
+        const ReducePiece& r = reduce_pieces_[i];
+        auto piece = [&](Matrix& m) { return m.reshaped<Eigen::RowMajor>().segment(r.offset, r.length); };
+        auto total = piece(gradients_[r.index]);
+        total = piece(shards_[0]->grads[r.layer][r.parameter]);
+        for (std::size_t s = 1; s < shards_used; ++s) total += piece(shards_[s]->grads[r.layer][r.parameter]);
+    }, tbb::static_partitioner());
 }
 
 EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
@@ -135,7 +140,7 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                 StepContext ctx{true, step_random, int64_t(s) * rows};
                 const int64_t n = std::min(rows, batch - ctx.first_row);
                 run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true);
-            });
+            }, tbb::static_partitioner());
             double batch_loss = 0;
             for (std::size_t s = 0; s < used; ++s) {
                 batch_loss += shards_[s]->loss;

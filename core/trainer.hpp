@@ -95,7 +95,14 @@ private:
     tbb::task_arena& arena_;   // own_arena_ or the shared one
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     std::vector<Matrix> gradients_;                  // the batch's summed gradients
-    std::vector<std::pair<std::size_t, std::size_t>> gradient_source_;   // (layer, parameter) of each
+    // The reduction's work items: a run of `length` elements at `offset` of gradient
+    // `index`, from (layer, parameter) of each shard. Fixed-size pieces instead of whole
+    // tensors, so the threads share the work evenly when one tensor dominates.
+    struct ReducePiece {
+        std::size_t index, layer, parameter;
+        Eigen::Index offset, length;
+    };
+    std::vector<ReducePiece> reduce_pieces_;
     std::vector<std::vector<Workspace*>> shard_workspaces_;           // [layer][shard], for end_step
     std::vector<std::string> parameter_names_;
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once

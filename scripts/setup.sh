@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   g++ make cmake ccache                      # toolchain
   libeigen3-dev                              # tensors
+  libopenblas-pthread-dev                    # the layers' matrix products (BACKPLANE_BLAS)
   libtbb-dev                                 # data-parallel training
   libyaml-cpp-dev                            # experiment files
   libboost-dev libboost-filesystem-dev       # Boost.DLL plugin loading

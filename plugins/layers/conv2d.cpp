@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gemm.hpp"
 #include "image.hpp"
 #include "layers.hpp"
 
@@ -76,7 +77,7 @@ public:
         for (int64_t r = 0; r < n; ++r) {
             im2col(x.row(r).data(), s.cols);
             Map out(z.row(r).data(), filters_, g_.out_area());
-            out.noalias() = params_[0].value * s.cols;
+            gemm(params_[0].value, false, s.cols, false, out);
             if (bias_) out.colwise() += params_[1].value.row(0).transpose();
         }
         if (fused_) activation_->forward(z, y);
@@ -93,10 +94,10 @@ public:
         for (int64_t r = 0; r < n; ++r) {
             ConstMap d(dz.row(r).data(), filters_, g_.out_area());
             im2col(x.row(r).data(), s.cols);
-            grads[0].noalias() += d * s.cols.transpose();                 // dW = dY cols^T
+            gemm(d, false, s.cols, true, grads[0], true);                 // dW += dY cols^T
             if (bias_) grads[1] += d.rowwise().sum().transpose();          // db = sum over positions
             if (dx.rows() > 0) {
-                s.dcols.noalias() = params_[0].value.transpose() * d;     // dcols = W^T dY
+                gemm(params_[0].value, true, d, false, s.dcols);             // dcols = W^T dY
                 col2im(s.dcols, dx.row(r).data());
             }
         }
@@ -108,7 +109,8 @@ private:
     // each (i, j) is computed once instead of testing every element.
     void im2col(const float* x, bp::Matrix& cols) const {
         visit_cols([&](float* col, const float* img, int64_t n) {
-            for (int64_t t = 0; t < n; ++t) col[t] = img[t * stride_];
+            if (stride_ == 1) std::copy_n(img, n, col);
+            else for (int64_t t = 0; t < n; ++t) col[t] = img[t * stride_];
         }, [](float* col, int64_t n) { std::fill(col, col + n, 0.0f); }, x, cols.data());
     }
 
@@ -116,7 +118,8 @@ private:
     void col2im(const bp::Matrix& dcols, float* dx) const {
         std::fill(dx, dx + g_.in_size(), 0.0f);
         visit_cols([&](const float* col, float* img, int64_t n) {
-            for (int64_t t = 0; t < n; ++t) img[t * stride_] += col[t];
+            if (stride_ == 1) for (int64_t t = 0; t < n; ++t) img[t] += col[t];
+            else for (int64_t t = 0; t < n; ++t) img[t * stride_] += col[t];
         }, [](const float*, int64_t) {}, dx, dcols.data());
     }
 

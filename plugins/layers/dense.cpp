@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "gemm.hpp"
 #include "layers.hpp"
 
 namespace {
@@ -80,16 +81,16 @@ private:
     bool fused() const { return activation_name_ != "identity"; }
 
     void affine(bp::ConstMatrixRef x, bp::MatrixRef z) const {
-        z.noalias() = x * params_[0].value;
+        gemm(x, false, params_[0].value, false, z);
         if (bias_) z.rowwise() += params_[1].value.row(0);
     }
 
     // dW = x^T dz, db = sum over rows of dz, dx = dz W^T
     void affine_backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
                          std::span<bp::Matrix> grads) const {
-        grads[0].noalias() = x.transpose() * dz;
+        gemm(x, true, dz, false, grads[0]);
         if (bias_) grads[1] = dz.colwise().sum();
-        if (dx.rows() > 0) dx.noalias() = dz * params_[0].value.transpose();
+        if (dx.rows() > 0) gemm(dz, false, params_[0].value, true, dx);
     }
 
     int64_t units_;

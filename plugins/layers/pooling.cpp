@@ -153,8 +153,7 @@ public:
                   std::span<bp::Matrix>, bp::Workspace*, const bp::StepContext&) const override {
         if (dx.rows() == 0) return;
         for (Eigen::Index r = 0; r < dy.rows(); ++r)
-            Eigen::Map<bp::Matrix>(dx.row(r).data(), channels_, area_).colwise() =
-                dy.row(r).transpose() / float(area_);
+            for (int64_t c = 0; c < channels_; ++c) dx.row(r).segment(c * area_, area_).setConstant(dy(r, c) / float(area_));
     }
 
 private:

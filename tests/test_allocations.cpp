@@ -1,0 +1,115 @@
+// A steady-state training step allocates nothing: every buffer is sized when the
+// trainer is built or in the first step. This executable counts every malloc-family
+// call of the process (glibc's allocator, wrapped below) while steps run.
+#include "experiment.hpp"
+#include "helpers.hpp"
+#include "run.hpp"
+#include "trainer.hpp"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<int64_t> allocations{0};
+void count() {
+    if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+// operator new, Eigen's aligned_malloc and the plugins all come here: the executable's
+// definitions take the place of libc's for the whole process.
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void* malloc(std::size_t n) {
+    count();
+    return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t size) {
+    count();
+    return __libc_calloc(n, size);
+}
+void* realloc(void* p, std::size_t n) {
+    count();
+    return __libc_realloc(p, n);
+}
+void* memalign(std::size_t alignment, std::size_t n) {
+    count();
+    return __libc_memalign(alignment, n);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t n) {
+    count();
+    return __libc_memalign(alignment, n);
+}
+int posix_memalign(void** p, std::size_t alignment, std::size_t n) {
+    count();
+    *p = __libc_memalign(alignment, n);
+    return *p ? 0 : ENOMEM;
+}
+}
+
+namespace {
+
+// Allocations during steps 3 to the last of one epoch (steps 1 and 2 may size buffers).
+int64_t steady_state_allocations(const std::string& yaml, const std::string& name) {
+    auto& registry = test::builtin_registry();
+    const auto file = test::write_file(test::temp_dir("alloc-" + name) / "e.yaml", yaml);
+    const bp::Experiment e = bp::load_experiment(file, {}, registry);
+    bp::PreparedRun run = bp::prepare_run(e, registry);
+    bp::Trainer trainer(*run.network, run.loss, run.optimizer, e.train, e.seed);
+    int64_t steps = 0;
+    allocations = 0;
+    const auto m = trainer.run_epoch(1, run.data.train, [&](const bp::StepProgress&) {
+        if (++steps == 2) counting = true;
+    });
+    counting = false;
+    REQUIRE_FALSE(m.diverged);
+    REQUIRE(steps >= 6);
+    return allocations;
+}
+
+}  // namespace
+
+TEST_CASE("the allocation counter sees what a step would allocate", "[allocations]") {
+    allocations = 0;
+    counting = true;
+    auto* kept = new std::vector<float>(100);
+    const bp::Matrix m = bp::Matrix::Zero(4, 4);
+    counting = false;
+    delete kept;
+    CHECK(allocations == 3);   // the vector, its buffer and the matrix
+    CHECK(m.size() == 16);
+}
+
+TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
+    const auto optimizer = GENERATE(as<std::string>{}, "{name: sgd, lr: 0.05, momentum: 0.9, clip_norm: 5}",
+                                    "{name: adam, lr: 0.001, weight_decay: 0.01}", "{name: adamw, lr: 0.001}",
+                                    "{name: nadam, lr: 0.001}", "{name: rmsprop, lr: 0.001, centered: true}",
+                                    "{name: adagrad, lr: 0.01}", "{name: lion, lr: 0.0001, clip_value: 1}");
+    const auto threads = GENERATE(1, 2);
+    INFO(optimizer << ", " << threads << " threads");
+    auto train = [&](int batch, int shard) {
+        return "train: {epochs: 1, batch_size: " + std::to_string(batch) + ", shard_size: " + std::to_string(shard) +
+               ", threads: " + std::to_string(threads) + "}\noptimizer: " + optimizer + "\n";
+    };
+    SECTION("MLP: dense, fused and separate activations, dropout, softmax cross-entropy") {
+        // 32 x 256 x 160 is above the size that the products' backend sends to OpenBLAS.
+        CHECK(steady_state_allocations("name: mlp\nseed: 3\ndata: {source: gaussian, shape: 256, samples: 640, classes: 4}\n"
+                                       "model:\n  - dense: {units: 160, activation: relu}\n  - dropout: {rate: 0.2}\n"
+                                       "  - dense: {units: 16}\n  - tanh\n  - dense: {units: 4}\n"
+                                       "loss: softmax_cross_entropy\n" + train(64, 32),
+                                       "mlp") == 0);
+    }
+    SECTION("CNN: conv2d, batch norm, both poolings, flatten, mse") {
+        CHECK(steady_state_allocations("name: cnn\nseed: 3\ndata: {source: gaussian, shape: 2x10x10, samples: 400, "
+                                       "classes: 0, outputs: 3}\nmodel:\n"
+                                       "  - conv2d: {filters: 4, kernel: 3, padding: 1, activation: relu}\n"
+                                       "  - batch_norm\n  - max_pool2d: {kernel: 2}\n"
+                                       "  - conv2d: {filters: 6, kernel: 3, stride: 2}\n  - avg_pool2d: {kernel: 2}\n"
+                                       "  - global_avg_pool\n  - dense: {units: 3}\nloss: mse\n" + train(40, 8),
+                                       "cnn") == 0);
+    }
+}
