@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Training throughput, Backplane against PyTorch on this machine, side by side.
 # Usage: bash bench/compare_torch.sh [REPS]        (default 3 runs of each, alternating)
-# Models: the MLP 784-256-128-10 with SGD+momentum and with Adam (2 epochs), and a
-# LeNet-like CNN with Adam (1 epoch of 20,000 images); batch 128, Fashion-MNIST. Each
-# side in its best 2-core setting: Backplane train.threads 2; PyTorch (Debian's
-# python3-torch) 1 thread with a 2-thread OpenBLAS for the MLP, 2 threads with a
-# 1-thread OpenBLAS and a malloc that keeps its memory for the CNN. OPENBLAS_CORETYPE
-# is unset for both (it can force half-speed AVX2 kernels). Prints samples/s (median,
-# min-max), the ratio, and GFLOP/s with its share of the 517 GFLOP/s 2-core peak.
+# Models: the MLP 784-256-128-10 with SGD+momentum and with Adam (2 epochs), at 2 threads
+# and at 1, and a LeNet-like CNN with Adam (1 epoch of 20,000 images); batch 128,
+# Fashion-MNIST. Each side in its best setting for the threads it has: Backplane
+# train.threads; PyTorch (Debian's python3-torch) at 2 threads: 1 thread with a
+# 2-thread OpenBLAS for the MLP, 2 threads with a 1-thread OpenBLAS and a malloc that
+# keeps its memory for the CNN; at 1 thread: 1 and 1. OPENBLAS_CORETYPE is unset for
+# both (it can force half-speed AVX2 kernels). Prints samples/s (median, min-max), the
+# ratio, Backplane's GFLOP/s and its share of this machine's FMA peak (bench/peak.cpp,
+# measured here at the start), peak RSS of both, and Backplane's 1 -> 2 thread scaling
+# of the MLP at batch 128 and 256.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
@@ -21,36 +24,73 @@ unset OPENBLAS_CORETYPE
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# name | backplane overrides | torch arguments | torch environment | FLOPs per sample
+g++ -O3 -march=native -pthread bench/peak.cpp -o "$work/peak"
+"$work/peak" >"$work/peak.txt"
+peak_1t=$(sed -n 's/^peak_gflops_1t //p' "$work/peak.txt")
+peak_2t=$(sed -n 's/^peak_gflops_2t //p' "$work/peak.txt")
+
+sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
+cnn_env="OPENBLAS_NUM_THREADS=1 GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+# name | threads | backplane yaml | backplane --set | torch arguments | torch environment | FLOPs per sample
 cases=(
-  "mlp-sgd|bench/mlp.yaml|--set optimizer={name: sgd, lr: 0.1, momentum: 0.9}|--model mlp --opt sgd --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=2|1.01e6"
-  "mlp-adam|bench/mlp.yaml||--model mlp --opt adam --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=2|1.01e6"
-  "cnn-adam|bench/cnn.yaml||--model cnn --opt adam --threads 2 --epochs 1 --limit 20000|OPENBLAS_NUM_THREADS=1 GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824|22.3e6"
+  "mlp-sgd|2|bench/mlp.yaml|$sgd|--model mlp --opt sgd --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=2|1.01e6"
+  "mlp-adam|2|bench/mlp.yaml||--model mlp --opt adam --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=2|1.01e6"
+  "mlp-sgd|1|bench/mlp.yaml|$sgd|--model mlp --opt sgd --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=1|1.01e6"
+  "mlp-adam|1|bench/mlp.yaml||--model mlp --opt adam --threads 1 --epochs 2|OPENBLAS_NUM_THREADS=1|1.01e6"
+  "cnn-adam|2|bench/cnn.yaml||--model cnn --opt adam --threads 2 --epochs 1 --limit 20000|$cnn_env|22.3e6"
 )
 
 stats() {   # median min max of the numbers on stdin
   sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
 }
+field() {   # the number after "key": in a file
+  sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" "$2" | head -1
+}
+backplane() {   # out-folder yaml [--set values...]: one run; appends samples/s and RSS
+  local out=$1 yaml=$2; shift 2
+  local args=()
+  for s in "$@"; do [ -n "$s" ] && args+=(--set "$s"); done
+  build/bin/backplane run "$yaml" --out "$out" --quiet "${args[@]}"
+  field samples_per_second "$out/summary.json" >>"$work/bp"
+  field peak_rss_mib "$out/summary.json" >>"$work/bp_rss"
+}
 
-printf '%-9s %-28s %-28s %6s %9s %6s\n' model "backplane samples/s" "pytorch samples/s" ratio "GFLOP/s" "peak"
+printf 'FP32 FMA peak measured now: %s GFLOP/s at 1 thread, %s at 2\n' "$peak_1t" "$peak_2t"
+printf '%-9s %3s %-26s %-26s %6s %8s %6s %16s\n' model thr "backplane samples/s" "pytorch samples/s" ratio "GFLOP/s" "peak" "RSS MiB bp/pt"
 for c in "${cases[@]}"; do
-  IFS='|' read -r name yaml set torch_args torch_env flops <<<"$c"
-  : >"$work/bp" ; : >"$work/pt"
+  IFS='|' read -r name threads yaml set torch_args torch_env flops <<<"$c"
+  : >"$work/bp"; : >"$work/pt"; : >"$work/bp_rss"; : >"$work/pt_rss"
   for ((r = 1; r <= reps; r++)); do
-    if [ -n "$set" ]; then
-      build/bin/backplane run "$yaml" --out "$work/run-$name-$r" --quiet "${set%% *}" "${set#* }"
-    else
-      build/bin/backplane run "$yaml" --out "$work/run-$name-$r" --quiet
-    fi
-    sed -n 's/^  "samples_per_second": \([0-9.e+]*\).*/\1/p' "$work/run-$name-$r/summary.json" >>"$work/bp"
+    backplane "$work/run-$name-$threads-$r" "$yaml" "train.threads=$threads" "$set"
     # shellcheck disable=SC2086
-    env $torch_env /usr/bin/python3 bench/torch_train.py $torch_args | sed -n 's/^RESULT .*"samples_per_second": \([0-9.e+]*\).*/\1/p' >>"$work/pt"
+    env $torch_env /usr/bin/python3 bench/torch_train.py $torch_args >"$work/torch.out"
+    field samples_per_second "$work/torch.out" >>"$work/pt"
+    field peak_rss_mib "$work/torch.out" >>"$work/pt_rss"
   done
   read -r bm bl bh < <(stats <"$work/bp")
   read -r pm pl ph < <(stats <"$work/pt")
-  awk -v n="$name" -v bm="$bm" -v bl="$bl" -v bh="$bh" -v pm="$pm" -v pl="$pl" -v ph="$ph" -v f="$flops" 'BEGIN {
-    printf "%-9s %-28s %-28s %5.2fx %9.1f %5.1f%%\n", n,
+  read -r brss _ < <(stats <"$work/bp_rss")
+  read -r prss _ < <(stats <"$work/pt_rss")
+  [ "$threads" = 1 ] && peak=$peak_1t || peak=$peak_2t
+  awk -v n="$name" -v t="$threads" -v bm="$bm" -v bl="$bl" -v bh="$bh" -v pm="$pm" -v pl="$pl" -v ph="$ph" -v f="$flops" \
+      -v peak="$peak" -v brss="$brss" -v prss="$prss" 'BEGIN {
+    printf "%-9s %3s %-26s %-26s %5.2fx %8.1f %5.1f%% %16s\n", n, t,
       sprintf("%.0f (%.0f-%.0f)", bm, bl, bh), sprintf("%.0f (%.0f-%.0f)", pm, pl, ph),
-      bm / pm, bm * f / 1e9, 100 * bm * f / 1e9 / 517 }'
+      bm / pm, bm * f / 1e9, 100 * bm * f / 1e9 / peak, sprintf("%.0f / %.0f", brss, prss) }'
+  echo "$bm" >"$work/median-$name-$threads-128"
+done
+
+# Backplane's own scaling: the MLP with SGD at 1 and 2 threads, batch 128 (from above) and 256.
+for threads in 1 2; do
+  : >"$work/bp"
+  for ((r = 1; r <= reps; r++)); do
+    backplane "$work/run-scale-$threads-$r" bench/mlp.yaml "train.threads=$threads" "$sgd" "train.batch_size=256"
+  done
+  read -r m _ < <(stats <"$work/bp")
+  echo "$m" >"$work/median-mlp-sgd-$threads-256"
+done
+for batch in 128 256; do
+  awk -v b="$batch" -v one="$(cat "$work/median-mlp-sgd-1-$batch")" -v two="$(cat "$work/median-mlp-sgd-2-$batch")" \
+    'BEGIN { printf "scaling  mlp-sgd batch %d: %.0f -> %.0f samples/s, %.2fx from 1 to 2 threads\n", b, one, two, two / one }'
 done
 echo "($reps runs each, alternating; GFLOP/s and peak are Backplane's)"

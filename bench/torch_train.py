@@ -2,7 +2,7 @@
 bench/*.yaml, trained for some epochs; prints RESULT {"samples_per_second": ...}
 over the training steps alone (data already in memory, shuffled before the clock).
 Run with Debian's /usr/bin/python3 (python3-torch)."""
-import argparse, gzip, json, time
+import argparse, gzip, json, resource, time
 import numpy as np
 import torch, torch.nn as nn
 
@@ -53,4 +53,5 @@ for epoch in range(a.epochs):
         lossf(model(Xs[i:i + a.batch]), Ys[i:i + a.batch]).backward()
         opt.step()
     seconds += time.perf_counter() - t0
-print("RESULT " + json.dumps({"samples_per_second": n * a.epochs / seconds, "threads": torch.get_num_threads()}))
+print("RESULT " + json.dumps({"samples_per_second": n * a.epochs / seconds, "threads": torch.get_num_threads(),
+                             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

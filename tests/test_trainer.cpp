@@ -4,6 +4,8 @@
 #include "helpers.hpp"
 #include "run.hpp"
 
+#include <backplane/version.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <sstream>
@@ -119,6 +121,11 @@ TEST_CASE("a run leaves config.yaml, metrics.csv and summary.json", "[trainer][f
     CHECK(summary["epochs"] == 3);
     CHECK(summary["status"] == "completed");
     CHECK(summary["threads"].get<int>() >= 1);
+    CHECK(summary["peak_rss_mib"].get<double>() > 1);   // this test process: plugins, data, buffers
+    CHECK(summary["peak_rss_mib"].get<double>() < 1 << 16);
+    CHECK(summary["backplane_version"] == BACKPLANE_VERSION);
+    const std::string products = summary["matrix_products"];
+    CHECK((products == "openblas" || products == "eigen"));
     CHECK(summary["final"]["train_accuracy"].get<double>() == r.history.back().train.accuracy);
     CHECK(summary["final"]["val_loss"].get<double>() == r.history.back().validation.loss);
     CHECK(summary["samples_per_second"].get<double>() > 0);
