@@ -49,25 +49,22 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         }
         shards_.push_back(std::move(shard));
     }
+    // The batch's gradient is summed into shard 0's buffers, which the optimizer reads.
+    const auto params = network_.parameters();   // layer by layer, parameter by parameter
+    parameter_names_.reserve(params.size());
+    parameter_refs_.reserve(params.size());
+    for (const auto& p : params) parameter_names_.push_back(p.name);
     for (std::size_t l = 0, index = 0; l < layers.size(); ++l) {
         for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p, ++index) {
-            const Eigen::Index size = shards_[0]->grads[l][p].size(), piece = 16384;   // 64 KiB of floats
+            const Matrix& gradient = shards_[0]->grads[l][p];
+            parameter_refs_.push_back({parameter_names_[index], *params[index].value, gradient});
+            const Eigen::Index size = gradient.size(), piece = 16384;   // 64 KiB of floats
             for (Eigen::Index at = 0; at < size; at += piece)
-                reduce_pieces_.push_back({index, l, p, at, std::min(piece, size - at)});
+                reduce_pieces_.push_back({l, p, at, std::min(piece, size - at)});
         }
         auto& ws = shard_workspaces_.emplace_back();
         for (const auto& shard : shards_) ws.push_back(shard->workspace[l].get());
     }
-    const auto params = network_.parameters();
-    gradients_.reserve(params.size());
-    parameter_names_.reserve(params.size());
-    parameter_refs_.reserve(params.size());
-    for (const auto& p : params) {
-        gradients_.emplace_back(p.value->rows(), p.value->cols());
-        parameter_names_.push_back(p.name);
-    }
-    for (std::size_t i = 0; i < params.size(); ++i)
-        parameter_refs_.push_back({parameter_names_[i], *params[i].value, gradients_[i]});
 }
 
 Trainer::~Trainer() = default;
@@ -101,13 +98,13 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
     }
 }
 
-// gradient = shard 0 + shard 1 + ... in shard order, whatever thread sums it.
+// shard 0 += shard 1, += shard 2, ... in shard order, whatever thread sums it.
 void Trainer::reduce_gradients(std::size_t shards_used) {
+    if (shards_used < 2) return;
     tbb::parallel_for(std::size_t(0), reduce_pieces_.size(), [&](std::size_t i) {
         const ReducePiece& r = reduce_pieces_[i];
         auto piece = [&](Matrix& m) { return m.reshaped<Eigen::RowMajor>().segment(r.offset, r.length); };
-        auto total = piece(gradients_[r.index]);
-        total = piece(shards_[0]->grads[r.layer][r.parameter]);
+        auto total = piece(shards_[0]->grads[r.layer][r.parameter]);
         for (std::size_t s = 1; s < shards_used; ++s) total += piece(shards_[s]->grads[r.layer][r.parameter]);
     }, tbb::static_partitioner());
 }

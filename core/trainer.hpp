@@ -94,12 +94,11 @@ private:
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
-    std::vector<Matrix> gradients_;                  // the batch's summed gradients
-    // The reduction's work items: a run of `length` elements at `offset` of gradient
-    // `index`, from (layer, parameter) of each shard. Fixed-size pieces instead of whole
-    // tensors, so the threads share the work evenly when one tensor dominates.
+    // The reduction's work items: a run of `length` elements at `offset` of the
+    // gradient of (layer, parameter). Fixed-size pieces instead of whole tensors, so the
+    // threads share the work evenly when one tensor dominates.
     struct ReducePiece {
-        std::size_t index, layer, parameter;
+        std::size_t layer, parameter;
         Eigen::Index offset, length;
     };
     std::vector<ReducePiece> reduce_pieces_;
