@@ -15,7 +15,6 @@ struct Trainer::Shard {
     std::vector<Matrix> out, dout;            // per layer: output and dL/doutput
     std::vector<std::unique_ptr<Workspace>> workspace;
     std::vector<std::vector<Matrix>> grads;   // per layer, per parameter
-    Matrix no_dx;                             // 0 rows: the first layer's input needs no gradient
     double loss = 0;
     int64_t correct = 0;
 };
@@ -35,11 +34,13 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
                              std::size_t(std::max(threads_, tbb::info::default_concurrency())));
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
+    first_trained_ = layers.size();
+    for (std::size_t i = layers.size(); i-- > 0;)
+        if (!layers[i].layer->parameters().empty()) first_trained_ = i;
     const int64_t slots = (config_.batch_size + rows - 1) / rows;
     for (int64_t s = 0; s < slots; ++s) {
         auto shard = std::make_unique<Shard>();
         shard->x.resize(rows, network_.input().size());
-        shard->no_dx.resize(0, network_.input().size());
         for (const auto& l : layers) {
             shard->out.emplace_back(rows, l.output.size());
             shard->dout.emplace_back(rows, l.output.size());
@@ -89,10 +90,13 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
     s.loss = loss_->evaluate(pred, s.y.topRows(n), s.dout[L - 1].topRows(training ? n : 0), scale);
     s.correct = loss_->count_correct(pred, s.y.topRows(n));
     if (!training) return;
-    for (std::size_t i = L; i-- > 0;) {
+    // Backward stops at the first layer with parameters: nothing before it learns, so its
+    // input gradient (0 rows) and the layers before it (flatten, say) are skipped.
+    for (std::size_t i = L; i-- > first_trained_;) {
         ctx.random = base.random.derive(i);
         const auto in = i == 0 ? s.x.topRows(n) : s.out[i - 1].topRows(n);
-        auto dx = i == 0 ? s.no_dx.topRows(0) : s.dout[i - 1].topRows(n);
+        const int64_t dx_rows = i == first_trained_ ? 0 : n;
+        auto dx = i == 0 ? s.x.topRows(0) : s.dout[i - 1].topRows(dx_rows);
         layers[i].layer->backward(in, s.out[i].topRows(n), s.dout[i].topRows(n), dx, s.grads[i],
                                   s.workspace[i].get(), ctx);
     }

@@ -93,6 +93,7 @@ private:
     std::optional<tbb::global_control> parallelism_;   // only with an arena of its own
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
+    std::size_t first_trained_;                     // the first layer with parameters (or the count)
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     // The reduction's work items: a run of `length` elements at `offset` of the
     // gradient of (layer, parameter). Fixed-size pieces instead of whole tensors, so the

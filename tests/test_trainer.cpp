@@ -49,6 +49,34 @@ TEST_CASE("weights and metrics are bitwise identical at 1, 2 and 8 threads", "[t
     }
 }
 
+TEST_CASE("backward stops at the first layer with parameters", "[trainer]") {
+    // tests/broken_plugins/backward_probe.cpp: no_backward throws if its backward runs;
+    // scale_probe throws unless dx has rows exactly when expect_dx says so.
+    bp::Registry registry;
+    registry.load_path(bp::builtin_plugin_dir());
+    const fs::path probe = fs::path(BACKPLANE_TEST_PLUGINS) / "backward_probe" / "libbackward_probe.so";
+    auto train = [&](const std::string& model, const std::string& name) {
+        const auto dir = test::temp_dir("probe-" + name);
+        const auto file = test::write_file(dir / "e.yaml", "name: probe\nplugins: [" + probe.string() +
+                                                            "]\ndata: {source: gaussian, shape: 2x3x3, samples: 64, "
+                                                            "classes: 2}\nmodel:\n" + model +
+                                                            "loss: softmax_cross_entropy\noptimizer: sgd\ntrain: {epochs: 1, batch_size: 16}\n");
+        bp::RunOptions options;
+        options.out = dir / "run";
+        options.quiet = true;
+        std::ostringstream log;
+        return test::error_of([&] { bp::run_experiment(bp::load_experiment(file, {}, registry), registry, options, log); });
+    };
+    // Before the first layer with parameters: no backward call, and no input gradient for it.
+    CHECK(train("  - no_backward\n  - scale_probe: {expect_dx: false}\n  - flatten\n  - dense: {units: 2}\n", "first") ==
+          "");
+    // After it: both run, with dx.
+    CHECK(train("  - flatten\n  - dense: {units: 4}\n  - scale_probe: {expect_dx: true}\n  - dense: {units: 2}\n",
+                "after") == "");
+    CHECK(train("  - flatten\n  - dense: {units: 4}\n  - no_backward\n  - dense: {units: 2}\n", "called")
+              .find("no_backward: backward was called") != std::string::npos);
+}
+
 TEST_CASE("a different seed gives different weights", "[trainer][determinism]") {
     const auto a = run("xor.yaml", {"train.epochs=1"}, "seed-a");
     const auto b = run("xor.yaml", {"train.epochs=1", "seed=4"}, "seed-b");

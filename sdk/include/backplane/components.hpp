@@ -75,7 +75,7 @@ public:
     virtual void forward(ConstMatrixRef x, MatrixRef y, Workspace* ws, const StepContext& ctx) const = 0;
 
     // From dy = dL/dy, writes dx = dL/dx and overwrites grads[i] = dL/dparameters()[i]
-    // (summed over the n rows). dx has 0 rows when no one needs it (the first layer).
+    // (summed over the n rows). dx has 0 rows when no one needs it (no layer before has parameters).
     virtual void backward(ConstMatrixRef x, ConstMatrixRef y, ConstMatrixRef dy, MatrixRef dx,
                           std::span<Matrix> grads, Workspace* ws, const StepContext& ctx) const = 0;
 
