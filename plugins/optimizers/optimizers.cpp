@@ -3,6 +3,9 @@
 // results can be compared. State is kept per parameter, in the order the trainer passes them.
 #include <backplane/backplane.hpp>
 
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -24,17 +27,31 @@ bp::Schema with_common(bp::Schema s, double default_weight_decay = 0.0,
 struct Moments {
     Moments(double beta1, double beta2)
         : b1(float(beta1)), b2(float(beta2)), c1(float(1.0 - beta1)), c2(float(1.0 - beta2)) {}
-    template <class G>
-    void update(bp::Matrix& m, bp::Matrix& v, const G& g) const {
-        m.array() = b1 * m.array() + c1 * g;
-        v.array() = b2 * v.array() + c2 * g.square();
+    template <class M, class V, class G>
+    void update(M&& m, V&& v, const G& g) const {
+        m = b1 * m + c1 * g;
+        v = b2 * v + c2 * g.square();
     }
     float b1, b2, c1, c2;
 };
 
+using Array = Eigen::Map<Eigen::ArrayXf>;
+using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+
+// Elements [offset, offset + length) of one parameter: its value, the gradient the
+// update uses, and its state tensors, as flat arrays.
+struct Piece {
+    Array w;
+    ConstArray g;
+    std::vector<bp::Matrix>* slots;   // this optimizer's slots of parameter `index`, by slot
+    std::size_t index;
+    Eigen::Index offset, length;
+    Array slot(std::size_t s) const { return {slots[s][index].data() + offset, length}; }
+};
+
 // Common to every optimizer: learning rate, gradient clipping, coupled weight decay,
-// the step count, and per-parameter state tensors by slot, saved and restored as
-// named tensors "<slot>.<param index>".
+// the step count, per-parameter state tensors by slot, saved and restored as named
+// tensors "<slot>.<param index>", and the update run in pieces on the trainer's threads.
 class StatefulOptimizer : public bp::Optimizer {
 public:
     double learning_rate() const override { return lr_; }
@@ -102,16 +119,28 @@ protected:
         prepare_gradients(params);
     }
 
-    // The gradient the update uses: clipped, plus weight_decay * w when the decay is
-    // coupled (L2). Without either it is the trainer's gradient itself, uncopied.
-    bp::ConstMatrixRef gradient(std::span<bp::ParameterRef> params, std::size_t i) const {
-        return adjusted_.empty() ? params[i].grad : bp::ConstMatrixRef(adjusted_[i]);
+    // Runs update(piece) over every parameter, cut into fixed pieces of 16,384 elements
+    // that run in parallel (on the trainer's threads: the step is called inside its
+    // arena). Every element's update reads and writes only that element, so the bits
+    // are those of one loop, at any thread count.
+    template <class Update>
+    void for_each_piece(std::span<bp::ParameterRef> params, Update&& update) {
+        if (pieces_.empty() || pieces_for_ != params.size()) cut_pieces(params);
+        auto run = [&](std::size_t k) {
+            const auto [i, offset, length] = pieces_[k];
+            const bp::ConstMatrixRef grad = adjusted_.empty() ? params[i].grad : bp::ConstMatrixRef(adjusted_[i]);
+            update(Piece{Array(params[i].value.data() + offset, length), ConstArray(grad.data() + offset, length),
+                         slots_.data(), i, offset, length});
+        };
+        if (total_ < 2 * piece_size) {   // small models: not worth waking a thread
+            for (std::size_t k = 0; k < pieces_.size(); ++k) run(k);
+            return;
+        }
+        tbb::parallel_for(std::size_t(0), pieces_.size(), run, tbb::static_partitioner());
     }
 
     // Called after load_state, for state derived from the step count.
     virtual void restored() {}
-
-    bp::Matrix& slot(std::size_t s, std::size_t i) { return slots_[s][i]; }
 
     double lr_;
     float weight_decay_;   // coupled (in the gradient) or decoupled (applied to w by the subclass)
@@ -142,12 +171,39 @@ private:
             for (std::size_t i = 0; i < params.size(); ++i) adjusted_[i] += weight_decay_ * params[i].value;
     }
 
+    static constexpr Eigen::Index piece_size = 16384;
+
+    // Once (and again if the parameters change): the pieces, after checking that every
+    // tensor is contiguous, as the trainer's are.
+    void cut_pieces(std::span<bp::ParameterRef> params) {
+        pieces_.clear();
+        total_ = 0;
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            const auto& p = params[i];
+            if ((p.value.rows() > 1 && p.value.outerStride() != p.value.cols()) ||
+                (p.grad.rows() > 1 && p.grad.outerStride() != p.grad.cols()))
+                throw bp::Error("optimizer: parameter '" + p.name + "' is not a contiguous tensor");
+            const Eigen::Index size = p.value.size();
+            for (Eigen::Index at = 0; at < size; at += piece_size)
+                pieces_.push_back({i, at, std::min(piece_size, size - at)});
+            total_ += size;
+        }
+        pieces_for_ = params.size();
+    }
+
     bool coupled_;
     double clip_norm_;
     float clip_value_;
     std::vector<std::string> slot_names_;
     std::vector<std::vector<bp::Matrix>> slots_;
     std::vector<bp::Matrix> adjusted_;   // clipped / decayed gradients, made on the first step that needs them
+    struct PieceRange {
+        std::size_t index;
+        Eigen::Index offset, length;
+    };
+    std::vector<PieceRange> pieces_;
+    std::size_t pieces_for_ = 0;
+    Eigen::Index total_ = 0;
 };
 
 // buf = momentum buf + (1 - dampening) g (buf = g on the first step);
@@ -176,20 +232,17 @@ public:
     void step(std::span<bp::ParameterRef> params) override {
         begin_step(params);
         const float lr = float(lr_);
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            auto w = params[i].value.array();
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
+        for_each_piece(params, [&](Piece p) {
             if (momentum_ == 0.0f) {
-                w -= lr * g;
-                continue;
+                p.w -= lr * p.g;
+                return;
             }
-            auto buf = slot(0, i).array();
-            if (steps_ == 1) buf = g;
-            else buf = momentum_ * buf + keep_ * g;
-            if (nesterov_) w -= lr * (g + momentum_ * buf);
-            else w -= lr * buf;
-        }
+            auto buf = p.slot(0);
+            if (steps_ == 1) buf = p.g;
+            else buf = momentum_ * buf + keep_ * p.g;
+            if (nesterov_) p.w -= lr * (p.g + momentum_ * buf);
+            else p.w -= lr * buf;
+        });
     }
 
 private:
@@ -212,14 +265,12 @@ public:
     void step(std::span<bp::ParameterRef> params) override {
         begin_step(params);
         const float lr = float(lr_);
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
-            auto sum = slot(0, i).array();
+        for_each_piece(params, [&](Piece p) {
+            auto sum = p.slot(0);
             if (steps_ == 1) sum = initial_;
-            sum += g.square();
-            params[i].value.array() -= lr * g / (sum.sqrt() + eps_);
-        }
+            sum += p.g.square();
+            p.w -= lr * p.g / (sum.sqrt() + eps_);
+        });
     }
 
 private:
@@ -250,28 +301,26 @@ public:
         begin_step(params);
         const float lr = float(lr_);
         const std::size_t momentum_slot = centered_ ? 2 : 1;
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
-            auto v = slot(0, i).array();
-            v = alpha_ * v + keep_ * g.square();
+        for_each_piece(params, [&](Piece p) {
+            auto v = p.slot(0);
+            v = alpha_ * v + keep_ * p.g.square();
             auto apply = [&](const auto& denom) {
                 if (momentum_ > 0) {
-                    auto buf = slot(momentum_slot, i).array();
-                    buf = momentum_ * buf + g / denom;
-                    params[i].value.array() -= lr * buf;
+                    auto buf = p.slot(momentum_slot);
+                    buf = momentum_ * buf + p.g / denom;
+                    p.w -= lr * buf;
                 } else {
-                    params[i].value.array() -= lr * g / denom;
+                    p.w -= lr * p.g / denom;
                 }
             };
             if (centered_) {
-                auto a = slot(1, i).array();
-                a = alpha_ * a + keep_ * g;
+                auto a = p.slot(1);
+                a = alpha_ * a + keep_ * p.g;
                 apply((v - a.square()).sqrt() + eps_);
             } else {
                 apply(v.sqrt() + eps_);
             }
-        }
+        });
     }
 
 private:
@@ -321,21 +370,18 @@ public:
         const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
         const Moments moments(beta1_, beta2_);
         const float decay = float(1.0 - lr_ * weight_decay_);
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            auto w = params[i].value.array();
-            if (decoupled_ && weight_decay_ != 0.0f) w *= decay;
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            moments.update(slot(0, i), slot(1, i), grad.array());
-            const auto m = slot(0, i).array();
-            const auto v = slot(1, i).array();
+        for_each_piece(params, [&](Piece p) {
+            if (decoupled_ && weight_decay_ != 0.0f) p.w *= decay;
+            auto m = p.slot(0), v = p.slot(1);
+            moments.update(m, v, p.g);
             if (amsgrad_) {
-                auto v_max = slot(2, i).array();
+                auto v_max = p.slot(2);
                 v_max = v_max.max(v);
-                w -= step_size * m / (v_max.sqrt() * inv_sqrt_bc2 + eps_);
+                p.w -= step_size * m / (v_max.sqrt() * inv_sqrt_bc2 + eps_);
             } else {
-                w -= step_size * m / (v.sqrt() * inv_sqrt_bc2 + eps_);
+                p.w -= step_size * m / (v.sqrt() * inv_sqrt_bc2 + eps_);
             }
-        }
+        });
     }
 
 private:
@@ -382,15 +428,12 @@ public:
         const float m_coef = float(lr_ * mu_next / (1.0 - mu_product_ * mu_next));
         const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
         const Moments moments(beta1_, beta2_);
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
-            moments.update(slot(0, i), slot(1, i), g);
-            const auto m = slot(0, i).array();
-            const auto v = slot(1, i).array();
+        for_each_piece(params, [&](Piece p) {
+            auto m = p.slot(0), v = p.slot(1);
+            moments.update(m, v, p.g);
             const auto d = v.sqrt() * inv_sqrt_bc2 + eps_;
-            params[i].value.array() -= grad_coef * g / d + m_coef * m / d;
-        }
+            p.w -= grad_coef * p.g / d + m_coef * m / d;
+        });
     }
 
 private:
@@ -426,15 +469,12 @@ public:
         begin_step(params);
         const float lr = float(lr_), decay = float(1.0 - lr_ * weight_decay_);
         const float b1 = float(beta1_), b2 = float(beta2_), c1 = float(1.0 - beta1_), c2 = float(1.0 - beta2_);
-        for (std::size_t i = 0; i < params.size(); ++i) {
-            auto w = params[i].value.array();
-            if (weight_decay_ != 0.0f) w *= decay;
-            const bp::ConstMatrixRef grad = gradient(params, i);
-            const auto g = grad.array();
-            auto m = slot(0, i).array();
-            w -= lr * (b1 * m + c1 * g).sign();
-            m = b2 * m + c2 * g;
-        }
+        for_each_piece(params, [&](Piece p) {
+            if (weight_decay_ != 0.0f) p.w *= decay;
+            auto m = p.slot(0);
+            p.w -= lr * (b1 * m + c1 * p.g).sign();
+            m = b2 * m + c2 * p.g;
+        });
     }
 
 private:
