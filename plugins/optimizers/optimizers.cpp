@@ -4,7 +4,6 @@
 #include <backplane/backplane.hpp>
 
 #include <tbb/parallel_for.h>
-#include <tbb/partitioner.h>
 
 #include <algorithm>
 #include <cmath>
@@ -122,7 +121,9 @@ protected:
     // Runs update(piece) over every parameter, cut into fixed pieces of 16,384 elements
     // that run in parallel (on the trainer's threads: the step is called inside its
     // arena). Every element's update reads and writes only that element, so the bits
-    // are those of one loop, at any thread count.
+    // are those of one loop, at any thread count. The default partitioner lets the
+    // calling thread take every piece when the other is late: a static partition made
+    // a third of 2-thread MLP runs a third slower (96-113k against 150-157k samples/s).
     template <class Update>
     void for_each_piece(std::span<bp::ParameterRef> params, Update&& update) {
         if (pieces_.empty() || pieces_for_ != params.size()) cut_pieces(params);
@@ -136,7 +137,7 @@ protected:
             for (std::size_t k = 0; k < pieces_.size(); ++k) run(k);
             return;
         }
-        tbb::parallel_for(std::size_t(0), pieces_.size(), run, tbb::static_partitioner());
+        tbb::parallel_for(std::size_t(0), pieces_.size(), run);
     }
 
     // Called after load_state, for state derived from the step count.
