@@ -2,6 +2,7 @@
 // trainer is built or in the first step. This executable counts every malloc-family
 // call of the process (glibc's allocator, wrapped below) while steps run.
 #include "experiment.hpp"
+#include "gemm.hpp"
 #include "helpers.hpp"
 #include "run.hpp"
 #include "trainer.hpp"
@@ -103,13 +104,41 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "loss: softmax_cross_entropy\n" + train(64, 32),
                                        "mlp") == 0);
     }
-    SECTION("CNN: conv2d, batch norm, both poolings, flatten, mse") {
+    SECTION("CNN: conv2d (Winograd and im2col), batch norm, both poolings, flatten, mse") {
         CHECK(steady_state_allocations("name: cnn\nseed: 3\ndata: {source: gaussian, shape: 2x10x10, samples: 400, "
                                        "classes: 0, outputs: 3}\nmodel:\n"
-                                       "  - conv2d: {filters: 4, kernel: 3, padding: 1, activation: relu}\n"
+                                       "  - conv2d: {filters: 4, kernel: 3, padding: 1, activation: relu, "
+                                       "algorithm: winograd}\n"
                                        "  - batch_norm\n  - max_pool2d: {kernel: 2}\n"
                                        "  - conv2d: {filters: 6, kernel: 3, stride: 2}\n  - avg_pool2d: {kernel: 2}\n"
                                        "  - global_avg_pool\n  - dense: {units: 3}\nloss: mse\n" + train(40, 8),
                                        "cnn") == 0);
     }
+}
+
+TEST_CASE("a product allocates nothing after its first call, whatever its shape and transposition", "[allocations]") {
+    // OpenBLAS's small-matrix kernels malloc for some shapes (layers/gemm.cpp): these
+    // dimensions met them, up to and past the size where OpenBLAS stops using them.
+    const int64_t dims[] = {1, 2, 3, 5, 8, 16, 40, 64, 100, 130, 200};
+    int64_t allocating = 0;
+    for (const int64_t m : dims)
+        for (const int64_t n : dims)
+            for (const int64_t k : dims)
+                for (int t = 0; t < 4; ++t) {
+                    const bool ta = t & 1, tb = t & 2;
+                    const bp::Matrix a = ta ? bp::Matrix::Ones(k, m) : bp::Matrix::Ones(m, k);
+                    const bp::Matrix b = tb ? bp::Matrix::Ones(n, k) : bp::Matrix::Ones(k, n);
+                    bp::Matrix c(m, n);
+                    gemm(a, ta, b, tb, c);   // a first call may size buffers
+                    allocations = 0;
+                    counting = true;
+                    gemm(a, ta, b, tb, c, true);
+                    counting = false;
+                    if (allocations > 0) {
+                        UNSCOPED_INFO(m << "x" << k << " by " << k << "x" << n << ", transposed " << ta << tb);
+                        ++allocating;
+                    }
+                    REQUIRE(c(m - 1, n - 1) == float(2 * k));
+                }
+    CHECK(allocating == 0);
 }

@@ -104,6 +104,38 @@ TEST_CASE("max pooling 2x2 (its fast path) and 3x3 with stride 2 pick the same i
     CHECK(dx3(0, 24) == 4);
 }
 
+TEST_CASE("max pooling 2x2 picks like the window order says in its vector lanes too, ties and NaN included",
+          "[layers]") {
+    // 6x10 channels: rows of 5 windows, four in vector lanes and one after; values from
+    // a small set, so that ties are everywhere, and some NaN.
+    const bp::Shape input{3, 6, 10};
+    bp::Matrix x(2, input.size());
+    for (int64_t i = 0; i < x.size(); ++i) {
+        const uint64_t v = bp::Random(11).below(uint64_t(i), 5);
+        x.data()[i] = v == 4 ? std::numeric_limits<float>::quiet_NaN() : float(v);
+    }
+    auto pool = make("max_pool2d");
+    const bp::Shape out = pool->build(input, bp::Random(1));
+    auto ws = pool->make_workspace(2);
+    bp::Matrix y(2, out.size()), dx(2, input.size()), dy(2, out.size());
+    pool->forward(x, y, ws.get(), bp::StepContext{});
+    for (int64_t i = 0; i < dy.size(); ++i) dy.data()[i] = float(i + 1);
+    pool->backward(x, y, dy, dx, {}, ws.get(), bp::StepContext{});
+    for (int64_t r = 0; r < 2; ++r)
+        for (int64_t o = 0; o < out.size(); ++o) {
+            const int64_t c = o / 15, oh = o % 15 / 5, ow = o % 5;
+            int64_t pick = -1;   // window order (0,0) (0,1) (1,0) (1,1); a later one takes over if larger or NaN
+            for (const int64_t k : {0, 1, 2, 3}) {
+                const int64_t i = c * 60 + (2 * oh + k / 2) * 10 + 2 * ow + k % 2;
+                if (pick < 0 || (!std::isnan(x(r, pick)) && !(x(r, i) <= x(r, pick)))) pick = i;
+            }
+            CAPTURE(r, o);
+            CHECK((y(r, o) == x(r, pick) || (std::isnan(y(r, o)) && std::isnan(x(r, pick)))));
+            CHECK(dx(r, pick) == dy(r, o));   // windows do not overlap: the gradient lands alone
+        }
+    CHECK(dx.sum() == dy.sum());
+}
+
 TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {
     auto bn = make("batch_norm", {{"momentum", 0.5}});
     bn->build(bp::Shape{2, 1, 3}, bp::Random(1));   // 2 channels of 3 values
@@ -163,4 +195,58 @@ train: { epochs: 3, batch_size: 50, shard_size: 16 }
     }
     CHECK(prints[1] == prints[0]);
     CHECK(prints[2] == prints[0]);
+}
+
+namespace {
+
+// conv2d's two algorithms on the same data: y, dx, dW and db.
+struct ConvRun {
+    bp::Matrix y, dx, dw, db;
+};
+
+ConvRun run_conv(const std::string& algorithm, const bp::Shape& input, int64_t kernel, int64_t padding,
+                 int64_t filters, const bp::Matrix& x) {
+    auto conv = make("conv2d", {{"algorithm", algorithm}, {"kernel", kernel}, {"padding", padding},
+                                {"filters", filters}});
+    const bp::Shape out = conv->build(input, bp::Random(5));
+    auto params = conv->parameters();
+    for (int64_t i = 0; i < params[1].value.size(); ++i) params[1].value.data()[i] = 0.1f * float(i) - 0.2f;
+    auto ws = conv->make_workspace(x.rows());
+    ConvRun r{bp::Matrix(x.rows(), out.size()), bp::Matrix(x.rows(), input.size()), {}, {}};
+    conv->forward(x, r.y, ws.get(), bp::StepContext{});
+    bp::Matrix dy(x.rows(), out.size());
+    for (int64_t i = 0; i < dy.size(); ++i) dy.data()[i] = float(bp::Random(9).normal(uint64_t(i)));
+    std::vector<bp::Matrix> grads{bp::Matrix(params[0].value.rows(), params[0].value.cols()),
+                                  bp::Matrix(params[1].value.rows(), params[1].value.cols())};
+    conv->backward(x, r.y, dy, r.dx, grads, ws.get(), bp::StepContext{});
+    r.dw = grads[0];
+    r.db = grads[1];
+    return r;
+}
+
+// The largest difference relative to the largest magnitude.
+double relative_difference(const bp::Matrix& a, const bp::Matrix& b) {
+    return double((a - b).cwiseAbs().maxCoeff()) / double(b.cwiseAbs().maxCoeff());
+}
+
+}  // namespace
+
+TEST_CASE("conv2d's Winograd path computes what im2col computes, forward and backward", "[layers]") {
+    struct Case {
+        bp::Shape input;
+        int64_t kernel, padding, filters;
+    };
+    // Whole and cut-off tiles, padding and none, one channel and several.
+    for (const auto& c : {Case{{3, 12, 12}, 5, 0, 4}, Case{{2, 7, 6}, 5, 2, 3}, Case{{4, 9, 11}, 3, 1, 5},
+                          Case{{1, 5, 5}, 3, 0, 2}, Case{{8, 28, 28}, 3, 1, 6}}) {
+        CAPTURE(c.input.str(), c.kernel, c.padding);
+        bp::Matrix x(5, c.input.size());
+        for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = float(bp::Random(3).normal(uint64_t(i)));
+        const ConvRun direct = run_conv("im2col", c.input, c.kernel, c.padding, c.filters, x);
+        const ConvRun fast = run_conv("winograd", c.input, c.kernel, c.padding, c.filters, x);
+        CHECK(relative_difference(fast.y, direct.y) < 1e-5);
+        CHECK(relative_difference(fast.dx, direct.dx) < 1e-5);
+        CHECK(relative_difference(fast.dw, direct.dw) < 1e-5);
+        CHECK(relative_difference(fast.db, direct.db) < 1e-6);
+    }
 }

@@ -1,4 +1,5 @@
-// conv2d: y = act(W * im2col(x) + b) per sample, as one GEMM.
+// conv2d: y = act(conv(x, W) + b), by im2col and one GEMM per sample, or by Winograd's
+// F(4x4, k x k) over the shard (winograd.hpp) where that is less work.
 // x row: (C, H, W); W is (filters, C*k*k), PyTorch's (F, C, k, k) flattened;
 // y row: (filters, OH, OW).
 #include <backplane/backplane.hpp>
@@ -9,6 +10,7 @@
 #include "gemm.hpp"
 #include "image.hpp"
 #include "layers.hpp"
+#include "winograd.hpp"
 
 namespace {
 
@@ -26,7 +28,10 @@ public:
             .integer("padding", 0, 0, 64, "zeros added on each border")
             .activation("activation", "identity", "activation fused into the layer's output")
             .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
-            .boolean("bias", true, "add a learned bias per filter");
+            .boolean("bias", true, "add a learned bias per filter")
+            .choice("algorithm", "auto", {"auto", "im2col", "winograd"},
+                    "winograd needs stride 1 and a kernel of 3 or 5 (im2col elsewhere); auto takes it where that "
+                    "is also less work (enough channels)");
     }
 
     Conv2d(const bp::Params& p, const bp::Services& services)
@@ -37,10 +42,12 @@ public:
           fused_(p.text("activation") != "identity"),
           activation_(services.activation(p.text("activation"))),
           xavier_(p.text("init") == "xavier"),
-          bias_(p.boolean("bias")) {}
+          bias_(p.boolean("bias")),
+          algorithm_(p.text("algorithm")) {}
 
     bp::Shape build(const bp::Shape& input, const bp::Random& init) override {
         g_ = ImageGeometry::make(input, kernel_, stride_, padding_, "conv2d");
+        choose_algorithm();
         const int64_t fan_in = g_.channels * kernel_ * kernel_, fan_out = filters_ * kernel_ * kernel_;
         params_.clear();
         params_.push_back({"weight", bp::Matrix(filters_, fan_in)});
@@ -53,16 +60,22 @@ public:
 
     std::span<bp::NamedTensor> parameters() override { return params_; }
 
-    // One sample's im2col and its gradient; pre-activations for the shard.
+    // One sample's im2col and its gradient, or the shard's Winograd buffers;
+    // pre-activations for the shard.
     struct Scratch final : bp::Workspace {
         bp::Matrix cols, dcols, z, dz;
+        Winograd::Buffers winograd;
     };
 
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
         auto ws = std::make_unique<Scratch>();
-        const int64_t patch = g_.channels * kernel_ * kernel_;
-        ws->cols.resize(patch, g_.out_area());
-        ws->dcols.resize(patch, g_.out_area());
+        if (winograd_) {
+            ws->winograd = winograd_->buffers(max_rows);
+        } else {
+            const int64_t patch = g_.channels * kernel_ * kernel_;
+            ws->cols.resize(patch, g_.out_area());
+            ws->dcols.resize(patch, g_.out_area());
+        }
         if (fused_) {
             ws->z.resize(max_rows, filters_ * g_.out_area());
             ws->dz.resize(max_rows, filters_ * g_.out_area());
@@ -74,7 +87,8 @@ public:
         auto& s = static_cast<Scratch&>(*ws);
         const int64_t n = x.rows();
         bp::MatrixRef z = fused_ ? bp::MatrixRef(s.z.topRows(n)) : y;
-        for (int64_t r = 0; r < n; ++r) {
+        if (winograd_) winograd_->forward(params_[0].value, bias_ ? params_[1].value : no_bias_, x, z, s.winograd);
+        else for (int64_t r = 0; r < n; ++r) {
             im2col(x.row(r).data(), s.cols);
             Map out(z.row(r).data(), filters_, g_.out_area());
             gemm(params_[0].value, false, s.cols, false, out);
@@ -89,13 +103,20 @@ public:
         const int64_t n = x.rows();
         if (fused_) activation_->backward(s.z.topRows(n), y, dy, s.dz.topRows(n));
         bp::ConstMatrixRef dz = fused_ ? bp::ConstMatrixRef(s.dz.topRows(n)) : dy;
+        if (bias_) {   // db = sum over samples and positions
+            grads[1].setZero();
+            for (int64_t r = 0; r < n; ++r)
+                grads[1] += ConstMap(dz.row(r).data(), filters_, g_.out_area()).rowwise().sum().transpose();
+        }
+        if (winograd_) {
+            winograd_->backward(x, dz, dx, grads[0], s.winograd);
+            return;
+        }
         grads[0].setZero();
-        if (bias_) grads[1].setZero();
         for (int64_t r = 0; r < n; ++r) {
             ConstMap d(dz.row(r).data(), filters_, g_.out_area());
             im2col(x.row(r).data(), s.cols);
             gemm(d, false, s.cols, true, grads[0], true);                 // dW += dY cols^T
-            if (bias_) grads[1] += d.rowwise().sum().transpose();          // db = sum over positions
             if (dx.rows() > 0) {
                 gemm(params_[0].value, true, d, false, s.dcols);             // dcols = W^T dY
                 col2im(s.dcols, dx.row(r).data());
@@ -104,6 +125,18 @@ public:
     }
 
 private:
+    // Winograd where the geometry allows it and it was asked for, or under auto where
+    // its estimated work is below im2col's (the product plus the copy into cols).
+    // A geometry it cannot do falls back to im2col rather than fail, so that one
+    // setting serves a whole model (and check-plugin's variants of every example).
+    void choose_algorithm() {
+        winograd_.reset();
+        if (algorithm_ == "im2col" || !Winograd::supports(g_)) return;
+        auto winograd = std::make_unique<Winograd>(g_, filters_);
+        const double im2col = double(filters_ + 1) * double(g_.channels * kernel_ * kernel_ * g_.out_area());
+        if (algorithm_ == "winograd" || winograd->cost() < im2col) winograd_ = std::move(winograd);
+    }
+
     // cols(c*k*k + i*k + j, oh*OW + ow) = x(c, oh*stride - pad + i, ow*stride - pad + j), 0 outside.
     // Each row of cols is a strided copy of x with zero borders; the valid ow range of
     // each (i, j) is computed once instead of testing every element.
@@ -153,7 +186,10 @@ private:
     bool fused_;
     std::shared_ptr<const bp::Activation> activation_;
     bool xavier_, bias_;
+    std::string algorithm_;
     ImageGeometry g_{};
+    std::unique_ptr<const Winograd> winograd_;   // set by build when it computes the layer
+    bp::Matrix no_bias_;
     std::vector<bp::NamedTensor> params_;
 };
 
@@ -165,4 +201,8 @@ void register_conv2d(bp::Manifest& manifest) {
                            {{bp::Shape{2, 5, 5}},
                             {bp::Shape{1, 6, 7}, {{"stride", int64_t(2)}, {"padding", int64_t(1)}}},
                             {bp::Shape{3, 4, 4}, {{"kernel", int64_t(1)}, {"filters", int64_t(2)}}}});
+    // check-plugin's algorithm: winograd variant checks the 3x3 path on the first case.
+    // The 5x5 path rounds to about 3e-6 of its outputs' scale, too coarse for float
+    // differences at any step the check takes: tests/test_layers.cpp holds both paths'
+    // gradients to im2col's, which are checked here.
 }

@@ -29,8 +29,10 @@ void eigen_gemm(bp::ConstMatrixRef a, bool transpose_a, bp::ConstMatrixRef b, bo
 [[maybe_unused]] const bool single_threaded = (openblas_set_num_threads(1), true);
 
 // OpenBLAS 0.3.21 sends products of up to 100^3 multiply-adds to its "small matrix"
-// kernels, which malloc a buffer on every call; Eigen does those sizes from the stack,
-// about as fast, so a training step allocates nothing (tests/test_allocations.cpp).
+// kernels; the one for two untransposed row-major operands mallocs a buffer on many
+// calls (most n not a multiple of 16, measured over a sweep of shapes), the other three
+// never did. Eigen does those from the stack, so a training step allocates nothing
+// (tests/test_allocations.cpp sweeps the shapes through this function).
 constexpr int64_t small_product = 100 * 100 * 100;
 
 int64_t leading(const bp::ConstMatrixRef& m) {
@@ -44,7 +46,7 @@ void gemm(bp::ConstMatrixRef a, bool transpose_a, bp::ConstMatrixRef b, bool tra
           bool accumulate) {
 #ifdef BACKPLANE_OPENBLAS
     const int64_t m = c.rows(), n = c.cols(), k = transpose_a ? a.rows() : a.cols();
-    if (m * n * k > small_product) {
+    if (m * n * k > small_product || transpose_a || transpose_b) {
         cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
                     int(m), int(n), int(k), 1.0f, a.data(), int(leading(a)), b.data(), int(leading(b)),
                     accumulate ? 1.0f : 0.0f, c.data(), int(std::max<int64_t>(c.outerStride(), n)));

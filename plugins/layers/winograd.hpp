@@ -1,0 +1,57 @@
+// Winograd's minimal filtering F(4x4, r x r) for stride-1 convolutions (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016): conv2d's fast path.
+//
+// Each 4x4 block of outputs is computed from an (r+3)x(r+3) input tile in a transformed
+// space where the convolution is an elementwise product: for every one of the
+// (r+3)^2 transformed positions p, all filters against all channels is one matrix
+// product U[p] (filters x channels) * V[p] (channels x tiles of the shard). A 5x5 kernel
+// takes 64 multiply-adds per 16 outputs and channel instead of 400, a 3x3 one 36 instead
+// of 144; the transforms around the products are linear maps of each tile. The backward
+// pass runs the adjoints of the same maps, so its gradients are exact for what forward
+// computes. Results round differently from im2col (a few float ulps relative to the
+// activations' scale, tested against it) but, like every product here, depend only on
+// the shard's data: same bits at any thread count.
+#pragma once
+
+#include <backplane/tensor.hpp>
+
+#include <memory>
+#include <vector>
+
+#include "image.hpp"
+
+class Winograd {
+public:
+    // Stride 1 and a kernel of 3 or 5 (the transforms' interpolation points are chosen
+    // for those; other sizes go through im2col).
+    static bool supports(const ImageGeometry& g);
+
+    Winograd(const ImageGeometry& g, int64_t filters);
+    ~Winograd();
+
+    // Estimated work of one sample, in multiply-adds weighted by how fast each part
+    // runs (the transforms' small fixed-size products run at about half the speed of
+    // the large ones): conv2d compares it with im2col's to pick the algorithm.
+    double cost() const;
+
+    // The shard's transformed weights and one block of its tiles and products, sized
+    // for `max_rows` samples.
+    struct Buffers {
+        std::vector<float> u, du;   // (r+3)^2 blocks of filters x channels: weights, their gradient
+        std::vector<float> v, m;    // (r+3)^2 blocks of channels (v) or filters (m) x the shard's tiles
+    };
+    Buffers buffers(int64_t max_rows) const;
+
+    // z = conv(x, w) + bias, rows (filters, OH, OW); w is (filters, C*r*r); bias (1, filters) or empty.
+    void forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
+                 Buffers& b) const;
+    // From x and dz = dL/dz, after forward filled the buffers' weights: dw = dL/dw
+    // (overwritten) and, when dx has rows, dx = dL/dx. The input tiles are transformed
+    // again rather than kept: a shard's would not stay in the cache.
+    void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw, Buffers& b) const;
+
+    struct Impl;   // one per kernel size, in winograd.cpp
+
+private:
+    std::unique_ptr<const Impl> impl_;
+};
