@@ -93,4 +93,5 @@ for batch in 128 256; do
   awk -v b="$batch" -v one="$(cat "$work/median-mlp-sgd-1-$batch")" -v two="$(cat "$work/median-mlp-sgd-2-$batch")" \
     'BEGIN { printf "scaling  mlp-sgd batch %d: %.0f -> %.0f samples/s, %.2fx from 1 to 2 threads\n", b, one, two, two / one }'
 done
-echo "($reps runs each, alternating; GFLOP/s and peak are Backplane's)"
+echo "($reps runs each, alternating; GFLOP/s and peak are Backplane's, from the FLOPs of the models' direct"
+echo " products: the CNN's second convolution runs by Winograd's algorithm, with fewer multiplications)"

@@ -87,12 +87,15 @@ public:
         auto& s = static_cast<Scratch&>(*ws);
         const int64_t n = x.rows();
         bp::MatrixRef z = fused_ ? bp::MatrixRef(s.z.topRows(n)) : y;
-        if (winograd_) winograd_->forward(params_[0].value, bias_ ? params_[1].value : no_bias_, x, z, s.winograd);
-        else for (int64_t r = 0; r < n; ++r) {
-            im2col(x.row(r).data(), s.cols);
-            Map out(z.row(r).data(), filters_, g_.out_area());
-            gemm(params_[0].value, false, s.cols, false, out);
-            if (bias_) out.colwise() += params_[1].value.row(0).transpose();
+        if (winograd_) {
+            winograd_->forward(params_[0].value, bias_ ? params_[1].value : no_bias_, x, z, s.winograd);
+        } else {
+            for (int64_t r = 0; r < n; ++r) {
+                im2col(x.row(r).data(), s.cols);
+                Map out(z.row(r).data(), filters_, g_.out_area());
+                gemm(params_[0].value, false, s.cols, false, out);
+                if (bias_) out.colwise() += params_[1].value.row(0).transpose();
+            }
         }
         if (fused_) activation_->forward(z, y);
     }
@@ -196,7 +199,7 @@ private:
 }  // namespace
 
 void register_conv2d(bp::Manifest& manifest) {
-    manifest.layer<Conv2d>("conv2d", "2-D convolution over [C, H, W] images (im2col + GEMM), W is (filters, C*k*k)",
+    manifest.layer<Conv2d>("conv2d", "2-D convolution over [C, H, W] images (im2col + GEMM, or Winograd), W is (filters, C*k*k)",
                            Conv2d::schema(),
                            {{bp::Shape{2, 5, 5}},
                             {bp::Shape{1, 6, 7}, {{"stride", int64_t(2)}, {"padding", int64_t(1)}}},

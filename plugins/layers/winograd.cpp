@@ -119,8 +119,9 @@ struct Winograd::Impl {
 namespace {
 
 // F(4x4, R x R) with tiles of A x A inputs. Buffers hold P = A*A blocks: block p of u is
-// filters x channels, of v channels x tiles, of m filters x tiles, a tile's column being
-// sample * tiles + tile row * tiles_w + tile column.
+// filters x channels, of v channels x columns, of m filters x columns. Column j of a
+// shard is a (sample, tile) pair, sample * tiles + tile row * tiles_w + tile column; v
+// and m hold one block of consecutive columns at a time.
 template <int R>
 class Kernel final : public Winograd::Impl {
 public:

@@ -38,7 +38,7 @@ public:
     // for `max_rows` samples.
     struct Buffers {
         std::vector<float> u, du;   // (r+3)^2 blocks of filters x channels: weights, their gradient
-        std::vector<float> v, m;    // (r+3)^2 blocks of channels (v) or filters (m) x the shard's tiles
+        std::vector<float> v, m;    // (r+3)^2 blocks of channels (v) or filters (m) x a block of tiles
     };
     Buffers buffers(int64_t max_rows) const;
 
@@ -47,7 +47,8 @@ public:
                  Buffers& b) const;
     // From x and dz = dL/dz, after forward filled the buffers' weights: dw = dL/dw
     // (overwritten) and, when dx has rows, dx = dL/dx. The input tiles are transformed
-    // again rather than kept: a shard's would not stay in the cache.
+    // again unless the shard's fit in one block (a whole shard's would not stay in the
+    // cache for 28x28 images).
     void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw, Buffers& b) const;
 
     struct Impl;   // one per kernel size, in winograd.cpp
