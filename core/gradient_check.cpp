@@ -54,8 +54,8 @@ public:
                 continue;
             }
             // Rounding: f is computed in float, and its rounding error, divided by the
-            // step, is noise in the difference (a few float ulps of each output are
-            // enough at h = 1e-3: Winograd's convolution measured 1e-6 of its scale).
+            // step, is noise in the difference (Winograd's 3x3 convolution, at 1e-6 of
+            // its outputs' scale, misses at h = 1e-3 now and then).
             // Then the differences at larger steps, where that noise is smaller, must
             // both agree; a wrong gradient is wrong at every step.
             if (within(a, central(o_.step * 4)) && within(a, central(o_.step * 16))) {
@@ -98,11 +98,11 @@ Matrix normal_matrix(int64_t rows, int64_t cols, const Random& r) {
 }  // namespace
 
 std::string GradientCheckResult::report() const {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "%s: %lld points, %lld at kinks, %lld at larger steps, worst %.2f of tolerance",
-                  subject.c_str(), static_cast<long long>(checked), static_cast<long long>(kinks),
-                  static_cast<long long>(rounding), worst);
-    std::string out = buf;
+    char counts[120];   // the subject (a component's parameters) has no bound: it goes in whole
+    std::snprintf(counts, sizeof counts, ": %lld points, %lld at kinks, %lld at larger steps, worst %.2f of tolerance",
+                  static_cast<long long>(checked), static_cast<long long>(kinks), static_cast<long long>(rounding),
+                  worst);
+    std::string out = subject + counts;
     if (kinks * 20 > checked) out += "\n  too many kinks (over 5% of points): the check proves little";
     if (rounding * 20 > checked)
         out += "\n  too many points needed larger steps (over 5%): the layer's float error is too large";

@@ -205,7 +205,7 @@ void register_conv2d(bp::Manifest& manifest) {
                             {bp::Shape{1, 6, 7}, {{"stride", int64_t(2)}, {"padding", int64_t(1)}}},
                             {bp::Shape{3, 4, 4}, {{"kernel", int64_t(1)}, {"filters", int64_t(2)}}}});
     // check-plugin's algorithm: winograd variant checks the 3x3 path on the first case.
-    // The 5x5 path rounds to about 3e-6 of its outputs' scale, too coarse for float
-    // differences at any step the check takes: tests/test_layers.cpp holds both paths'
-    // gradients to im2col's, which are checked here.
+    // The 5x5 path rounds too coarsely for float differences at the steps the check
+    // takes (winograd.hpp): tests/test_layers.cpp holds its outputs and gradients (and
+    // the 3x3 path's, and im2col's) to a convolution computed in double.
 }

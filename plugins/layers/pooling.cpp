@@ -96,7 +96,8 @@ private:
     }
 
     // One row of 2x2 windows over input rows r0 and r1: four windows at a time in
-    // vector registers (GCC's and Clang's vector extension), the rest one by one. Rows
+    // vector registers (GCC's and Clang's vector extension; __builtin_shufflevector
+    // needs GCC 12, Debian 12's), the rest one by one. Rows
     // are short (4 to 14 windows in the Fashion models): a loop the compiler vectorised
     // itself ran these at scalar speed with a mispredicted branch per window, the
     // CNN's largest cost after the convolutions (measured).

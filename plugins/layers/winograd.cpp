@@ -15,7 +15,6 @@ using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 using Map = Eigen::Map<RowMajor>;
 using ConstMap = Eigen::Map<const RowMajor>;
 
-constexpr int kOut = 4;   // outputs per tile side: F(4x4, r x r)
 
 // A block of columns: its tiles and products take about this much memory (the
 // transforms scatter into (r+3)^2 places, all of which should stay in the cache), but
@@ -36,7 +35,7 @@ int64_t block_stride(int64_t size) {
 // Eigen sends products of more than 20 rows + columns + depth through its blocked
 // GEMM, packing and all (a third of the layer's time on 8x8 tiles, measured).
 template <class L, class X, class Rm>
-auto sandwich(const L& l, const X& x, const Rm& r) {
+auto sandwich_small(const L& l, const X& x, const Rm& r) {
     return l.lazyProduct(x).eval().lazyProduct(r).eval();
 }
 
@@ -52,7 +51,7 @@ using Lanes = Vec[Rows][Cols];
 
 // out = l * in * r for every lane; l and r are any (Eigen) matrices, transposes included.
 template <int O1, int I1, int I2, int O2, class L, class Rm>
-void sandwich(const L& l, const Lanes<I1, I2>& in, const Rm& r, Lanes<O1, O2>& out) {
+void sandwich_lanes(const L& l, const Lanes<I1, I2>& in, const Rm& r, Lanes<O1, O2>& out) {
     Lanes<O1, I2> half;
     for (int a = 0; a < O1; ++a) {
         for (int b = 0; b < I2; ++b) half[a][b] = Vec{};
@@ -73,7 +72,8 @@ void sandwich(const L& l, const Lanes<I1, I2>& in, const Rm& r, Lanes<O1, O2>& o
 // a-long input d with an r-long filter w. at and g evaluate polynomials at the points
 // 0, 1, -1, 2, -2, 1/2, -1/2 (the first a-1, the small ones that keep float error
 // low) and at infinity; bt, the interpolation, is what makes the identity exact:
-// solved for in double and checked, so any (m, r) gets correct transforms.
+// solved for in double and checked, so any (m, r) with m + r - 2 <= 7 points gets
+// correct transforms.
 struct Transforms1d {
     Eigen::MatrixXd at, g, bt;
 };
@@ -125,19 +125,18 @@ namespace {
 template <int R>
 class Kernel final : public Winograd::Impl {
 public:
-    static constexpr int M = kOut, A = M + R - 1, P = A * A;
+    static constexpr int M = 4, A = M + R - 1, P = A * A;   // F(4x4, R x R): M outputs per tile side
     using Tile = Eigen::Matrix<float, A, A, Eigen::RowMajor>;
     using Filter = Eigen::Matrix<float, R, R, Eigen::RowMajor>;
 
     Kernel(const ImageGeometry& geometry, int64_t filters)
         : g_(geometry),
           filters_(filters),
-          tiles_h_((g_.out_height + M - 1) / M),
           tiles_w_((g_.out_width + M - 1) / M),
-          tiles_(tiles_h_ * tiles_w_) {
+          tiles_(((g_.out_height + M - 1) / M) * tiles_w_) {
         const Transforms1d t = make_transforms(M, R);
         at_ = t.at.cast<float>();
-        gt_ = t.g.cast<float>();
+        gm_ = t.g.cast<float>();
         bt_ = t.bt.cast<float>();
     }
 
@@ -154,6 +153,7 @@ public:
         b.u.resize(size_t(P * block_stride(filters_ * g_.channels)));
         b.du.resize(b.u.size());
         b.v.resize(size_t(P * block_stride(g_.channels * columns)));
+        b.dv.resize(b.v.size());
         b.m.resize(size_t(P * block_stride(filters_ * columns)));
         return b;
     }
@@ -163,7 +163,8 @@ public:
         const int64_t F = filters_, C = g_.channels, su = block_stride(F * C);
         for (int64_t f = 0; f < F; ++f)
             for (int64_t c = 0; c < C; ++c) {
-                const Tile u = sandwich(gt_, Eigen::Map<const Filter>(w.row(f).data() + c * R * R), gt_.transpose());
+                const Eigen::Map<const Filter> filter(w.row(f).data() + c * R * R);
+                const Tile u = sandwich_small(gm_, filter, gm_.transpose());
                 for (int p = 0; p < P; ++p) b.u[size_t(p * su + f * C + c)] = u.data()[p];
             }
         for_each_block(x.rows(), [&](int64_t first, int64_t count) {
@@ -179,7 +180,7 @@ public:
                     Lanes<A, A> m;
                     load_lanes(b.m.data() + f * count + j, sm, lanes, m);
                     Lanes<M, M> y;
-                    sandwich(at_, m, at_.transpose(), y);
+                    sandwich_lanes(at_, m, at_.transpose(), y);
                     for (int l = 0; l < lanes; ++l) {
                         const auto [s, tile] = sample_tile(first + j + l);
                         write_outputs(y, l, shift, z.row(s).data() + f * g_.out_area(), tile);
@@ -192,6 +193,10 @@ public:
     void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw,
                   Winograd::Buffers& b) const override {
         const int64_t F = filters_, C = g_.channels, su = block_stride(F * C);
+        if (x.rows() == 0) {
+            dw.setZero();
+            return;
+        }
         if (dx.rows() > 0) dx.setZero();
         const bool one_block = x.rows() * tiles_ <= block_columns();
         for_each_block(x.rows(), [&](int64_t first, int64_t count) {
@@ -206,22 +211,22 @@ public:
                         read_outputs(dz.row(s).data() + f * g_.out_area(), tile, d, l);
                     }
                     Lanes<A, A> m;
-                    sandwich(at_.transpose(), d, at_, m);
+                    sandwich_lanes(at_.transpose(), d, at_, m);
                     store_lanes(m, lanes, b.m.data() + f * count + j, sm);
                 }
             for (int p = 0; p < P; ++p)   // du (+)= m v^T, block after block
                 gemm(ConstMap(b.m.data() + p * sm, F, count), false, ConstMap(b.v.data() + p * sv, C, count), true,
                      Map(b.du.data() + p * su, F, C), first > 0);
             if (dx.rows() == 0) return;
-            for (int p = 0; p < P; ++p)   // dv = u^T m, over v
+            for (int p = 0; p < P; ++p)   // dv = u^T m (v stays forward's: backward may run again)
                 gemm(ConstMap(b.u.data() + p * su, F, C), true, ConstMap(b.m.data() + p * sm, F, count), false,
-                     Map(b.v.data() + p * sv, C, count));
+                     Map(b.dv.data() + p * sv, C, count));
             for (int64_t c = 0; c < C; ++c)   // dx += the input transform's adjoint of dv
                 for (int64_t j = 0; j < count; j += kLanes) {
                     const int lanes = int(std::min<int64_t>(kLanes, count - j));
                     Lanes<A, A> dv, d;
-                    load_lanes(b.v.data() + c * count + j, sv, lanes, dv);
-                    sandwich(bt_.transpose(), dv, bt_, d);
+                    load_lanes(b.dv.data() + c * count + j, sv, lanes, dv);
+                    sandwich_lanes(bt_.transpose(), dv, bt_, d);
                     for (int l = 0; l < lanes; ++l) {
                         const auto [s, tile] = sample_tile(first + j + l);
                         add_input_tile(d, l, dx.row(s).data() + c * g_.height * g_.width, tile);
@@ -232,7 +237,7 @@ public:
             for (int64_t c = 0; c < C; ++c) {
                 Tile du;
                 for (int p = 0; p < P; ++p) du.data()[p] = b.du[size_t(p * su + f * C + c)];
-                Eigen::Map<Filter>(dw.row(f).data() + c * R * R) = sandwich(gt_.transpose(), du, gt_);
+                Eigen::Map<Filter>(dw.row(f).data() + c * R * R) = sandwich_small(gm_.transpose(), du, gm_);
             }
     }
 
@@ -265,7 +270,7 @@ private:
                     const auto [s, tile] = sample_tile(first + j + l);
                     load_input_tile(x.row(s).data() + c * g_.height * g_.width, tile, d, l);
                 }
-                sandwich(bt_, d, bt_.transpose(), t);
+                sandwich_lanes(bt_, d, bt_.transpose(), t);
                 store_lanes(t, lanes, v + c * count + j, sv);
             }
     }
@@ -343,9 +348,9 @@ private:
     }
 
     ImageGeometry g_;
-    int64_t filters_, tiles_h_, tiles_w_, tiles_;
+    int64_t filters_, tiles_w_, tiles_;
     Eigen::Matrix<float, M, A, Eigen::RowMajor> at_;
-    Eigen::Matrix<float, A, R, Eigen::RowMajor> gt_;
+    Eigen::Matrix<float, A, R, Eigen::RowMajor> gm_;
     Eigen::Matrix<float, A, A, Eigen::RowMajor> bt_;
 };
 
