@@ -97,10 +97,10 @@ private:
 
     // One row of 2x2 windows over input rows r0 and r1: four windows at a time in
     // vector registers (GCC's and Clang's vector extension; __builtin_shufflevector
-    // needs GCC 12, Debian 12's), the rest one by one. Rows
-    // are short (4 to 14 windows in the Fashion models): a loop the compiler vectorised
-    // itself ran these at scalar speed with a mispredicted branch per window, the
-    // CNN's largest cost after the convolutions (measured).
+    // needs GCC 12, Debian 12's), the rest one by one. Rows are short (4 to 14 windows
+    // in the Fashion models): a loop the compiler vectorised itself ran these at scalar
+    // speed with a mispredicted branch per window, the CNN's largest cost after the
+    // convolutions (measured).
     static void pool_row_2x2(const float* r0, const float* r1, float* y, int32_t* at, int64_t n, int32_t top,
                              int32_t width) {
         using F4 = float __attribute__((vector_size(16)));

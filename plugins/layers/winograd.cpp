@@ -217,7 +217,7 @@ public:
             for (int p = 0; p < P; ++p)   // du (+)= m v^T, block after block
                 gemm(ConstMap(b.m.data() + p * sm, F, count), false, ConstMap(b.v.data() + p * sv, C, count), true,
                      Map(b.du.data() + p * su, F, C), first > 0);
-            if (dx.rows() == 0) return;
+            if (dx.rows() == 0) return;   // this block is done: no one needs dx
             for (int p = 0; p < P; ++p)   // dv = u^T m (v stays forward's: backward may run again)
                 gemm(ConstMap(b.u.data() + p * su, F, C), true, ConstMap(b.m.data() + p * sm, F, count), false,
                      Map(b.dv.data() + p * sv, C, count));

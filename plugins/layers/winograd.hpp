@@ -46,10 +46,11 @@ public:
     // z = conv(x, w) + bias, rows (filters, OH, OW); w is (filters, C*r*r); bias (1, filters) or empty.
     void forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
                  Buffers& b) const;
-    // From x and dz = dL/dz, after forward filled the buffers' weights: dw = dL/dw
-    // (overwritten) and, when dx has rows, dx = dL/dx. The input tiles are transformed
-    // again unless the shard's fit in one block (a whole shard's would not stay in the
-    // cache for 28x28 images).
+    // From x and dz = dL/dz, after forward ran on the same x with these buffers (it left
+    // the transformed weights, and the transformed tiles when the shard's fit in one
+    // block; more are transformed again: a whole shard's would not stay in the cache for
+    // 28x28 images): dw = dL/dw (overwritten) and, when dx has rows, dx = dL/dx. The
+    // buffers stay as forward left them, so backward may run again.
     void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw, Buffers& b) const;
 
     struct Impl;   // one per kernel size, in winograd.cpp
