@@ -31,19 +31,13 @@ int64_t block_stride(int64_t size) {
     return (lines | 1) * 16;
 }
 
-// l * x * r on the weights' small fixed-size matrices, coefficient by coefficient:
-// Eigen sends products of more than 20 rows + columns + depth through its blocked
-// GEMM, packing and all (a third of the layer's time on 8x8 tiles, measured).
-template <class L, class X, class Rm>
-auto sandwich_small(const L& l, const X& x, const Rm& r) {
-    return l.lazyProduct(x).eval().lazyProduct(r).eval();
-}
-
-// The data tiles are transformed kLanes at a time, each value a vector of its kLanes
-// tiles' copies (GCC's vector extension: AVX-512 here, two AVX halves or scalars
-// elsewhere), so that the transforms run at vector speed and a transformed value goes
-// to its block in one contiguous store (one tile at a time ran at scalar speed and
-// scattered single floats: most of the layer's time, measured).
+// Tiles are transformed kLanes at a time (the data's: consecutive columns; the weights':
+// consecutive channels), each value a vector of its kLanes tiles' copies (GCC's vector
+// extension: AVX-512 here, two AVX halves or scalars elsewhere), so that the transforms
+// run at vector speed and a transformed value goes to its block in one contiguous store.
+// One tile at a time ran at scalar speed and scattered single floats (most of the
+// layer's time, measured), and Eigen's products of 8x8 tiles went through its blocked
+// GEMM, packing and all (a third of it).
 constexpr int kLanes = 16;
 using Vec = float __attribute__((vector_size(kLanes * sizeof(float))));
 template <int Rows, int Cols>
@@ -126,8 +120,6 @@ template <int R>
 class Kernel final : public Winograd::Impl {
 public:
     static constexpr int M = 4, A = M + R - 1, P = A * A;   // F(4x4, R x R): M outputs per tile side
-    using Tile = Eigen::Matrix<float, A, A, Eigen::RowMajor>;
-    using Filter = Eigen::Matrix<float, R, R, Eigen::RowMajor>;
 
     Kernel(const ImageGeometry& geometry, int64_t filters)
         : g_(geometry),
@@ -161,11 +153,16 @@ public:
     void forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
                  Winograd::Buffers& b) const override {
         const int64_t F = filters_, C = g_.channels, su = block_stride(F * C);
-        for (int64_t f = 0; f < F; ++f)
-            for (int64_t c = 0; c < C; ++c) {
-                const Eigen::Map<const Filter> filter(w.row(f).data() + c * R * R);
-                const Tile u = sandwich_small(gm_, filter, gm_.transpose());
-                for (int p = 0; p < P; ++p) b.u[size_t(p * su + f * C + c)] = u.data()[p];
+        for (int64_t f = 0; f < F; ++f)   // u = the weights' transform, channels in lanes
+            for (int64_t c = 0; c < C; c += kLanes) {
+                const int lanes = int(std::min<int64_t>(kLanes, C - c));
+                Lanes<R, R> filter = {};
+                for (int l = 0; l < lanes; ++l)
+                    for (int i = 0; i < R; ++i)
+                        for (int j = 0; j < R; ++j) filter[i][j][l] = w(f, ((c + l) * R + i) * R + j);
+                Lanes<A, A> u;
+                sandwich_lanes(gm_, filter, gm_.transpose(), u);
+                store_lanes(u, lanes, b.u.data() + f * C + c, su);
             }
         for_each_block(x.rows(), [&](int64_t first, int64_t count) {
             const int64_t sv = block_stride(C * count), sm = block_stride(F * count);
@@ -233,11 +230,16 @@ public:
                     }
                 }
         });
-        for (int64_t f = 0; f < F; ++f)
-            for (int64_t c = 0; c < C; ++c) {
-                Tile du;
-                for (int p = 0; p < P; ++p) du.data()[p] = b.du[size_t(p * su + f * C + c)];
-                Eigen::Map<Filter>(dw.row(f).data() + c * R * R) = sandwich_small(gm_.transpose(), du, gm_);
+        for (int64_t f = 0; f < F; ++f)   // dw = the weights' transform's adjoint of du
+            for (int64_t c = 0; c < C; c += kLanes) {
+                const int lanes = int(std::min<int64_t>(kLanes, C - c));
+                Lanes<A, A> du;
+                load_lanes(b.du.data() + f * C + c, su, lanes, du);
+                Lanes<R, R> d;
+                sandwich_lanes(gm_.transpose(), du, gm_, d);
+                for (int l = 0; l < lanes; ++l)
+                    for (int i = 0; i < R; ++i)
+                        for (int j = 0; j < R; ++j) dw(f, ((c + l) * R + i) * R + j) = d[i][j][l];
             }
     }
 
