@@ -174,6 +174,22 @@ TEST_CASE("batch norm normalises with shard statistics in training, running ones
     }
 }
 
+namespace {
+
+// The weights fingerprint of the experiment in `text` trained at 1, 2 and 8 threads.
+std::vector<std::string> fingerprints_at_1_2_8_threads(const std::string& text, const std::string& name) {
+    auto& registry = test::builtin_registry();
+    std::vector<std::string> prints;
+    for (int threads : {1, 2, 8}) {
+        const auto e = bp::parse_experiment(text, test::temp_dir(name) / (name + ".yaml"),
+                                            {"train.threads=" + std::to_string(threads)}, registry);
+        prints.push_back(test::run_quietly(e, test::temp_dir(name + "-run-" + std::to_string(threads))).fingerprint);
+    }
+    return prints;
+}
+
+}  // namespace
+
 TEST_CASE("a CNN with Winograd convolutions is bitwise identical at 1, 2 and 8 threads", "[layers][determinism]") {
     // The second convolution's shard of 16 images is 784 tiles, more than one block; each
     // epoch ends with a partial shard (100 = 2 x 48 + 4).
@@ -189,13 +205,7 @@ loss: softmax_cross_entropy
 optimizer: { name: adam, lr: 0.01 }
 train: { epochs: 2, batch_size: 48, shard_size: 16 }
 )";
-    auto& registry = test::builtin_registry();
-    std::vector<std::string> prints;
-    for (int threads : {1, 2, 8}) {
-        const auto e = bp::parse_experiment(text, test::temp_dir("winograd") / "w.yaml",
-                                            {"train.threads=" + std::to_string(threads)}, registry);
-        prints.push_back(test::run_quietly(e, test::temp_dir("winograd-run-" + std::to_string(threads))).fingerprint);
-    }
+    const auto prints = fingerprints_at_1_2_8_threads(text, "winograd");
     CHECK(prints[1] == prints[0]);
     CHECK(prints[2] == prints[0]);
 }
@@ -214,13 +224,7 @@ loss: softmax_cross_entropy
 optimizer: { name: sgd, lr: 0.1, momentum: 0.9 }
 train: { epochs: 3, batch_size: 50, shard_size: 16 }
 )";
-    auto& registry = test::builtin_registry();
-    std::vector<std::string> prints;
-    for (int threads : {1, 2, 8}) {
-        const auto e = bp::parse_experiment(text, test::temp_dir("bn") / "bn.yaml",
-                                            {"train.threads=" + std::to_string(threads)}, registry);
-        prints.push_back(test::run_quietly(e, test::temp_dir("bn-run-" + std::to_string(threads))).fingerprint);
-    }
+    const auto prints = fingerprints_at_1_2_8_threads(text, "bn");
     CHECK(prints[1] == prints[0]);
     CHECK(prints[2] == prints[0]);
 }
