@@ -1,8 +1,8 @@
 // Shared by the tests: the built-in registry, temporary folders and files.
 #pragma once
 
-#include "registry.hpp"
-#include "run.hpp"
+#include "model/registry.hpp"
+#include "train/run.hpp"
 
 #include <catch2/catch.hpp>
 

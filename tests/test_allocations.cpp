@@ -1,11 +1,11 @@
 // A steady-state training step allocates nothing: every buffer is sized when the
 // trainer is built or in the first step. This executable counts every malloc-family
 // call of the process (glibc's allocator, wrapped below) while steps run.
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "gemm.hpp"
 #include "helpers.hpp"
-#include "run.hpp"
-#include "trainer.hpp"
+#include "train/run.hpp"
+#include "train/trainer.hpp"
 
 #include <atomic>
 #include <cstdlib>

@@ -1,7 +1,7 @@
 // Every component of every built-in plugin passes what `backplane check-plugin` runs
-// (core/certify.hpp): schema, gradients, determinism at 1 and 4 threads, resume. A
+// (core/tools/certify.hpp): schema, gradients, determinism at 1 and 4 threads, resume. A
 // plugin added to the built-in folder is covered here without a new test.
-#include "certify.hpp"
+#include "tools/certify.hpp"
 #include "helpers.hpp"
 
 TEST_CASE("every built-in component passes check-plugin's checks", "[certify][gradients][determinism]") {

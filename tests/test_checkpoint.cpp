@@ -1,9 +1,9 @@
 // Checkpoints: safetensors round trip, resume equivalence (4 epochs straight equal
 // 2, stop, resume, 2 more, bitwise, as Caffe's TestSnapshot), and bad checkpoints.
-#include "checkpoint.hpp"
-#include "experiment.hpp"
+#include "train/checkpoint.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
-#include "run.hpp"
+#include "train/run.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,9 +1,9 @@
 // Comparisons: every variant x seed trained, each run bitwise what it is alone; the
 // table's figures from the runs; a diverging variant reported while the rest finish;
 // bad compare blocks refused with file:line.
-#include "compare.hpp"
+#include "compare/compare.hpp"
 #include "helpers.hpp"
-#include "report.hpp"
+#include "compare/report.hpp"
 
 #include <nlohmann/json.hpp>
 

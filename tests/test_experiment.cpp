@@ -1,7 +1,7 @@
 // Experiment files: every bad input is one clear error with file:line:column.
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
-#include "run.hpp"
+#include "train/run.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // The generic gradient check itself: it must catch a wrong gradient.
-#include "gradient_check.hpp"
+#include "tools/gradient_check.hpp"
 #include "helpers.hpp"
-#include "network.hpp"
+#include "model/network.hpp"
 
 #include <backplane/plugin.hpp>
 

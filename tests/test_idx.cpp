@@ -1,8 +1,8 @@
 // The idx dataset on purpose-built files, good and broken, and a small real
 // Fashion-MNIST run (the full-accuracy runs are experiments, not tests).
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
-#include "run.hpp"
+#include "train/run.hpp"
 
 #include <zlib.h>
 

@@ -1,9 +1,9 @@
 // Behaviour the gradient check cannot see: dropout's and batch norm's two modes,
 // batch norm's running statistics, and determinism with both in a model.
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
-#include "network.hpp"
-#include "run.hpp"
+#include "model/network.hpp"
+#include "train/run.hpp"
 
 #include <cstring>
 #include <limits>

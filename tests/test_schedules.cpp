@@ -1,6 +1,6 @@
 // Learning-rate schedules: values worked out by hand, a generic check over every
 // schedule the registry holds, and the rate of each epoch in metrics.csv.
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
 
 #include <cmath>

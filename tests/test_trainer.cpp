@@ -1,8 +1,8 @@
 // Training: bitwise determinism across thread counts, the shipped experiments
 // reach their accuracy, and a run leaves complete files.
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 #include "helpers.hpp"
-#include "run.hpp"
+#include "train/run.hpp"
 
 #include <backplane/version.hpp>
 

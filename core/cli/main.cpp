@@ -1,12 +1,12 @@
 // The `backplane` command: parses arguments, calls the core, prints one message
 // and exits non-zero on any error.
-#include "../certify.hpp"
-#include "../compare.hpp"
-#include "../experiment.hpp"
-#include "../registry.hpp"
-#include "../run.hpp"
-#include "../scaffold.hpp"
-#include "../suggest.hpp"
+#include "tools/certify.hpp"
+#include "compare/compare.hpp"
+#include "model/experiment.hpp"
+#include "model/registry.hpp"
+#include "train/run.hpp"
+#include "tools/scaffold.hpp"
+#include "text/suggest.hpp"
 
 #include <CLI/CLI.hpp>
 

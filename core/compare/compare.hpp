@@ -3,8 +3,8 @@
 // one table, one row per variant, over the seeds.
 #pragma once
 
-#include "experiment.hpp"
-#include "run.hpp"
+#include "model/experiment.hpp"
+#include "train/run.hpp"
 
 #include <filesystem>
 #include <iosfwd>

@@ -1,6 +1,6 @@
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 
-#include "suggest.hpp"
+#include "text/suggest.hpp"
 
 #include <yaml-cpp/yaml.h>
 

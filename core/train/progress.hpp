@@ -1,7 +1,7 @@
 // The progress line: redrawn in place on a terminal, one plain line per epoch otherwise.
 #pragma once
 
-#include "trainer.hpp"
+#include "train/trainer.hpp"
 
 #include <chrono>
 #include <iosfwd>

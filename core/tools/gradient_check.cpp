@@ -1,6 +1,6 @@
-#include "gradient_check.hpp"
+#include "tools/gradient_check.hpp"
 
-#include "network.hpp"
+#include "model/network.hpp"
 
 #include <algorithm>
 #include <cmath>

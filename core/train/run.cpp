@@ -1,9 +1,9 @@
-#include "run.hpp"
+#include "train/run.hpp"
 
-#include "checkpoint.hpp"
-#include "progress.hpp"
-#include "run_files.hpp"
-#include "suggest.hpp"
+#include "train/checkpoint.hpp"
+#include "train/progress.hpp"
+#include "train/run_files.hpp"
+#include "text/suggest.hpp"
 
 #include <chrono>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "run_files.hpp"
+#include "train/run_files.hpp"
 
 #include <backplane/error.hpp>
 #include <backplane/random.hpp>

@@ -1,9 +1,9 @@
 // One experiment from data to run folder: what `backplane run` and `validate` do.
 #pragma once
 
-#include "experiment.hpp"
-#include "network.hpp"
-#include "trainer.hpp"
+#include "model/experiment.hpp"
+#include "model/network.hpp"
+#include "train/trainer.hpp"
 
 #include <filesystem>
 #include <functional>

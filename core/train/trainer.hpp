@@ -7,8 +7,8 @@
 // threads give the same bits.
 #pragma once
 
-#include "experiment.hpp"
-#include "network.hpp"
+#include "model/experiment.hpp"
+#include "model/network.hpp"
 
 #include <backplane/components.hpp>
 

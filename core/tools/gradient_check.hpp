@@ -4,7 +4,7 @@
 // component, so a new plugin is checked without a new test.
 #pragma once
 
-#include "registry.hpp"
+#include "model/registry.hpp"
 
 #include <backplane/components.hpp>
 

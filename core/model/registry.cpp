@@ -1,6 +1,6 @@
-#include "registry.hpp"
+#include "model/registry.hpp"
 
-#include "suggest.hpp"
+#include "text/suggest.hpp"
 
 #define BOOST_DLL_USE_STD_FS
 #include <boost/dll/runtime_symbol_info.hpp>

@@ -1,6 +1,6 @@
-#include "checkpoint.hpp"
+#include "train/checkpoint.hpp"
 
-#include "run_files.hpp"
+#include "train/run_files.hpp"
 
 #include <backplane/error.hpp>
 

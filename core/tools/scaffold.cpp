@@ -1,7 +1,7 @@
-#include "scaffold.hpp"
+#include "tools/scaffold.hpp"
 
-#include "registry.hpp"
-#include "run_files.hpp"
+#include "model/registry.hpp"
+#include "train/run_files.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,7 @@ namespace bp {
 
 namespace fs = std::filesystem;
 
-// The skeleton sources, core/scaffold/<kind>.cpp.in, embedded by core/CMakeLists.txt.
+// The skeleton sources, core/tools/scaffold/<kind>.cpp.in, embedded by core/CMakeLists.txt.
 namespace scaffold_text {
 extern const char* const layer;
 extern const char* const activation;

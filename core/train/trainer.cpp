@@ -1,4 +1,4 @@
-#include "trainer.hpp"
+#include "train/trainer.hpp"
 
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>

@@ -2,7 +2,7 @@
 // checked before any training, parameters initialised from the seed.
 #pragma once
 
-#include "experiment.hpp"
+#include "model/experiment.hpp"
 
 #include <backplane/components.hpp>
 

@@ -1,8 +1,8 @@
-#include "compare.hpp"
+#include "compare/compare.hpp"
 
-#include "progress.hpp"
-#include "report.hpp"
-#include "run_files.hpp"
+#include "train/progress.hpp"
+#include "compare/report.hpp"
+#include "train/run_files.hpp"
 
 #include <nlohmann/json.hpp>
 #include <tbb/info.h>

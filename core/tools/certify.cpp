@@ -1,8 +1,8 @@
-#include "certify.hpp"
+#include "tools/certify.hpp"
 
-#include "network.hpp"
-#include "run.hpp"
-#include "suggest.hpp"
+#include "model/network.hpp"
+#include "train/run.hpp"
+#include "text/suggest.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -3,7 +3,7 @@
 // table and every chart, readable with no network and no script.
 #pragma once
 
-#include "compare.hpp"
+#include "compare/compare.hpp"
 
 #include <string>
 #include <vector>

@@ -13,8 +13,8 @@
 //   data         a dataset loads with its defaults, consistently and twice the same
 #pragma once
 
-#include "gradient_check.hpp"
-#include "registry.hpp"
+#include "tools/gradient_check.hpp"
+#include "model/registry.hpp"
 
 #include <string>
 #include <vector>

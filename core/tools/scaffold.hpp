@@ -3,7 +3,7 @@
 // and an example experiment that trains with it. It builds and runs as written.
 #pragma once
 
-#include "registry.hpp"
+#include "model/registry.hpp"
 
 #include <backplane/plugin.hpp>
 

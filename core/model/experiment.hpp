@@ -2,7 +2,7 @@
 // known, every value typed and in range, every component found, defaults filled.
 #pragma once
 
-#include "registry.hpp"
+#include "model/registry.hpp"
 
 #include <backplane/params.hpp>
 #include <backplane/plugin.hpp>

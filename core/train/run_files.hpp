@@ -1,8 +1,8 @@
 // What a run leaves on disk, each file written whole or not at all.
 #pragma once
 
-#include "experiment.hpp"
-#include "trainer.hpp"
+#include "model/experiment.hpp"
+#include "train/trainer.hpp"
 
 #include <filesystem>
 #include <string>

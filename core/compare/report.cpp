@@ -1,6 +1,6 @@
-#include "report.hpp"
+#include "compare/report.hpp"
 
-#include "run_files.hpp"
+#include "train/run_files.hpp"
 
 #include <algorithm>
 #include <cmath>
