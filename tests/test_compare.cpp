@@ -20,7 +20,7 @@ optimizer: { name: adam, lr: 0.01, beta1: 0.8 }
 train: { epochs: 5, batch_size: 32 }
 compare:
   seeds: [4, 5]
-  target: { metric: validation_accuracy, value: 0.5 }
+  target: { metric: val_accuracy, value: 0.5 }
   variants:
     adam: {}
     momentum: { optimizer: { name: sgd, lr: 0.1, momentum: 0.9 } }
@@ -73,7 +73,7 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK(r.stats[2].diverged == 2);
     CHECK(r.stats[0].diverged == 0);
     CHECK(r.stats[0].reached == 2);
-    CHECK(r.accuracy_source == "validation");
+    CHECK(r.accuracy == bp::Metric::val_accuracy);
     const auto& h = r.runs[0].result.history;
     const double a0 = r.runs[0].result.history.back().validation.accuracy;
     const double a1 = r.runs[1].result.history.back().validation.accuracy;
@@ -186,4 +186,25 @@ TEST_CASE("a variant that changes the optimizer keeps the experiment's schedule"
     CHECK(c->runs[0][0].warmup == 2);
     CHECK(c->runs[1][0].schedule.name == "step");
     CHECK(c->runs[1][0].warmup == 0);
+}
+
+TEST_CASE("errors in a sweep or a variant point at it and name the variant", "[compare]") {
+    const std::string head = experiment.substr(0, experiment.find("compare:"));
+    // Line 12 is the variant's; its columns are those of the text below.
+    CHECK(compare_error(head + "compare:\n  variants:\n    a: { optimizer: { lr: { sweep: log, from: 0.1, to: 1, "
+                               "points: 0 } } }\n") ==
+          "/exp/cmp.yaml:12:67: sweep.points = 0 is out of range [2, 1000] (in compare variant 'a')");
+    CHECK(compare_error(head + "compare:\n  variants:\n    a: { optimizer: { lr: { sweep: log, from: -1, to: 1, "
+                               "points: 3 } } }\n") ==
+          "/exp/cmp.yaml:12:27: a log sweep needs from and to above 0 (in compare variant 'a')");
+    CHECK(compare_error(head + "compare:\n  variants:\n    b: {}\n    a: { optimizer: { name: sgd, lr: -1 } }\n") ==
+          "/exp/cmp.yaml:13:38: optimizer (sgd).lr = -1 is out of range [0, 1000] (in compare variant 'a')");
+    CHECK(compare_error(head + "compare:\n  variants:\n    a: { train: { epochz: 3 } }\n") ==
+          "/exp/cmp.yaml:12:19: unknown key 'epochz' in train (did you mean 'epochs'?); allowed: epochs, batch_size, "
+          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience (in compare variant 'a')");
+    // A value the variant does not change keeps its place in the file.
+    const std::string bad_base = head.substr(0, head.find("epochs: 5")) + "epochs: 0" +
+                                 head.substr(head.find("epochs: 5") + 9);
+    CHECK(compare_error(bad_base + "compare:\n  variants:\n    a: { optimizer: { lr: 0.1 } }\n") ==
+          "/exp/cmp.yaml:9:18: train.epochs = 0 is out of range [1, 1000000] (in compare variant 'a')");
 }

@@ -169,3 +169,33 @@ TEST_CASE("a csv dataset is read relative to the experiment file", "[experiment]
     CHECK_THAT(test::error_of([&] { bp::prepare_run(missing, test::builtin_registry()); }),
                Catch::Contains("cannot open") && Catch::Contains("nope.csv"));
 }
+
+TEST_CASE("a key given twice is refused, naming both places", "[experiment]") {
+    // yaml-cpp keeps both entries and answers lookups with the first: the second
+    // would be dropped without a word.
+    CHECK(error_parsing(good + "model:\n  - dense: { units: 2 }\n") ==
+          "/exp/bad.yaml:13:1: 'model' is given twice in the experiment (first at line 4); remove one");
+    CHECK(error_parsing(replace(good, "epochs: 2", "epochs: 2\n  epochs: 3")) ==
+          "/exp/bad.yaml:12:3: 'epochs' is given twice in train (first at line 11); remove one");
+    CHECK_THAT(error_parsing(replace(good, "units: 8,", "units: 8, units: 9,")),
+               Catch::StartsWith("/exp/bad.yaml:5:24: 'units' is given twice in model.0.dense (first at line 5)"));
+}
+
+TEST_CASE("an unknown key from --set names the override", "[experiment]") {
+    CHECK(error_parsing(good, {"train.epochz=3"}) ==
+          "--set train.epochz=3: unknown key 'epochz' in train (did you mean 'epochs'?); allowed: epochs, batch_size, "
+          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience");
+    CHECK_THAT(error_parsing(good, {"optimizer.moment=0.9"}),
+               Catch::StartsWith("--set optimizer.moment=0.9: unknown key 'moment' in optimizer (sgd) (did you mean "
+                                 "'momentum'?)"));
+}
+
+TEST_CASE("metrics have one name each; the old spellings are refused with the new one", "[experiment]") {
+    CHECK(parse(good, {"train.best_metric=val_accuracy"}).train.best_metric == "val_accuracy");
+    CHECK_THAT(error_parsing(good, {"train.best_metric=validation_loss"}),
+               Catch::StartsWith("--set train.best_metric=validation_loss: train.best_metric = 'validation_loss' is "
+                                 "not one of: auto, train_loss, train_accuracy, val_loss, val_accuracy, test_loss, "
+                                 "test_accuracy (did you mean 'val_loss'?)"));
+    CHECK_THAT(error_parsing(good, {"optimizer.schedule={name: reduce_on_plateau, metric: validation_accuracy}"}),
+               Catch::Contains("(did you mean 'val_accuracy'?)"));
+}

@@ -16,9 +16,12 @@ std::vector<double> rates(const std::string& name, const std::map<std::string, b
     bp::Params p = bp::Params::defaults(registry.get(bp::Kind::schedule, name).info->schema);
     for (const auto& [k, v] : set) p.set(k, v);
     const auto s = registry.create<bp::Schedule>(name, p);
-    const double nan = std::nan("");
-    std::vector<bp::EpochResult> history;
-    for (double l : losses) history.push_back({nan, nan, l, nan, nan, nan, nan});
+    std::vector<bp::EpochMetrics> history;
+    for (double l : losses) {
+        bp::EpochMetrics m;
+        m.validation.loss = l;
+        history.push_back(m);
+    }
     std::vector<double> out;
     for (int64_t e = 1; e <= epochs; ++e)
         out.push_back(s->learning_rate(0.1, e, epochs, std::span(history).first(std::min<std::size_t>(e - 1, history.size()))));
@@ -86,7 +89,7 @@ TEST_CASE("a schedule watching a metric the run does not measure is refused befo
     const auto e = bp::load_experiment(std::filesystem::path(BACKPLANE_EXPERIMENTS) / "xor.yaml",
                                        {"optimizer.schedule={name: reduce_on_plateau}"}, registry);
     CHECK_THAT(test::error_of([&] { bp::prepare_run(e, registry); }),
-               Catch::Contains("reduce_on_plateau watches validation_loss, which this run does not measure") &&
+               Catch::Contains("reduce_on_plateau watches val_loss, which this run does not measure") &&
                    Catch::Contains("--set optimizer.schedule={name: reduce_on_plateau}: "));
 }
 

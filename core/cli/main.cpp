@@ -6,10 +6,12 @@
 #include "model/registry.hpp"
 #include "train/run.hpp"
 #include "tools/scaffold.hpp"
+#include "text/format.hpp"
 #include "text/suggest.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -22,9 +24,14 @@ enum Exit { ok = 0, failed = 1, usage = 2, diverged = 3 };
 std::string range_text(const bp::ParamSpec& s) {
     if (s.type == bp::ParamType::choice) return "{" + bp::join(s.choices, ", ") + "}";
     if (!s.min || !s.max) return "";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "[%.10g, %.10g]", *s.min, *s.max);
-    return buf;
+    return bp::range_text(*s.min, *s.max);
+}
+
+// A library on BACKPLANE_PLUGIN_PATH that did not load is named on stderr once the
+// command is under way. A command that fails says it in its one error line instead,
+// where it matters (an unknown component's message names the skipped libraries).
+void warn_skipped(const bp::Registry& registry) {
+    for (const auto& skipped : registry.skipped()) std::cerr << "backplane: warning: " << skipped << "\n";
 }
 
 void print_plugins(const bp::Registry& registry, const std::string& only_kind) {
@@ -93,8 +100,8 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
     bp::Registry builtins;
     builtins.load_default_paths();
     const auto files = bp::write_plugin_project(name, kind, dir, prefix, builtins);
-    std::printf("wrote %s %s plugin project in %s:\n", kind == bp::Kind::layer ? "a" : "an", kind_name.c_str(),
-                dir.c_str());
+    const bool vowel = std::string("aeiou").find(kind_name.front()) != std::string::npos;
+    std::printf("wrote %s %s plugin project in %s:\n", vowel ? "an" : "a", kind_name.c_str(), dir.c_str());
     for (const auto& f : files) std::printf("  %s\n", f.filename().c_str());
     const std::string d = dir.string();
     std::printf("\nbuild it, check it, train with it:\n"
@@ -111,6 +118,9 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A file-size limit (ulimit -f) must fail a write with an error we report, not
+    // kill the process with SIGXFSZ half-way through a run.
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"Backplane: train neural networks described in YAML, with every component a plugin."};
     app.require_subcommand(1);
     app.footer("Exit status: 0 ok, 1 error (the message says what), 2 bad command line, 3 training diverged.\n"
@@ -130,9 +140,12 @@ int main(int argc, char** argv) {
     run->add_option("file", file, "experiment YAML file")->required();
     run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
     run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
+    bool overwrite = false;
+    run->add_flag("--overwrite", overwrite, "--out may hold results: replace them (without it, such a folder is refused)");
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
     std::string resume;
-    run->add_option("--resume", resume, "continue the run in this folder from its last checkpoint");
+    run->add_option("--resume", resume, "continue the run (or comparison) in this folder: a run from its last "
+                                        "checkpoint; a comparison's finished runs are kept, a cut one continued");
     int jobs = 1;
     run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")->check(CLI::Range(1, 256));
 
@@ -177,6 +190,7 @@ int main(int argc, char** argv) {
         if (*plugins) {
             registry.load_default_paths();
             print_plugins(registry, kind);
+            warn_skipped(registry);
             return ok;
         }
         if (*scaffold) {
@@ -190,11 +204,12 @@ int main(int argc, char** argv) {
         if (*eval) {
             registry.load_default_paths();
             print_evaluation(bp::evaluate_checkpoint(target, sets, registry));
+            warn_skipped(registry);
             return ok;
         }
         registry.load_default_paths();
         if (const auto comparison = bp::load_comparison(file, sets, registry)) {
-            if (!resume.empty()) throw bp::Error("--resume continues one run; resume a comparison's runs one by one");
+            warn_skipped(registry);
             if (*validate) {
                 std::cout << file << ": ok (" << comparison->variants.size() << " variants x "
                           << comparison->seeds.size() << " seeds)\n";
@@ -203,12 +218,15 @@ int main(int argc, char** argv) {
             }
             bp::RunOptions options;
             options.out = out;
+            options.overwrite = overwrite;
+            options.resume = resume;
             options.quiet = quiet;
             options.terminal = ::isatty(STDOUT_FILENO);
             bp::run_comparison(*comparison, registry, options, jobs, std::cout);
             return ok;
         }
         const bp::Experiment e = bp::load_experiment(file, sets, registry);
+        warn_skipped(registry);
         if (*validate) {
             const bp::PreparedRun p = bp::prepare_run(e, registry);
             std::cout << file << ": ok (" << p.data.train.x.rows() << " training samples, input "
@@ -218,6 +236,7 @@ int main(int argc, char** argv) {
         }
         bp::RunOptions options;
         options.out = out;
+        options.overwrite = overwrite;
         options.resume = resume;
         options.quiet = quiet;
         options.terminal = ::isatty(STDOUT_FILENO);

@@ -3,6 +3,8 @@
 #include "train/progress.hpp"
 #include "compare/report.hpp"
 #include "train/run_files.hpp"
+#include "text/format.hpp"
+#include "text/suggest.hpp"
 
 #include <nlohmann/json.hpp>
 #include <tbb/info.h>
@@ -25,27 +27,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const Evaluation& source(const EpochMetrics& m, const std::string& from) {
-    return from == "test" ? m.test : from == "validation" ? m.validation : m.train;
-}
-
-double metric(const EpochMetrics& m, const std::string& name) {
-    if (name == "test_accuracy") return m.test.accuracy;
-    if (name == "test_loss") return m.test.loss;
-    if (name == "validation_accuracy") return m.validation.accuracy;
-    if (name == "validation_loss") return m.validation.loss;
-    if (name == "train_accuracy") return m.train.accuracy;
-    return m.train.loss;
-}
-
 // The first epoch (1-based) whose metric reaches the target, and the seconds spent
 // up to its end; epoch 0 when none does.
 std::pair<int64_t, double> time_to_target(const std::vector<EpochMetrics>& history, const CompareTarget& t) {
-    const bool rising = t.metric.find("accuracy") != std::string::npos;
+    const bool rising = !lower_is_better(t.metric);
     double seconds = 0;
     for (const auto& m : history) {
         seconds += m.seconds;
-        const double v = metric(m, t.metric);
+        const double v = m.get(t.metric);
         if (std::isfinite(v) && (rising ? v >= t.value : v <= t.value)) return {m.epoch, seconds};
     }
     return {0, seconds};
@@ -61,14 +50,14 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
     return {mean, v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : std::nan("")};
 }
 
-double best_of(const std::vector<EpochMetrics>& history, const std::string& from) {
+double best_of(const std::vector<EpochMetrics>& history, Metric accuracy) {
     double best = -INFINITY;
-    for (const auto& m : history) best = std::max(best, source(m, from).accuracy);
+    for (const auto& m : history) best = std::max(best, m.get(accuracy));
     return best;
 }
 
 VariantStats statistics(const std::string& variant, const std::vector<const ComparisonRun*>& runs,
-                        const std::optional<CompareTarget>& target, const std::string& from) {
+                        const std::optional<CompareTarget>& target, Metric accuracy) {
     VariantStats s;
     s.variant = variant;
     std::vector<double> final_acc, best_acc, final_loss, epochs, seconds, speed;
@@ -83,12 +72,10 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
             ++s.diverged;
             continue;
         }
-        final_acc.push_back(source(h.back(), from).accuracy);
-        best_acc.push_back(best_of(h, from));
+        final_acc.push_back(h.back().get(accuracy));
+        best_acc.push_back(best_of(h, accuracy));
         final_loss.push_back(h.back().train.loss);
-        double samples = 0, train_seconds = 0;
-        for (const auto& m : h) samples += double(m.samples), train_seconds += m.train_seconds;
-        speed.push_back(samples / train_seconds);
+        speed.push_back(samples_per_second(h));
         if (target) {
             const auto [epoch, secs] = time_to_target(h, *target);
             if (epoch > 0) {
@@ -111,18 +98,9 @@ const char* status(const ComparisonRun& run) {
     return !run.error.empty() ? "failed" : run.result.diverged ? "diverged" : "completed";
 }
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-std::string csv_number(double v) {
-    if (!std::isfinite(v)) return "";
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
-}
-
 std::string comparison_csv(const Comparison& c, const ComparisonResult& r) {
-    std::string out = "variant,seed,status,final_" + r.accuracy_source + "_accuracy,best_" + r.accuracy_source +
-                      "_accuracy,final_train_loss,epochs_to_target,seconds_to_target,samples_per_second,dir\n";
+    const std::string accuracy = to_string(r.accuracy);
+    std::string out = "variant,seed,status,final_" + accuracy + ",best_" + accuracy + ",final_train_loss,epochs_to_target,seconds_to_target,samples_per_second,dir\n";
     for (const auto& run : r.runs) {
         const auto& h = run.result.history;
         const bool ok = !run.result.diverged && !h.empty();
@@ -131,12 +109,10 @@ std::string comparison_csv(const Comparison& c, const ComparisonResult& r) {
             const auto [epoch, secs] = time_to_target(h, *c.target);
             if (epoch > 0) epochs = std::to_string(epoch), seconds = csv_number(secs);
         }
-        double samples = 0, train_seconds = 0;
-        for (const auto& m : h) samples += double(m.samples), train_seconds += m.train_seconds;
         out += run.variant + "," + std::to_string(run.seed) + "," + status(run) + "," +
-               (ok ? csv_number(source(h.back(), r.accuracy_source).accuracy) : "") + "," +
-               (ok ? csv_number(best_of(h, r.accuracy_source)) : "") + "," + (ok ? csv_number(h.back().train.loss) : "") +
-               "," + epochs + "," + seconds + "," + csv_number(samples / train_seconds) + "," +
+               (ok ? csv_number(h.back().get(r.accuracy)) : "") + "," +
+               (ok ? csv_number(best_of(h, r.accuracy)) : "") + "," + (ok ? csv_number(h.back().train.loss) : "") +
+               "," + epochs + "," + seconds + "," + csv_number(samples_per_second(h)) + "," +
                fs::relative(run.result.dir, r.dir).string() + "\n";
     }
     return out;
@@ -146,21 +122,21 @@ std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
     nlohmann::json j;
     j["name"] = c.name;
     j["seeds"] = c.seeds;
-    j["accuracy_source"] = r.accuracy_source;
-    if (c.target) j["target"] = {{"metric", c.target->metric}, {"value", c.target->value}};
+    j["accuracy"] = to_string(r.accuracy);
+    if (c.target) j["target"] = {{"metric", to_string(c.target->metric)}, {"value", c.target->value}};
     for (const auto& s : r.stats) {
         j["variants"].push_back({{"variant", s.variant},
                                  {"runs", s.runs},
                                  {"diverged", s.diverged},
                                  {"failed", s.failed},
                                  {"reached_target", s.reached},
-                                 {"final_accuracy", {{"mean", number(s.final_accuracy)}, {"std", number(s.final_accuracy_std)}}},
-                                 {"best_accuracy", {{"mean", number(s.best_accuracy)}, {"std", number(s.best_accuracy_std)}}},
+                                 {"final_accuracy", {{"mean", json_number(s.final_accuracy)}, {"std", json_number(s.final_accuracy_std)}}},
+                                 {"best_accuracy", {{"mean", json_number(s.best_accuracy)}, {"std", json_number(s.best_accuracy_std)}}},
                                  {"final_train_loss",
-                                  {{"mean", number(s.final_train_loss)}, {"std", number(s.final_train_loss_std)}}},
-                                 {"epochs_to_target", number(s.epochs_to_target)},
-                                 {"seconds_to_target", number(s.seconds_to_target)},
-                                 {"samples_per_second", number(s.samples_per_second)}});
+                                  {{"mean", json_number(s.final_train_loss)}, {"std", json_number(s.final_train_loss_std)}}},
+                                 {"epochs_to_target", json_number(s.epochs_to_target)},
+                                 {"seconds_to_target", json_number(s.seconds_to_target)},
+                                 {"samples_per_second", json_number(s.samples_per_second)}});
     }
     for (const auto& run : r.runs) {
         j["runs"].push_back({{"variant", run.variant},
@@ -209,12 +185,12 @@ std::string final_line(const EpochMetrics& m) {
 }  // namespace
 
 std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
-    const std::string acc = r.accuracy_source + " acc";
+    const std::string acc = to_string(r.accuracy);
     std::string out;
     char line[512];
     std::snprintf(line, sizeof line, "%-16s %5s  %-19s  %-19s  %-19s  %-17s  %9s\n", "variant", "runs",
                   ("final " + acc).c_str(), ("best " + acc).c_str(), "final train loss",
-                  c.target ? ("to " + c.target->metric + " " + csv_number(c.target->value)).c_str() : "to target",
+                  c.target ? ("to " + std::string(to_string(c.target->metric)) + " " + csv_number(c.target->value)).c_str() : "to target",
                   "samples/s");
     out += line;
     for (const auto& s : r.stats) {
@@ -244,20 +220,96 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
     return out;
 }
 
+namespace {
+
+fs::path run_dir(const Comparison& c, const fs::path& dir, std::size_t i) {
+    return dir / c.variants[i / c.seeds.size()] / ("seed-" + std::to_string(c.seeds[i % c.seeds.size()]));
+}
+
+// The comparison's folder: a new one, the --out given (refused when it holds
+// results, unless they are to be replaced), or the one --resume continues.
+fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
+    if (!options.resume.empty()) {
+        if (!fs::is_directory(options.resume))
+            throw Error("--resume " + options.resume.string() + ": no such comparison folder");
+        if (fs::exists(options.resume / "summary.json") || fs::exists(options.resume / "checkpoints"))
+            throw Error("--resume " + options.resume.string() + " is a single run's folder, not a comparison's; "
+                        "resume it with the experiment that made it");
+        return options.resume;
+    }
+    if (options.out.empty()) return new_run_dir(options.runs_root, c.name);
+    if (holds_results(options.out) && !options.overwrite)
+        throw Error("the comparison folder " + options.out.string() + " already holds results; continue that "
+                    "comparison with --resume " + options.out.string() + ", choose another --out, or pass "
+                    "--overwrite to replace them");
+    if (options.overwrite) remove_results(options.out);
+    std::error_code ec;
+    fs::create_directories(options.out, ec);
+    if (ec) throw Error("cannot create the comparison folder " + options.out.string() + ": " + ec.message());
+    return options.out;
+}
+
+// A run of the comparison being continued: finished (its summary read back, so it is
+// not trained again), cut (continued from its last checkpoint) or not begun.
+enum class RunState { fresh, cut, finished };
+
+RunState state_of(const Experiment& e, const fs::path& dir) {
+    if (!fs::exists(dir / "config.yaml")) return RunState::fresh;
+    // Made by this experiment? The length and threads may differ: such a run is
+    // continued (to more epochs) by the checkpoint's own check.
+    std::vector<std::string> changes;
+    for (const auto& change : experiment_changes(read_experiment_file(dir / "config.yaml"), to_yaml(e)))
+        if (change.rfind("train.threads:", 0) != 0) changes.push_back(change);
+    const bool only_longer = changes.size() == 1 && changes[0].rfind("train.epochs:", 0) == 0;
+    if (!changes.empty() && !only_longer)
+        throw Error("the run in " + dir.string() + " was made by another experiment: " + join(changes, "; ") +
+                    "; resume the comparison with the file it was made with, or start a new one");
+    if (changes.empty() && fs::exists(dir / "summary.json")) return RunState::finished;
+    return fs::exists(dir / "checkpoints" / "last.safetensors") ? RunState::cut : RunState::fresh;
+}
+
+RunResult finished_result(const fs::path& dir) {
+    const RunSummary s = read_summary(dir / "summary.json");
+    RunResult r;
+    r.dir = dir;
+    r.history = s.history;
+    r.diverged = s.status == "diverged";
+    r.fingerprint = s.weights_fingerprint;
+    return r;
+}
+
+}  // namespace
+
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log) {
     ComparisonResult r;
-    r.dir = options.out.empty() ? new_run_dir(options.runs_root, c.name) : options.out;
-    fs::create_directories(r.dir);
+    r.dir = comparison_dir(c, options);
     const std::size_t total = c.variants.size() * c.seeds.size();
-    if (!options.quiet)
-        log << "comparing " << c.variants.size() << " variants x " << c.seeds.size() << " seeds (" << total
-            << " runs) in " << r.dir.string() << "\n";
-    const auto start = std::chrono::steady_clock::now();
     // Every run in its slot, so the order of the files never depends on which ends first.
     r.runs.resize(total);
+    std::vector<RunState> states(total, RunState::fresh);
+    std::size_t done = 0, cut = 0;
+    if (!options.resume.empty()) {
+        // Every run is checked before any is trained: a changed experiment changes nothing.
+        for (std::size_t i = 0; i < total; ++i)
+            states[i] = state_of(c.runs[i / c.seeds.size()][i % c.seeds.size()], run_dir(c, r.dir, i));
+        for (std::size_t i = 0; i < total; ++i) {
+            if (states[i] == RunState::cut) ++cut;
+            if (states[i] != RunState::finished) continue;
+            r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
+            ++done;
+        }
+    }
+    if (!options.quiet) {
+        log << "comparing " << c.variants.size() << " variants x " << c.seeds.size() << " seeds (" << total
+            << " runs) in " << r.dir.string() << "\n";
+        if (!options.resume.empty())
+            log << "resuming: " << done << " runs finished, " << cut << " continue from their last checkpoint, "
+                << total - done - cut << " to run\n";
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const std::size_t done_before = done;
     std::mutex progress;   // guards r.runs, done and the progress lines
-    std::size_t done = 0;
     tbb::task_arena* shared_arena = nullptr;
     // On a terminal, one line redrawn in place: the runs in flight and their epochs.
     std::map<std::size_t, int64_t> running;   // run index -> epochs done
@@ -269,16 +321,21 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             line += "  " + c.variants[i / c.seeds.size()] + " seed " + std::to_string(c.seeds[i % c.seeds.size()]) +
                     " epoch " + std::to_string(e) + "/" + std::to_string(epochs);
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        double progress_runs = double(done);
+        double progress_runs = double(done - done_before);
         for (const auto& [i, e] : running) progress_runs += double(e) / double(epochs);
-        if (progress_runs > 0) line += "  ETA " + human_seconds(elapsed / progress_runs * (double(total) - progress_runs));
+        if (progress_runs > 0)
+            line += "  ETA " + human_seconds(elapsed / progress_runs * (double(total - done_before) - progress_runs));
         log << line << std::flush;
     };
     auto train = [&](std::size_t i) {
+        if (states[i] == RunState::finished) return;
         const std::size_t v = i / c.seeds.size(), s = i % c.seeds.size();
         RunOptions one = options;
-        one.out = r.dir / c.variants[v] / ("seed-" + std::to_string(c.seeds[s]));
+        one.out = run_dir(c, r.dir, i);
         one.resume.clear();
+        // A run killed before its first checkpoint starts again in its own folder.
+        one.overwrite = states[i] == RunState::fresh;
+        if (states[i] == RunState::cut) std::swap(one.out, one.resume);
         one.quiet = true;
         one.arena = shared_arena;
         one.on_epoch = [&, i](const EpochMetrics& m) {
@@ -292,7 +349,7 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             run.result = run_experiment(c.runs[v][s], registry, one, quiet);
         } catch (const std::exception& e) {   // one failed run does not cost the others
             run.error = e.what();
-            run.result.dir = one.out;
+            run.result.dir = run_dir(c, r.dir, i);
         }
         const std::lock_guard lock(progress);
         r.runs[i] = std::move(run);
@@ -304,9 +361,10 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         const std::string what = !r.runs[i].error.empty() ? "FAILED: " + r.runs[i].error
                                  : r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
                                                              : final_line(h.back());
-        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed " << c.seeds[s] << ": " << what << "  ("
-            << human_seconds(elapsed) << ", ETA " << human_seconds(elapsed / double(done) * double(total - done))
-            << ")\n";
+        const double per_run = elapsed / double(done - done_before);
+        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed "
+            << c.seeds[s] << ": " << what << "  (" << human_seconds(elapsed) << ", ETA "
+            << human_seconds(per_run * double(total - done)) << ")\n";
         redraw();
         log << std::flush;
     };
@@ -335,18 +393,19 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         });
     }
     // Accuracy from the test set when the runs have one, else validation, else training.
-    r.accuracy_source = "train";
+    r.accuracy = Metric::train_accuracy;
     for (const auto& run : r.runs) {
         if (run.result.history.empty()) continue;
         const auto& last = run.result.history.back();
-        if (std::isfinite(last.test.accuracy)) r.accuracy_source = "test";
-        else if (std::isfinite(last.validation.accuracy) && r.accuracy_source == "train") r.accuracy_source = "validation";
+        if (std::isfinite(last.test.accuracy)) r.accuracy = Metric::test_accuracy;
+        else if (std::isfinite(last.validation.accuracy) && r.accuracy == Metric::train_accuracy)
+            r.accuracy = Metric::val_accuracy;
     }
     for (const auto& variant : c.variants) {
         std::vector<const ComparisonRun*> runs;
         for (const auto& run : r.runs)
             if (run.variant == variant) runs.push_back(&run);
-        r.stats.push_back(statistics(variant, runs, c.target, r.accuracy_source));
+        r.stats.push_back(statistics(variant, runs, c.target, r.accuracy));
     }
     write_file_atomic(r.dir / "comparison.csv", comparison_csv(c, r));
     write_file_atomic(r.dir / "comparison.json", comparison_json(c, r));

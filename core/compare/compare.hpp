@@ -3,7 +3,7 @@
 // one table, one row per variant, over the seeds.
 #pragma once
 
-#include "model/experiment.hpp"
+#include "model/comparison.hpp"
 #include "train/run.hpp"
 
 #include <filesystem>
@@ -36,7 +36,7 @@ struct VariantStats {
 
 struct ComparisonResult {
     std::filesystem::path dir;
-    std::string accuracy_source;   // "test", "validation" or "train": where the accuracy columns come from
+    Metric accuracy = Metric::train_accuracy;   // the accuracy the table shows: test's, else validation's, else training's
     std::vector<ComparisonRun> runs;
     std::vector<VariantStats> stats;
 };

@@ -47,7 +47,7 @@ std::vector<double> ticks(double lo, double hi) {
 // Mean and band of `value(history[e])` over the runs of one variant, at each epoch
 // every run reached; x is the epoch, or the mean wall time at its end.
 PlotSeries series_of(const std::string& variant, const std::vector<const ComparisonRun*>& runs, bool by_time,
-                     double (*value)(const EpochMetrics&, const std::string&), const std::string& from) {
+                     Metric metric) {
     PlotSeries s{variant, {}, {}, {}, {}};
     std::size_t epochs = SIZE_MAX;
     for (const auto* r : runs) epochs = std::min(epochs, r->result.history.size());
@@ -60,7 +60,7 @@ PlotSeries series_of(const std::string& variant, const std::vector<const Compari
             const EpochMetrics& m = runs[i]->result.history[e];
             clock[i] += m.seconds;
             t += clock[i];
-            const double v = value(m, from);
+            const double v = m.get(metric);
             if (!std::isfinite(v)) continue;
             sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n;
         }
@@ -69,11 +69,6 @@ PlotSeries series_of(const std::string& variant, const std::vector<const Compari
         s.mean.push_back(sum / n), s.low.push_back(lo), s.high.push_back(hi);
     }
     return s;
-}
-
-double train_loss(const EpochMetrics& m, const std::string&) { return m.train.loss; }
-double accuracy(const EpochMetrics& m, const std::string& from) {
-    return from == "test" ? m.test.accuracy : from == "validation" ? m.validation.accuracy : m.train.accuracy;
 }
 
 std::string html_table(const Comparison& c, const ComparisonResult& r) {
@@ -173,14 +168,14 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
         const char* file;
         std::string title, x, y;
         bool by_time;
-        double (*value)(const EpochMetrics&, const std::string&);
+        Metric metric;
     };
-    const std::string acc = r.accuracy_source + " accuracy";
+    const std::string acc = to_string(r.accuracy);
     const std::vector<Chart> charts = {
-        {"loss_vs_epoch.svg", "Training loss", "epoch", "training loss", false, train_loss},
-        {"accuracy_vs_epoch.svg", "Accuracy (" + r.accuracy_source + ")", "epoch", acc, false, accuracy},
-        {"loss_vs_time.svg", "Training loss against wall time", "seconds", "training loss", true, train_loss},
-        {"accuracy_vs_time.svg", "Accuracy (" + r.accuracy_source + ") against wall time", "seconds", acc, true, accuracy},
+        {"loss_vs_epoch.svg", "train_loss", "epoch", "train_loss", false, Metric::train_loss},
+        {"accuracy_vs_epoch.svg", acc, "epoch", acc, false, r.accuracy},
+        {"loss_vs_time.svg", "train_loss against wall time", "seconds", "train_loss", true, Metric::train_loss},
+        {"accuracy_vs_time.svg", acc + " against wall time", "seconds", acc, true, r.accuracy},
     };
     std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape(c.name) +
                        "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
@@ -196,7 +191,7 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
             std::vector<const ComparisonRun*> runs;
             for (const auto& run : r.runs)
                 if (run.variant == variant && !run.result.diverged) runs.push_back(&run);
-            series.push_back(series_of(variant, runs, chart.by_time, chart.value, r.accuracy_source));
+            series.push_back(series_of(variant, runs, chart.by_time, chart.metric));
         }
         const std::string svg = svg_line_chart(chart.title, chart.x, chart.y, series);
         write_file_atomic(r.dir / chart.file, svg);
@@ -221,7 +216,7 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
                 for (const auto& run : r.runs) {
                     if (run.variant != c.variants[sweep.variants[i]] || run.result.diverged || run.result.history.empty())
                         continue;
-                    const double v = accuracy(run.result.history.back(), r.accuracy_source);
+                    const double v = run.result.history.back().get(r.accuracy);
                     if (!std::isfinite(v)) continue;
                     sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n;
                 }

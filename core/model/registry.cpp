@@ -21,6 +21,14 @@ std::string plugin_error(const fs::path& path, const std::string& what) {
 
 std::string plural(Kind kind) { return kind == Kind::loss ? "losses" : std::string(to_string(kind)) + "s"; }
 
+// The *.so files in a folder, sorted by name so the loading order is the same everywhere.
+std::vector<fs::path> library_files(const fs::path& dir) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir))
+        if (entry.path().extension() == ".so" && !fs::is_directory(entry.path())) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
 
 }  // namespace
 
@@ -97,11 +105,7 @@ void Registry::load_path(const fs::path& path) {
         load_library(path);
         return;
     }
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(path))
-        if (entry.path().extension() == ".so" && !fs::is_directory(entry.path())) files.push_back(entry.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) load_library(f);
+    for (const auto& f : library_files(path)) load_library(f);
 }
 
 void Registry::load_default_paths() {
@@ -109,19 +113,35 @@ void Registry::load_default_paths() {
     if (!fs::is_directory(builtin))
         throw Error("the built-in plugin folder " + builtin.string() + " is missing: rebuild or reinstall Backplane");
     load_path(builtin);
-    if (const char* env = std::getenv("BACKPLANE_PLUGIN_PATH")) {
-        std::string list = env;
-        for (std::size_t start = 0; start <= list.size();) {
-            const std::size_t end = std::min(list.find(':', start), list.size());
-            const std::string entry = list.substr(start, end - start);
-            if (!entry.empty()) {
-                if (!fs::exists(entry))
-                    throw Error("BACKPLANE_PLUGIN_PATH names " + entry + ", which does not exist");
-                load_path(entry);
+    const char* env = std::getenv("BACKPLANE_PLUGIN_PATH");
+    if (!env) return;
+    const std::string list = env;
+    for (std::size_t start = 0; start <= list.size();) {
+        const std::size_t end = std::min(list.find(':', start), list.size());
+        const fs::path entry = list.substr(start, end - start);
+        start = end + 1;
+        if (entry.empty()) continue;
+        if (!fs::exists(entry)) {
+            skipped_.push_back("BACKPLANE_PLUGIN_PATH names " + entry.string() + ", which does not exist");
+            continue;
+        }
+        std::vector<fs::path> files = {entry};
+        if (fs::is_directory(entry)) files = library_files(entry);
+        for (const auto& f : files) {
+            try {
+                load_library(f);
+            } catch (const Error& e) {
+                skipped_.push_back(std::string(e.what()) + " (skipped: it is on BACKPLANE_PLUGIN_PATH)");
             }
-            start = end + 1;
         }
     }
+}
+
+std::string Registry::plugin_hint() const {
+    std::string hint = "; a plugin's components need its library in the experiment's plugins: list or in "
+                       "BACKPLANE_PLUGIN_PATH";
+    if (!skipped_.empty()) hint += " (not loaded: " + join(skipped_, "; ") + ")";
+    return hint;
 }
 
 const RegisteredComponent* Registry::find(Kind kind, const std::string& name) const {
@@ -133,8 +153,10 @@ const RegisteredComponent* Registry::find(Kind kind, const std::string& name) co
 const RegisteredComponent& Registry::get(Kind kind, const std::string& name) const {
     if (auto* c = find(kind, name)) return *c;
     const auto known = names(kind);
-    throw Error(std::string("unknown ") + to_string(kind) + " '" + name + "'" + did_you_mean(name, known) +
-                "; known " + plural(kind) + ": " + join(known));
+    // No near name: more likely a plugin that is not loaded than a typo.
+    const std::string suggestion = did_you_mean(name, known);
+    throw Error(std::string("unknown ") + to_string(kind) + " '" + name + "'" + suggestion + "; known " + plural(kind) +
+                ": " + join(known) + (suggestion.empty() ? plugin_hint() : ""));
 }
 
 std::vector<std::string> Registry::names(Kind kind) const {

@@ -37,8 +37,16 @@ public:
     std::shared_ptr<const PluginLibrary> load_library(const std::filesystem::path& path);
     // Loads every *.so in a directory (sorted by name), or the file itself.
     void load_path(const std::filesystem::path& path);
-    // The built-in plugin folder next to the executable, then $BACKPLANE_PLUGIN_PATH.
+    // The built-in plugin folder next to the executable (which must load whole), then
+    // $BACKPLANE_PLUGIN_PATH. A library there that fails to load, or an entry that
+    // does not exist, is skipped and recorded in skipped(): one stale library must not
+    // stop every command.
     void load_default_paths();
+    // "what: why" for each skipped library or entry, for the command to warn about.
+    const std::vector<std::string>& skipped() const { return skipped_; }
+    // Appended to "unknown component" messages: where components come from, and which
+    // libraries were skipped (one of them may have held it).
+    std::string plugin_hint() const;
 
     const RegisteredComponent* find(Kind kind, const std::string& name) const;
     // Like find, but throws "unknown <kind> 'x' (known: a, b, c)", with a suggestion.
@@ -56,6 +64,7 @@ public:
 
 private:
     std::vector<std::shared_ptr<const PluginLibrary>> libraries_;
+    std::vector<std::string> skipped_;
     std::map<std::string, RegisteredComponent> by_kind_[std::size(kinds)];
 };
 

@@ -22,6 +22,28 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
     return row[b.size()];
 }
 
+std::vector<std::string> parts(const std::string& name) {
+    std::vector<std::string> out(1);
+    for (char c : name) {
+        if (c == '_') out.emplace_back();
+        else out.back() += c;
+    }
+    return out;
+}
+
+// "validation_loss" and "val_loss", "test_acc" and "test_accuracy": the same words,
+// one of each pair a prefix of the other.
+bool abbreviates(const std::string& a, const std::string& b) {
+    const auto pa = parts(a), pb = parts(b);
+    if (pa.size() != pb.size() || pa.size() < 2) return false;
+    for (std::size_t i = 0; i < pa.size(); ++i) {
+        const auto& shorter = pa[i].size() < pb[i].size() ? pa[i] : pb[i];
+        const auto& longer = pa[i].size() < pb[i].size() ? pb[i] : pa[i];
+        if (shorter.empty() || longer.compare(0, shorter.size(), shorter) != 0) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -29,6 +51,8 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
     if (word.size() >= 3)
         for (const auto& c : candidates)
             if (c.find(word) != std::string::npos || word.find(c) != std::string::npos) return c;
+    for (const auto& c : candidates)
+        if (abbreviates(word, c)) return c;
     std::string best;
     std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;  // at most a third changed
     for (const auto& c : candidates) {

@@ -248,10 +248,14 @@ CheckOutcome check_rates(const Registry& registry, const std::string& name) {
     for (int64_t epochs : {1, 7, 100})
         for (int64_t e = 1; e <= epochs; ++e) {
             // A history of steadily improving results, as a schedule that watches them may need.
-            std::vector<EpochResult> history;
+            std::vector<EpochMetrics> history;
             for (int64_t k = 1; k < e; ++k) {
                 const double loss = 1.0 / double(k), accuracy = 1.0 - loss / 2;
-                history.push_back({loss, accuracy, loss, accuracy, loss, accuracy, 0.1});
+                EpochMetrics m;
+                m.epoch = k;
+                m.learning_rate = 0.1;
+                m.train = m.validation = m.test = {loss, accuracy};
+                history.push_back(m);
             }
             const double lr = schedule->learning_rate(0.1, e, epochs, history);
             if (!std::isfinite(lr) || lr < 0)

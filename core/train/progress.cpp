@@ -1,27 +1,12 @@
 #include "train/progress.hpp"
 
+#include "text/format.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <ostream>
 
 namespace bp {
-
-std::string human_count(double v) {
-    char buf[32];
-    if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-    else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-    else std::snprintf(buf, sizeof buf, "%.0f", v);
-    return buf;
-}
-
-std::string human_seconds(double s) {
-    char buf[32];
-    if (!std::isfinite(s)) return "?";
-    if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", std::ceil(s));
-    else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-    else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
-    return buf;
-}
 
 ProgressPrinter::ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs)
     : out_(out), in_place_(in_place), epochs_(epochs) {}

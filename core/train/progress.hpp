@@ -28,9 +28,4 @@ private:
     std::chrono::steady_clock::time_point last_draw_{};
 };
 
-// "12.3k"
-std::string human_count(double v);
-// "1m12s"
-std::string human_seconds(double s);
-
 }  // namespace bp

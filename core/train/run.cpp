@@ -5,6 +5,8 @@
 #include "train/run_files.hpp"
 #include "text/suggest.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <limits>
 #include <cmath>
@@ -72,12 +74,14 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     }
     // The schedule sees, once, which metrics this run will measure (0) and which not
     // (NaN): one that watches a missing metric fails now, not after the first epoch.
-    const double nan = std::numeric_limits<double>::quiet_NaN();
     const bool accuracy = p.loss->count_correct(Matrix::Zero(1, p.network->output().size()),
                                                 Matrix::Zero(1, p.data.target.columns)) >= 0;
     const bool validation = p.validation.x.rows() > 0, test = p.data.test.has_value();
-    const EpochResult probe{0, accuracy ? 0 : nan, validation ? 0 : nan, validation && accuracy ? 0 : nan,
-                            test ? 0 : nan, test && accuracy ? 0 : nan, 0};
+    EpochMetrics probe;
+    probe.epoch = 1;
+    probe.train = {0, accuracy ? 0 : no_value};
+    if (validation) probe.validation = {0, accuracy ? 0 : no_value};
+    if (test) probe.test = {0, accuracy ? 0 : no_value};
     try {
         p.schedule->learning_rate(1.0, 2, 2, std::span(&probe, 1));
     } catch (const Error& err) {
@@ -90,13 +94,10 @@ double scheduled_rate(const Experiment& e, const Schedule& schedule, double base
                       const std::vector<EpochMetrics>& history) {
     if (epoch <= e.warmup) return base * double(epoch) / double(e.warmup + 1);
     // After warmup the schedule runs over the remaining epochs, and sees only their results.
-    std::vector<EpochResult> results;
-    for (std::size_t i = std::size_t(e.warmup); i < history.size() && int64_t(i) < epoch - 1; ++i) {
-        const EpochMetrics& m = history[i];
-        results.push_back({m.train.loss, m.train.accuracy, m.validation.loss, m.validation.accuracy, m.test.loss,
-                           m.test.accuracy, m.learning_rate});
-    }
-    return schedule.learning_rate(base, epoch - e.warmup, e.train.epochs - e.warmup, results);
+    const std::size_t first = std::min(history.size(), std::size_t(e.warmup));
+    const std::size_t last = std::min(history.size(), std::size_t(epoch - 1));
+    return schedule.learning_rate(base, epoch - e.warmup, e.train.epochs - e.warmup,
+                                  std::span(history).subspan(first, last - first));
 }
 
 namespace {
@@ -115,7 +116,7 @@ Checkpoint capture(const Experiment& e, const Network& net, const Optimizer& opt
                   {"epoch", std::to_string(history.empty() ? 0 : history.back().epoch)},
                   {"config", to_yaml(e)},
                   {"experiment_dir", e.file.parent_path().string()},
-                  {"history", history_json(history)}};
+                  {"history", history_json(history).dump()}};
     return c;
 }
 
@@ -163,11 +164,40 @@ bool outputs_classes(const Network& net, const TargetInfo& t) {
     return t.classes > 0 && (width == t.classes || (width == 1 && t.classes == 2));
 }
 
-// Lower is better for losses, higher for accuracies.
-double best_score(const std::string& metric, const EpochMetrics& m) {
-    const auto& e = metric.rfind("train", 0) == 0 ? m.train : metric.rfind("val", 0) == 0 ? m.validation : m.test;
-    const bool loss = metric.find("loss") != std::string::npos;
-    return loss ? e.loss : -e.accuracy;
+// Lower is better, whatever the metric.
+double best_score(Metric metric, const EpochMetrics& m) {
+    return lower_is_better(metric) ? m.get(metric) : -m.get(metric);
+}
+
+// The metric checkpoints/best.safetensors and train.patience follow.
+Metric best_metric(const Experiment& e, const PreparedRun& p) {
+    if (e.train.best_metric == "auto") return p.validation.x.rows() > 0 ? Metric::val_loss : Metric::train_loss;
+    const Metric m = *metric_named(e.train.best_metric);
+    if ((m == Metric::val_loss || m == Metric::val_accuracy) && p.validation.x.rows() == 0)
+        throw Error(e.file.string() + ": train.best_metric is " + to_string(m) +
+                    ", but the run has no validation split (set data.validation_split)");
+    if ((m == Metric::test_loss || m == Metric::test_accuracy) && !p.data.test)
+        throw Error(e.file.string() + ": train.best_metric is " + to_string(m) + ", but the run has no test set");
+    return m;
+}
+
+// A run folder is continued only by the experiment that made it: another one would
+// mix two computations in one history and leave a config.yaml that reruns to other
+// bits. The length and the threads may change; neither changes what an epoch computes.
+void check_same_experiment(const Checkpoint& c, const fs::path& file, const Experiment& e) {
+    std::vector<std::string> all;
+    try {
+        all = experiment_changes(c.metadata.at("config"), to_yaml(e));
+    } catch (const YAML::Exception& err) {
+        throw Error("checkpoint " + file.string() + ": its config is not readable YAML (" + err.what() + ")");
+    }
+    std::vector<std::string> changes;
+    for (const auto& change : all)
+        if (change.rfind("train.epochs:", 0) != 0 && change.rfind("train.threads:", 0) != 0) changes.push_back(change);
+    if (!changes.empty())
+        throw Error("the run in " + file.parent_path().parent_path().string() +
+                    " was made by another experiment: " + join(changes, "; ") +
+                    "; resume it with the experiment it was made with (its config.yaml), or start a new run");
 }
 
 }  // namespace
@@ -180,12 +210,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
     PreparedRun p = prepare_run(e, registry);
-    const std::string best_metric = e.train.best_metric != "auto" ? e.train.best_metric
-                                    : p.validation.x.rows() > 0   ? "val_loss"
-                                                                  : "train_loss";
-    if ((best_metric.rfind("val", 0) == 0 && p.validation.x.rows() == 0) || (best_metric.rfind("test", 0) == 0 && !p.data.test))
-        throw Error(e.file.string() + ": train.best_metric is " + best_metric + ", but the run has no " +
-                    (best_metric[0] == 'v' ? "validation split (set data.validation_split)" : "test set"));
+    const Metric best_by = best_metric(e, p);
     // A batch is never larger than the data: buffers are sized for one.
     TrainConfig config = e.train;
     config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
@@ -196,9 +221,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     if (!options.resume.empty()) {
         const fs::path file = checkpoint_file(options.resume);
         const Checkpoint c = load_checkpoint(file);
+        if (c.metadata.count("config")) check_same_experiment(c, file, e);
         restore(c, file.string(), *p.network, *p.optimizer);
         try {
-            result.history = parse_history_json(c.metadata.at("history"));
+            result.history = parse_history_json(nlohmann::json::parse(c.metadata.at("history")));
         } catch (const std::exception& err) {
             throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
         }
@@ -207,6 +233,11 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         result.dir = new_run_dir(options.runs_root, e.name);
     } else {
         result.dir = options.out;
+        if (holds_results(result.dir) && !options.overwrite)
+            throw Error("the run folder " + result.dir.string() + " already holds results; continue that run with "
+                        "--resume " + result.dir.string() + ", choose another --out, or pass --overwrite to replace "
+                        "them");
+        if (options.overwrite) remove_results(result.dir);
     }
     std::error_code ec;
     fs::create_directories(result.dir / "checkpoints", ec);
@@ -224,13 +255,22 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     double best = std::numeric_limits<double>::infinity();
     int64_t best_epoch = 0;   // for train.patience
     for (const auto& m : result.history)
-        if (const double score = best_score(best_metric, m); score < best) best = score, best_epoch = m.epoch;
+        if (const double score = best_score(best_by, m); score < best) best = score, best_epoch = m.epoch;
     bool stopped_early = false;
 
     ProgressPrinter progress(log, options.terminal, e.train.epochs);
     const double base_lr = p.optimizer->learning_rate();
     const int64_t first_epoch = result.history.empty() ? 1 : result.history.back().epoch + 1;
     for (int64_t epoch = first_epoch; epoch <= e.train.epochs; ++epoch) {
+        // Before the next epoch rather than after the last, so that a run resumed after
+        // it stopped early stops again instead of training on.
+        if (e.train.patience > 0 && epoch - 1 - best_epoch >= e.train.patience) {
+            stopped_early = true;
+            if (!options.quiet)
+                log << "stopping early: " << to_string(best_by) << " has not improved for " << e.train.patience
+                    << " epochs (best at epoch " << best_epoch << ")\n";
+            break;
+        }
         auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
                                      : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
@@ -252,7 +292,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         // last: what --resume continues from; best by the chosen metric; every N epochs.
         const Checkpoint c = capture(e, *p.network, *p.optimizer, result.history);
         save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
-        if (const double score = best_score(best_metric, m); score < best) {
+        if (const double score = best_score(best_by, m); score < best) {
             best = score;
             best_epoch = epoch;
             save_checkpoint(result.dir / "checkpoints" / "best.safetensors", c);
@@ -263,13 +303,6 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             save_checkpoint(result.dir / "checkpoints" / name, c);
         }
         if (epoch == options.stop_after) break;
-        if (e.train.patience > 0 && epoch - best_epoch >= e.train.patience && epoch < e.train.epochs) {
-            stopped_early = true;
-            if (!options.quiet)
-                log << "stopping early: " << best_metric << " has not improved for " << e.train.patience
-                    << " epochs (best at epoch " << best_epoch << ")\n";
-            break;
-        }
     }
 
     std::vector<const Matrix*> tensors;
@@ -278,6 +311,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         result.weights.push_back(*param.value);
     }
     result.fingerprint = fingerprint(tensors);
+    result.threads_used = trainer.threads_used();
 
     RunSummary s;
     s.name = e.name;
@@ -310,7 +344,7 @@ EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<st
     if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
     restore(c, file.string(), *p.network, *p.optimizer);
     Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed);
-    r.epoch = parse_history_json(c.metadata.at("history")).size();
+    r.epoch = parse_history_json(nlohmann::json::parse(c.metadata.at("history"))).size();
     r.test = trainer.evaluate(*p.data.test);
     if (outputs_classes(*p.network, p.data.target)) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     return r;

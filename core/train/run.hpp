@@ -35,6 +35,7 @@ struct RunOptions {
     std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>
     std::filesystem::path resume;              // a run folder (or checkpoint) to continue; it is the run folder
     std::filesystem::path runs_root = "runs";
+    bool overwrite = false;                    // `out` may hold results: replace them (else refused)
     bool quiet = false;
     bool terminal = false;                     // redraw progress in place
     int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
@@ -48,6 +49,7 @@ struct RunResult {
     bool diverged = false;
     std::vector<Matrix> weights;               // final parameters, in order
     std::string fingerprint;
+    int threads_used = 0;                      // threads that ran training shards in this process
 };
 
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,

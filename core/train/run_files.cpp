@@ -1,80 +1,126 @@
 #include "train/run_files.hpp"
 
+#include "text/format.hpp"
+
 #include <backplane/error.hpp>
 #include <backplane/random.hpp>
 #include <backplane/version.hpp>
 
-#include <nlohmann/json.hpp>
-
-#include <cmath>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <fstream>
 #include <functional>
-#include <thread>
+#include <sstream>
 #include <sys/resource.h>
+#include <thread>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
 
 namespace bp {
 
+namespace {
+
+// write(2) until done; false with errno set on failure.
+bool write_all(int fd, const std::string& content) {
+    const char* p = content.data();
+    std::size_t left = content.size();
+    while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        p += n;
+        left -= std::size_t(n);
+    }
+    return true;
+}
+
+}  // namespace
+
 void write_file_atomic(const fs::path& path, const std::string& content) {
     // Unique per process and thread: concurrent comparison runs write at once.
     const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." +
                          std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << content;
-        out.flush();
-        if (!out) {
-            std::error_code ec;
-            fs::remove(tmp, ec);
-            throw Error("cannot write " + path.string() + " (disk full or no permission?)");
-        }
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
+    // fsync: after a crash of the machine the rename must not point at missing data.
+    const bool written = write_all(fd, content) && ::fsync(fd) == 0;
+    const int saved = errno;
+    ::close(fd);
+    if (!written) {
+        ::unlink(tmp.c_str());
+        throw Error("cannot write " + path.string() + ": " + std::strerror(saved) + " (the previous version, if any, is kept)");
     }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message());
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + std::strerror(err));
+    }
 }
 
 fs::path new_run_dir(const fs::path& root, const std::string& name) {
     char stamp[32];
     const std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-    const fs::path base = root / name / stamp;
-    fs::path dir = base;
+    std::tm local{};
+    localtime_r(&now, &local);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
     std::error_code ec;
-    for (int n = 2; fs::exists(dir); ++n) dir = base.string() + "-" + std::to_string(n);
-    fs::create_directories(dir, ec);
-    if (ec) throw Error("cannot create the run folder " + dir.string() + ": " + ec.message());
-    return dir;
+    fs::create_directories(root / name, ec);
+    if (ec) throw Error("cannot create the run folder " + (root / name).string() + ": " + ec.message());
+    // create_directory is mkdir: it succeeds for one caller only, so a folder is
+    // never shared by two runs started in the same second.
+    const fs::path base = root / name / stamp;
+    for (int n = 1;; ++n) {
+        const fs::path dir = n == 1 ? base : fs::path(base.string() + "-" + std::to_string(n));
+        if (fs::create_directory(dir, ec)) return dir;
+        if (ec) throw Error("cannot create the run folder " + dir.string() + ": " + ec.message());
+    }
 }
 
-namespace {
-
-// Empty for NaN, so pandas reads a missing value.
-std::string cell(double v) {
-    if (std::isnan(v)) return "";
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
+bool holds_results(const fs::path& dir) {
+    std::error_code ec;
+    return fs::is_directory(dir, ec) && !fs::is_empty(dir, ec);
 }
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-}  // namespace
+void remove_results(const fs::path& dir) {
+    if (!fs::is_directory(dir)) return;
+    const auto is_result = [](const fs::path& p) {
+        const std::string name = p.filename().string(), ext = p.extension().string();
+        return name == "config.yaml" || name == "metrics.csv" || name == "summary.json" || name == "checkpoints" ||
+               name == "report.html" || name.rfind("comparison.", 0) == 0 || ext == ".svg";
+    };
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        const fs::path p = entry.path();
+        if (is_result(p)) {
+            fs::remove_all(p);
+        } else if (entry.is_directory()) {
+            // A comparison's variant folders hold run folders: seed-N/.
+            for (const auto& run : fs::directory_iterator(p))
+                if (run.is_directory() && run.path().filename().string().rfind("seed-", 0) == 0) fs::remove_all(run.path());
+            if (fs::is_empty(p)) fs::remove(p);
+        }
+    }
+}
 
 std::string metrics_csv(const std::vector<EpochMetrics>& history) {
-    std::string out =
-        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second,"
-        "lr\n";
-    for (const auto& m : history) {
-        out += std::to_string(m.epoch) + "," + cell(m.train.loss) + "," + cell(m.train.accuracy) + "," +
-               cell(m.validation.loss) + "," + cell(m.validation.accuracy) + "," + cell(m.test.loss) + "," +
-               cell(m.test.accuracy) + "," + cell(m.seconds) + "," +
-               cell(m.samples_per_second()) + "," + cell(m.learning_rate) + "\n";
+    std::string out = "epoch";
+    for (Metric m : all_metrics) out += std::string(",") + to_string(m);
+    out += ",seconds,samples_per_second,lr\n";
+    for (const auto& e : history) {
+        out += std::to_string(e.epoch);
+        for (Metric m : all_metrics) out += "," + csv_number(e.get(m));
+        out += "," + csv_number(e.seconds) + "," + csv_number(e.samples_per_second()) + "," + csv_number(e.learning_rate) +
+               "\n";
     }
     return out;
+}
+
+double samples_per_second(const std::vector<EpochMetrics>& history) {
+    double samples = 0, seconds = 0;
+    for (const auto& m : history) samples += double(m.samples), seconds += m.train_seconds;
+    return seconds > 0 ? samples / seconds : std::numeric_limits<double>::quiet_NaN();
 }
 
 std::string summary_json(const RunSummary& s) {
@@ -85,16 +131,9 @@ std::string summary_json(const RunSummary& s) {
     j["parameters"] = s.parameters;
     j["status"] = s.status;
     j["epochs"] = s.history.size();
-    double train_seconds = 0, samples = 0;
-    for (const auto& m : s.history) train_seconds += m.train_seconds, samples += double(m.samples);
     const EpochMetrics last = s.history.empty() ? EpochMetrics{} : s.history.back();
-    j["final"] = {{"train_loss", number(last.train.loss)},
-                  {"train_accuracy", number(last.train.accuracy)},
-                  {"val_loss", number(last.validation.loss)},
-                  {"val_accuracy", number(last.validation.accuracy)},
-                  {"test_loss", number(last.test.loss)},
-                  {"test_accuracy", number(last.test.accuracy)}};
-    j["samples_per_second"] = number(train_seconds > 0 ? samples / train_seconds : no_value);
+    for (Metric m : all_metrics) j["final"][to_string(m)] = json_number(last.get(m));
+    j["samples_per_second"] = json_number(samples_per_second(s.history));
     j["wall_seconds"] = s.wall_seconds;
     j["peak_rss_mib"] = s.peak_rss_mib;
     // A run's bits belong to its build: the version and what the layers' products ran on.
@@ -105,41 +144,68 @@ std::string summary_json(const RunSummary& s) {
         nlohmann::json per_class = nlohmann::json::array(), rows = nlohmann::json::array();
         for (Eigen::Index c = 0; c < s.confusion.rows(); ++c) {
             const int total = s.confusion.row(c).sum();
-            per_class.push_back(number(total ? double(s.confusion(c, c)) / total : no_value));
+            per_class.push_back(json_number(total ? double(s.confusion(c, c)) / total : std::nan("")));
             std::vector<int> row;
             for (Eigen::Index p = 0; p < s.confusion.cols(); ++p) row.push_back(s.confusion(c, p));
             rows.push_back(row);
         }
         j["test"] = {{"per_class_accuracy", per_class}, {"confusion_matrix", rows}};
     }
+    j["history"] = history_json(s.history);
     return j.dump(2) + "\n";
+}
+
+RunSummary read_summary(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in) throw Error("cannot open " + file.string());
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+        const auto j = nlohmann::json::parse(text.str());
+        RunSummary s;
+        s.name = j.at("name");
+        s.seed = j.at("seed");
+        s.threads = j.at("threads");
+        s.parameters = j.at("parameters");
+        s.status = j.at("status");
+        s.wall_seconds = j.at("wall_seconds");
+        s.peak_rss_mib = j.at("peak_rss_mib");
+        s.weights_fingerprint = j.at("weights_fingerprint");
+        s.history = parse_history_json(j.at("history"));
+        return s;
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(file.string() + " is not a summary this Backplane wrote (" + e.what() + ")");
+    }
 }
 
 namespace {
 
-nlohmann::json evaluation_json(const Evaluation& e) { return {{"loss", number(e.loss)}, {"accuracy", number(e.accuracy)}}; }
+nlohmann::json evaluation_json(const Evaluation& e) {
+    return {{"loss", json_number(e.loss)}, {"accuracy", json_number(e.accuracy)}};
+}
+
+double number_or_nan(const nlohmann::json& j) { return j.is_null() ? std::nan("") : j.get<double>(); }
 
 Evaluation evaluation_from(const nlohmann::json& j) {
-    auto get = [&](const char* k) { return j.at(k).is_null() ? no_value : j.at(k).get<double>(); };
-    return {get("loss"), get("accuracy")};
+    return {number_or_nan(j.at("loss")), number_or_nan(j.at("accuracy"))};
 }
 
 }  // namespace
 
-std::string history_json(const std::vector<EpochMetrics>& history) {
+nlohmann::json history_json(const std::vector<EpochMetrics>& history) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& m : history) {
         out.push_back({{"epoch", m.epoch}, {"train", evaluation_json(m.train)},
                        {"validation", evaluation_json(m.validation)}, {"test", evaluation_json(m.test)},
                        {"seconds", m.seconds}, {"train_seconds", m.train_seconds}, {"samples", m.samples},
-                       {"diverged", m.diverged}, {"learning_rate", number(m.learning_rate)}});
+                       {"diverged", m.diverged}, {"learning_rate", json_number(m.learning_rate)}});
     }
-    return out.dump();
+    return out;
 }
 
-std::vector<EpochMetrics> parse_history_json(const std::string& json) {
+std::vector<EpochMetrics> parse_history_json(const nlohmann::json& json) {
     std::vector<EpochMetrics> out;
-    for (const auto& j : nlohmann::json::parse(json)) {
+    for (const auto& j : json) {
         EpochMetrics m;
         m.epoch = j.at("epoch");
         m.train = evaluation_from(j.at("train"));
@@ -149,19 +215,16 @@ std::vector<EpochMetrics> parse_history_json(const std::string& json) {
         m.train_seconds = j.at("train_seconds");
         m.samples = j.at("samples");
         m.diverged = j.at("diverged");
-        const auto lr = j.value("learning_rate", nlohmann::json());   // absent before schedules existed
-        m.learning_rate = lr.is_null() ? no_value : lr.get<double>();
+        m.learning_rate = number_or_nan(j.at("learning_rate"));
         out.push_back(m);
     }
     return out;
 }
 
 std::string fingerprint(const std::vector<const Matrix*>& tensors) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const Matrix* t : tensors) {
-        const auto* bytes = reinterpret_cast<const unsigned char*>(t->data());
-        for (std::size_t i = 0; i < std::size_t(t->size()) * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-    }
+    uint64_t h = fnv1a({});
+    for (const Matrix* t : tensors)
+        h = fnv1a({reinterpret_cast<const char*>(t->data()), std::size_t(t->size()) * sizeof(float)}, h);
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return buf;

@@ -4,28 +4,42 @@
 #include "model/experiment.hpp"
 #include "train/trainer.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
 namespace bp {
 
-// Writes `content` to a temporary file beside `path`, then renames it over `path`:
-// a reader (or a killed run) never sees half a file.
+// Writes `content` to a temporary file beside `path`, flushes it to the disk, then
+// renames it over `path`: a reader, a killed run or a full disk never leaves half a
+// file, and the old file stays until the new one is whole. Throws bp::Error naming
+// the file and the system's reason (disk full, file too large, no permission).
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 
-// runs/<name>/<YYYYmmdd-HHMMSS>[-N]/ under `root`, created; never an existing folder.
+// runs/<name>/<YYYYmmdd-HHMMSS>[-N]/ under `root`, created by this call and by no
+// other: concurrent runs of one experiment each get their own.
 std::filesystem::path new_run_dir(const std::filesystem::path& root, const std::string& name);
 
-// epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,samples_per_second,lr
+// True when `dir` exists and holds anything: a run writing there could destroy results.
+bool holds_results(const std::filesystem::path& dir);
+// Removes what a run or a comparison writes in `dir` (its files, checkpoints, run
+// folders and charts) and nothing else, for `run --overwrite`.
+void remove_results(const std::filesystem::path& dir);
+
+// epoch, the six metrics (metrics.hpp), seconds, samples_per_second, lr
 std::string metrics_csv(const std::vector<EpochMetrics>& history);
+
+// Training samples per second of training time over the whole history.
+double samples_per_second(const std::vector<EpochMetrics>& history);
 
 struct RunSummary {
     std::string name;
     uint64_t seed = 0;
     int threads = 0;
     int64_t parameters = 0;
-    std::string status;   // "completed" or "diverged"
+    std::string status;   // "completed", "diverged", "stopped early" or "stopped"
     std::vector<EpochMetrics> history;
     double wall_seconds = 0;
     double peak_rss_mib = 0;           // the process's peak resident memory so far
@@ -33,12 +47,15 @@ struct RunSummary {
     Eigen::MatrixXi confusion;         // test set, (true, predicted); empty without one
 };
 
+// summary.json; its "history" is every epoch's metrics, exact (history_json).
 std::string summary_json(const RunSummary& s);
+// Reads back what summary_json wrote (confusion aside). Throws bp::Error naming the file.
+RunSummary read_summary(const std::filesystem::path& file);
 
-// The per-epoch metrics as JSON, and back (for checkpoints: a resumed run's
-// metrics.csv continues the history exactly).
-std::string history_json(const std::vector<EpochMetrics>& history);
-std::vector<EpochMetrics> parse_history_json(const std::string& json);
+// The per-epoch metrics as JSON, and back, exactly: a resumed run's files continue
+// the history bit for bit.
+nlohmann::json history_json(const std::vector<EpochMetrics>& history);
+std::vector<EpochMetrics> parse_history_json(const nlohmann::json& json);
 
 // 16 hex digits identifying the exact bits of the weights.
 std::string fingerprint(const std::vector<const Matrix*>& tensors);

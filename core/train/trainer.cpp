@@ -3,6 +3,7 @@
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -70,9 +71,28 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
 
 Trainer::~Trainer() = default;
 
+int Trainer::threads_used() const { return std::popcount(slots_used_.load()); }
+
+namespace {
+
+// 0..n-1, in the order of a Fisher-Yates shuffle drawn from `shuffle` when there is one.
+std::vector<int64_t> permutation(int64_t n, const Random* shuffle) {
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    if (shuffle)
+        for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle->below(i, uint64_t(i) + 1)]);
+    return order;
+}
+
+}  // namespace
+
 void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
                         float scale, const StepContext& base, bool training) {
     if (s.y.cols() != data.y.cols()) s.y.resize(s.x.rows(), data.y.cols());  // once: targets' width
+    if (training) {
+        const int slot = tbb::this_task_arena::current_thread_index();
+        if (slot >= 0 && slot < 64) slots_used_.fetch_or(uint64_t(1) << slot, std::memory_order_relaxed);
+    }
     for (int64_t r = 0; r < n; ++r) {
         const int64_t src = order.empty() ? first + r : order[first + r];
         s.x.row(r) = data.x.row(src);
@@ -120,12 +140,8 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     const int64_t samples = train.x.rows();
 
     // Fisher-Yates from the counter-based stream of this epoch.
-    std::vector<int64_t> order(samples);
-    std::iota(order.begin(), order.end(), 0);
-    if (config_.shuffle) {
-        const Random shuffle = random_.derive("shuffle").derive(uint64_t(epoch));
-        for (int64_t i = samples - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i, uint64_t(i) + 1)]);
-    }
+    const Random shuffle = random_.derive("shuffle").derive(uint64_t(epoch));
+    const std::vector<int64_t> order = permutation(samples, config_.shuffle ? &shuffle : nullptr);
 
     EpochMetrics m;
     m.epoch = epoch;
@@ -223,10 +239,8 @@ Split split_validation(Split& train, double fraction, uint64_t seed) {
     const int64_t total = train.x.rows();
     const int64_t held = int64_t(std::floor(fraction * double(total)));
     if (held <= 0) return {Matrix(0, train.x.cols()), Matrix(0, train.y.cols())};
-    std::vector<int64_t> order(total);
-    std::iota(order.begin(), order.end(), 0);
     const Random r = Random(seed).derive("validation_split");
-    for (int64_t i = total - 1; i > 0; --i) std::swap(order[i], order[r.below(i, uint64_t(i) + 1)]);
+    const std::vector<int64_t> order = permutation(total, &r);
     Split kept{Matrix(total - held, train.x.cols()), Matrix(total - held, train.y.cols())};
     Split val{Matrix(held, train.x.cols()), Matrix(held, train.y.cols())};
     for (int64_t i = 0; i < total; ++i) {

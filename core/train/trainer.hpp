@@ -10,11 +10,14 @@
 #include "model/experiment.hpp"
 #include "model/network.hpp"
 
+#include <backplane/metrics.hpp>
+
 #include <backplane/components.hpp>
 
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
+#include <atomic>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -24,25 +27,6 @@
 namespace bp {
 
 constexpr double no_value = std::numeric_limits<double>::quiet_NaN();
-
-// Mean loss and accuracy over a data set (accuracy NaN when the loss has none).
-struct Evaluation {
-    double loss = no_value;
-    double accuracy = no_value;
-};
-
-struct EpochMetrics {
-    int64_t epoch = 0;           // 1-based
-    double learning_rate = no_value;   // the schedule's rate for this epoch
-    Evaluation train;            // averaged over the epoch's steps, as the weights moved
-    Evaluation validation;       // after the epoch; NaN without a validation split
-    Evaluation test;             // after the epoch; NaN without a test set
-    double seconds = 0;          // the whole epoch, evaluations included
-    double train_seconds = 0;    // the training steps alone
-    int64_t samples = 0;         // training samples seen
-    double samples_per_second() const { return double(samples) / train_seconds; }
-    bool diverged = false;       // the loss became NaN or infinite
-};
 
 // After each step: where the epoch is.
 struct StepProgress {
@@ -70,6 +54,9 @@ public:
     // output > 0 for a single logit.
     Eigen::MatrixXi confusion(const Split& data, int64_t classes);
     int threads() const { return threads_; }
+    // How many of the arena's threads have run a training shard so far: the
+    // determinism checks need to know that more than one did.
+    int threads_used() const;
 
 private:
     struct Shard;
@@ -106,6 +93,7 @@ private:
     std::vector<std::vector<Workspace*>> shard_workspaces_;           // [layer][shard], for end_step
     std::vector<std::string> parameter_names_;
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
+    std::atomic<uint64_t> slots_used_{0};            // bit i: arena slot i ran a training shard
 };
 
 // Moves a seeded random `fraction` of `train` into the returned validation split.

@@ -11,7 +11,7 @@
 namespace {
 
 struct Constant final : bp::Schedule {
-    double learning_rate(double base, int64_t, int64_t, std::span<const bp::EpochResult>) const override {
+    double learning_rate(double base, int64_t, int64_t, std::span<const bp::EpochMetrics>) const override {
         return base;
     }
 };
@@ -25,7 +25,7 @@ public:
             .number("gamma", 0.1, 0.0, 1.0, "factor applied at each decay");
     }
     explicit Step(const bp::Params& p) : step_(p.integer("step_size")), gamma_(p.number("gamma")) {}
-    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochResult>) const override {
+    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochMetrics>) const override {
         return base * std::pow(gamma_, double((e - 1) / step_));
     }
 
@@ -43,7 +43,7 @@ public:
             .number("gamma", 0.1, 0.0, 1.0, "factor applied at each milestone");
     }
     explicit MultiStep(const bp::Params& p) : milestones_(parse(p.text("milestones"))), gamma_(p.number("gamma")) {}
-    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochResult>) const override {
+    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochMetrics>) const override {
         int passed = 0;
         for (int64_t m : milestones_) passed += m < e;
         return base * std::pow(gamma_, double(passed));
@@ -76,7 +76,7 @@ class Exponential final : public bp::Schedule {
 public:
     static bp::Schema schema() { return bp::Schema().number("gamma", 0.9, 0.0, 1.0, "factor applied every epoch"); }
     explicit Exponential(const bp::Params& p) : gamma_(p.number("gamma")) {}
-    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochResult>) const override {
+    double learning_rate(double base, int64_t e, int64_t, std::span<const bp::EpochMetrics>) const override {
         return base * std::pow(gamma_, double(e - 1));
     }
 
@@ -92,7 +92,7 @@ public:
         return bp::Schema().number("min_factor", 0.0, 0.0, 1.0, "the last epoch's rate as a fraction of the base");
     }
     explicit Cosine(const bp::Params& p) : min_(p.number("min_factor")) {}
-    double learning_rate(double base, int64_t e, int64_t epochs, std::span<const bp::EpochResult>) const override {
+    double learning_rate(double base, int64_t e, int64_t epochs, std::span<const bp::EpochMetrics>) const override {
         const double t = epochs > 1 ? double(e - 1) / double(epochs - 1) : 0.0;   // 0 .. 1
         return base * (min_ + (1.0 - min_) * 0.5 * (1.0 + std::cos(3.14159265358979323846 * t)));
     }
@@ -109,9 +109,7 @@ class ReduceOnPlateau final : public bp::Schedule {
 public:
     static bp::Schema schema() {
         return bp::Schema()
-            .choice("metric", "validation_loss",
-                    {"validation_loss", "validation_accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy"},
-                    "the metric watched: losses must fall, accuracies rise")
+            .choice("metric", "val_loss", bp::metric_names(), "the metric watched: losses must fall, accuracies rise")
             .number("factor", 0.1, 0.0, 0.999999, "multiplies the rate on a plateau")
             .integer("patience", 10, 0, 1000000, "epochs without improvement tolerated")
             .number("threshold", 1e-4, 0.0, 1.0, "relative change that counts as an improvement")
@@ -119,24 +117,24 @@ public:
             .number("min_lr", 0.0, 0.0, 1e3, "the rate never goes below this");
     }
     explicit ReduceOnPlateau(const bp::Params& p)
-        : metric_(p.text("metric")),
-          maximise_(metric_.find("accuracy") != std::string::npos),
+        : metric_(*bp::metric_named(p.text("metric"))),
+          maximise_(!bp::lower_is_better(metric_)),
           factor_(p.number("factor")),
           patience_(p.integer("patience")),
           threshold_(p.number("threshold")),
           cooldown_(p.integer("cooldown")),
           min_lr_(p.number("min_lr")) {}
 
-    double learning_rate(double base, int64_t, int64_t, std::span<const bp::EpochResult> history) const override {
+    double learning_rate(double base, int64_t, int64_t, std::span<const bp::EpochMetrics> history) const override {
         double lr = base, best = maximise_ ? -INFINITY : INFINITY;
         int64_t bad = 0, cooldown = 0;
         // Never measured (every epoch NaN, as in the core's probe before training): an
         // error. A NaN among numbers is an epoch without improvement, as in torch.
-        if (!history.empty() && std::all_of(history.begin(), history.end(), [&](const auto& r) { return std::isnan(value(r)); }))
-            throw bp::Error("reduce_on_plateau watches " + metric_ +
+        if (!history.empty() && std::all_of(history.begin(), history.end(), [&](const auto& r) { return std::isnan(r.get(metric_)); }))
+            throw bp::Error(std::string("reduce_on_plateau watches ") + bp::to_string(metric_) +
                             ", which this run does not measure; choose another metric, or add data.validation_split");
         for (const auto& epoch : history) {
-            const double v = value(epoch);
+            const double v = epoch.get(metric_);
             const bool better = maximise_ ? v > best * (1.0 + threshold_) : v < best * (1.0 - threshold_);
             if (better) {
                 best = v;
@@ -158,16 +156,7 @@ public:
     }
 
 private:
-    double value(const bp::EpochResult& r) const {
-        if (metric_ == "validation_loss") return r.validation_loss;
-        if (metric_ == "validation_accuracy") return r.validation_accuracy;
-        if (metric_ == "train_loss") return r.train_loss;
-        if (metric_ == "train_accuracy") return r.train_accuracy;
-        if (metric_ == "test_loss") return r.test_loss;
-        return r.test_accuracy;
-    }
-
-    std::string metric_;
+    bp::Metric metric_;
     bool maximise_;
     double factor_;
     int64_t patience_;

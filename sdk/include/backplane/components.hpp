@@ -4,6 +4,7 @@
 #pragma once
 
 #include "backplane/error.hpp"
+#include "backplane/metrics.hpp"
 #include "backplane/params.hpp"
 #include "backplane/random.hpp"
 #include "backplane/tensor.hpp"
@@ -127,15 +128,6 @@ public:
 };
 
 // ----------------------------------------------------------------- schedule
-// What a finished epoch measured; NaN where the run has no such number (no
-// validation split, no test set, no accuracy for regression).
-struct EpochResult {
-    double train_loss, train_accuracy;
-    double validation_loss, validation_accuracy;
-    double test_loss, test_accuracy;
-    double learning_rate;
-};
-
 // The learning rate of each epoch, from the optimizer's own `lr` (the base). A pure
 // function of its arguments, the results of the epochs before included, so a
 // resumed run (which keeps its history) needs no schedule state.
@@ -147,7 +139,7 @@ public:
     // once before training with a one-epoch history holding the metrics the run will
     // have (0) and will not (NaN), so such a mistake is found before any file is written.
     virtual double learning_rate(double base, int64_t epoch, int64_t epochs,
-                                 std::span<const EpochResult> history) const = 0;
+                                 std::span<const EpochMetrics> history) const = 0;
 };
 
 // ------------------------------------------------------------------ dataset

@@ -18,12 +18,14 @@ constexpr uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-// FNV-1a: turns a purpose name ("init", "shuffle") into a key component.
-constexpr uint64_t hash_name(std::string_view s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+// FNV-1a over bytes; `h` continues an earlier hash, so a hash can run over pieces.
+constexpr uint64_t fnv1a(std::string_view bytes, uint64_t h = 0xcbf29ce484222325ULL) {
+    for (char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
     return h;
 }
+
+// Turns a purpose name ("init", "shuffle") into a key component.
+constexpr uint64_t hash_name(std::string_view s) { return fnv1a(s); }
 
 // A stream of random numbers identified by its key. derive() makes an independent
 // sub-stream: Random(seed).derive("init").derive(layer_index) is the init stream

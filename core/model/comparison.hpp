@@ -1,0 +1,46 @@
+// A comparison: the experiment file's `compare:` block, every variant trained with
+// every seed. Each run is a complete experiment, read like one, so every error still
+// names its place in the file (and the variant it came through).
+#pragma once
+
+#include "model/experiment.hpp"
+
+#include <backplane/metrics.hpp>
+
+#include <optional>
+
+namespace bp {
+
+struct CompareTarget {
+    Metric metric = Metric::test_accuracy;   // losses are reached from above, accuracies from below
+    double value = 0;
+};
+
+// A variant with `{sweep: log|linear, from, to, points}` in place of a value becomes
+// one variant per value, named variant@value.
+struct CompareSweep {
+    std::string variant;                 // the variant as written
+    std::string key;                     // the swept key, e.g. optimizer.lr
+    std::vector<double> values;
+    std::vector<std::size_t> variants;   // index in Comparison::variants of each value's variant
+    bool log = false;
+};
+
+struct Comparison {
+    std::string name;                    // the experiment's
+    std::vector<std::string> variants;
+    std::vector<CompareSweep> sweeps;
+    std::vector<uint64_t> seeds;
+    std::optional<CompareTarget> target;
+    std::vector<std::vector<Experiment>> runs;   // runs[v][s]: variant v with seeds[s]
+};
+
+// Reads an experiment file that may hold a `compare:` block; nullopt without one
+// (read it with load_experiment). Each variant's keys are merged into the experiment
+// (maps key by key; a component whose `name` changes is replaced whole).
+std::optional<Comparison> load_comparison(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                                          Registry& registry);
+std::optional<Comparison> parse_comparison(const std::string& text, const std::filesystem::path& file,
+                                           const std::vector<std::string>& overrides, Registry& registry);
+
+}  // namespace bp

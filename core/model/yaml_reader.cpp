@@ -1,0 +1,257 @@
+#include "model/yaml_reader.hpp"
+
+#include "text/format.hpp"
+#include "text/suggest.hpp"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <utility>
+
+namespace fs = std::filesystem;
+
+namespace bp {
+
+namespace {
+
+std::string location(const fs::path& file, const YAML::Mark& m) {
+    return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Every mapping under `n` gives each key once. `path` names the mapping as --set
+// would ("train", "model.0.dense").
+void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs::path& file) {
+    if (n.IsSequence()) {
+        for (std::size_t i = 0; i < n.size(); ++i)
+            refuse_repeated_keys(n[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), file);
+        return;
+    }
+    if (!n.IsMap()) return;
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : n) {
+        if (!kv.first.IsScalar()) continue;   // refused as "not a plain name" where the key is read
+        const std::string key = kv.first.Scalar();
+        const auto [first, fresh] = seen.emplace(key, kv.first.Mark());
+        if (!fresh)
+            throw Error(location(file, kv.first.Mark()) + ": '" + key + "' is given twice in " +
+                        (path.empty() ? "the experiment" : path) + " (first at line " +
+                        std::to_string(first->second.line + 1) + "); remove one");
+        refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file);
+    }
+}
+
+}  // namespace
+
+std::string shown(const YAML::Node& n) {
+    if (n.IsScalar()) return "'" + n.Scalar() + "'";
+    if (n.IsSequence()) return "a list";
+    if (n.IsMap()) return "a mapping";
+    return "nothing";
+}
+
+YAML::Node YamlReader::parse(const std::string& text) const {
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        throw Error(location(file_, e.mark) + ": YAML syntax error: " + e.msg);
+    }
+    refuse_repeated_keys(root, "", file_);
+    return root;
+}
+
+void YamlReader::apply_override(YAML::Node& root, const std::string& assignment) {
+    const auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+        throw Error("--set " + assignment + ": expected KEY.PATH=VALUE, e.g. --set train.epochs=3");
+    const std::string text = "--set " + assignment;
+    YAML::Node value;
+    try {
+        value = YAML::Load(assignment.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+        throw Error(text + ": the value is not valid YAML: " + e.msg);
+    }
+    if (!value.IsDefined() || value.IsNull()) value = YAML::Node(YAML::NodeType::Null);
+
+    std::vector<std::string> parts;
+    std::stringstream ss(assignment.substr(0, eq));
+    for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+    YAML::Node node = root;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const bool last = i + 1 == parts.size();
+        bool added_key = false;
+        YAML::Node next;
+        if (node.IsSequence()) {
+            std::size_t idx = 0;
+            try {
+                idx = std::stoul(parts[i]);
+            } catch (...) {
+                throw Error(text + ": '" + parts[i] + "' indexes a list: use a number");
+            }
+            if (idx >= node.size())
+                throw Error(text + ": index " + parts[i] + " is past the end of the list (" +
+                            std::to_string(node.size()) + " entries)");
+            next.reset(node[idx]);
+            if (!last && next.IsScalar()) {
+                // "- relu" becomes "- relu: {}" so that it can take a parameter.
+                const std::string name = next.Scalar();
+                next = YAML::Node(YAML::NodeType::Map);
+                next[name] = YAML::Node(YAML::NodeType::Map);
+            }
+            // A model entry {dense: {...}}: step into its single value.
+            if (!last && next.IsMap() && next.size() == 1 && !std::as_const(next)[parts[i + 1]])
+                next.reset(next.begin()->second);
+        } else {
+            if (node.IsScalar()) {
+                // "loss: mse" and --set loss.x=1: turn the name into {name: mse}.
+                const std::string name = node.Scalar();
+                node = YAML::Node(YAML::NodeType::Map);
+                node["name"] = name;
+            }
+            if (!node.IsMap() && !node.IsNull()) throw Error(text + ": cannot descend into '" + parts[i] + "'");
+            added_key = !(node.IsMap() && std::as_const(node)[parts[i]]);
+            next.reset(node[parts[i]]);
+        }
+        if (last) {
+            next = value;
+            overrides_.push_back({next, text});
+        } else if (!next.IsDefined() || next.IsNull()) {
+            next = YAML::Node(YAML::NodeType::Map);
+        }
+        // A key the file does not have: if it is unknown, the override is the mistake.
+        if (added_key)
+            for (const auto& kv : node)
+                if (kv.first.IsScalar() && kv.first.Scalar() == parts[i]) overrides_.push_back({kv.first, text});
+        node.reset(next);
+    }
+}
+
+void YamlReader::place(const YAML::Node& node, const std::string& where) { overrides_.push_back({node, where}); }
+
+std::string YamlReader::where(const YAML::Node& n) const {
+    for (const auto& o : overrides_)
+        if (o.node.is(n)) return o.text;
+    const auto m = n.Mark();
+    if (m.is_null()) return file_.string();
+    return location(file_, m);
+}
+
+void YamlReader::fail(const YAML::Node& n, const std::string& msg) const { throw Error(where(n) + ": " + msg); }
+
+YAML::Node YamlReader::require(const YAML::Node& map, const std::string& key, const std::string& section) const {
+    const YAML::Node n = map[key];
+    if (!n || n.IsNull()) fail(map, section + " needs '" + key + "'");
+    return n;
+}
+
+void YamlReader::check_keys(const YAML::Node& map, const std::vector<std::string>& allowed,
+                            const std::string& section) const {
+    for (const auto& kv : map) {
+        if (!kv.first.IsScalar()) fail(kv.first, "a key in " + section + " must be a plain name");
+        const std::string key = kv.first.Scalar();
+        if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+            fail(kv.first, "unknown key '" + key + "' in " + section + did_you_mean(key, allowed) +
+                               "; allowed: " + join(allowed));
+    }
+}
+
+std::string YamlReader::scalar(const YAML::Node& n, const std::string& what) const {
+    if (!n.IsScalar()) fail(n, what + " must be a single value");
+    return n.Scalar();
+}
+
+double YamlReader::real(const YAML::Node& n, const std::string& what) const {
+    double d = 0;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, d) || !std::isfinite(d))
+        fail(n, what + " must be a finite number, got " + shown(n));
+    return d;
+}
+
+int64_t YamlReader::integer(const YAML::Node& n, const std::string& what, double min, double max) const {
+    int64_t v = 0;
+    if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v)) fail(n, what + " must be an integer, got " + shown(n));
+    if (double(v) < min || double(v) > max)
+        fail(n, what + " = " + std::to_string(v) + " is out of range " + range_text(min, max));
+    return v;
+}
+
+Value YamlReader::value(const ParamSpec& spec, const YAML::Node& n, const std::string& what) const {
+    switch (spec.type) {
+        case ParamType::boolean: {
+            bool b = false;
+            if (!n.IsScalar() || !YAML::convert<bool>::decode(n, b))
+                fail(n, what + " must be true or false, got " + shown(n));
+            return b;
+        }
+        case ParamType::integer:
+            return integer(n, what, spec.min.value_or(double(INT64_MIN)), spec.max.value_or(double(INT64_MAX)));
+        case ParamType::number: {
+            double d = 0;
+            if (!n.IsScalar() || !YAML::convert<double>::decode(n, d) || !std::isfinite(d))
+                fail(n, what + " must be a number, got " + shown(n));
+            if ((spec.min && d < *spec.min) || (spec.max && d > *spec.max))
+                fail(n, what + " = " + n.Scalar() + " is out of range " +
+                            range_text(spec.min.value_or(-INFINITY), spec.max.value_or(INFINITY)));
+            return d;
+        }
+        case ParamType::text: return scalar(n, what);
+        case ParamType::choice: {
+            const std::string s = scalar(n, what);
+            if (std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
+                fail(n, what + " = '" + s + "' is not one of: " + join(spec.choices) + did_you_mean(s, spec.choices));
+            return s;
+        }
+        case ParamType::activation: {
+            const std::string s = scalar(n, what);
+            try {
+                registry_.get(Kind::activation, s);
+            } catch (const Error& err) {
+                fail(n, what + ": " + err.what());
+            }
+            return s;
+        }
+    }
+    fail(n, "unhandled parameter type");
+}
+
+Params YamlReader::params(const YAML::Node& map, const Schema& schema, const std::string& section,
+                          const std::vector<std::string>& extra) const {
+    std::vector<std::string> allowed = extra;
+    for (const auto& s : schema.specs()) allowed.push_back(s.name);
+    Params p = Params::defaults(schema);
+    if (!map || map.IsNull()) return p;
+    if (!map.IsMap()) fail(map, section + " takes a mapping of parameters (" + join(allowed) + ")");
+    check_keys(map, allowed, section);
+    for (const auto& spec : schema.specs())
+        if (const auto n = map[spec.name]) p.set(spec.name, value(spec, n, section + "." + spec.name));
+    return p;
+}
+
+const ComponentInfo& YamlReader::lookup(const YAML::Node& at, Kind kind, const std::string& name) const {
+    try {
+        return *registry_.get(kind, name).info;
+    } catch (const Error& err) {
+        fail(at, err.what());
+    }
+}
+
+ComponentConfig YamlReader::named_component(const YAML::Node& n, Kind kind, const std::string& section,
+                                            const std::vector<std::string>& extra) const {
+    ComponentConfig c;
+    c.kind = kind;
+    c.where = where(n);
+    if (n.IsScalar()) {
+        c.name = n.Scalar();
+        c.params = Params::defaults(lookup(n, kind, c.name).schema);
+        return c;
+    }
+    if (!n.IsMap()) fail(n, section + " must be a name or a mapping with 'name' and parameters");
+    const YAML::Node name = require(n, "name", section);
+    c.name = scalar(name, section + ".name");
+    std::vector<std::string> own = {"name"};
+    own.insert(own.end(), extra.begin(), extra.end());
+    c.params = params(n, lookup(name, kind, c.name).schema, section + " (" + c.name + ")", own);
+    return c;
+}
+
+}  // namespace bp

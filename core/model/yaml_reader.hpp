@@ -1,0 +1,77 @@
+// Reads YAML that a person wrote, checking it against schemas: every key known,
+// every value typed and in range, every component found, every error one message
+// starting with where it stands (file:line:column, or the --set that put it there).
+#pragma once
+
+#include "model/registry.hpp"
+
+#include <backplane/params.hpp>
+#include <backplane/plugin.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace bp {
+
+// A component named in the file, its parameters validated, every schema entry present.
+struct ComponentConfig {
+    Kind kind = Kind::layer;
+    std::string name;     // registry name
+    Params params;
+    std::string where;    // "file.yaml:12:5", for messages about this component
+};
+
+class YamlReader {
+public:
+    YamlReader(std::filesystem::path file, Registry& registry) : file_(std::move(file)), registry_(registry) {}
+
+    const std::filesystem::path& file() const { return file_; }
+    Registry& registry() const { return registry_; }
+
+    // The document, refused when it is not YAML or a mapping gives a key twice
+    // (yaml-cpp would keep the first and drop the second without a word).
+    YAML::Node parse(const std::string& text) const;
+
+    // "train.epochs=3" or "model.0.units=64": the value is YAML, so lists and maps work too.
+    void apply_override(YAML::Node& root, const std::string& assignment);
+
+    // Where `n` stands: "file:line:column", or what put it there (--set, a variant).
+    std::string where(const YAML::Node& n) const;
+    // Records that `node`, made by the program rather than read, stands at `where`.
+    void place(const YAML::Node& node, const std::string& where);
+    [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const;
+    YAML::Node require(const YAML::Node& map, const std::string& key, const std::string& section) const;
+    void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed, const std::string& section) const;
+
+    std::string scalar(const YAML::Node& n, const std::string& what) const;
+    double real(const YAML::Node& n, const std::string& what) const;
+    int64_t integer(const YAML::Node& n, const std::string& what, double min, double max) const;
+    // One value checked against its schema entry.
+    Value value(const ParamSpec& spec, const YAML::Node& n, const std::string& what) const;
+    // A mapping checked against a schema (plus `extra` keys the caller reads itself), defaults filled.
+    Params params(const YAML::Node& map, const Schema& schema, const std::string& section,
+                  const std::vector<std::string>& extra = {}) const;
+
+    const ComponentInfo& lookup(const YAML::Node& at, Kind kind, const std::string& name) const;
+    // "loss: mse" or "optimizer: {name: adam, lr: 0.01}"; `extra`: keys the caller reads itself.
+    ComponentConfig named_component(const YAML::Node& n, Kind kind, const std::string& section,
+                                    const std::vector<std::string>& extra = {}) const;
+
+private:
+    // A node the program made (an override, a merged key): errors about it name where it came from.
+    struct Override {
+        YAML::Node node;
+        std::string text;
+    };
+    std::filesystem::path file_;
+    Registry& registry_;
+    std::vector<Override> overrides_;
+};
+
+// "'x' (a scalar)", "a list", "a mapping": how a value appears in messages.
+std::string shown(const YAML::Node& n);
+
+}  // namespace bp

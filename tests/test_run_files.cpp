@@ -1,0 +1,78 @@
+// The run folder: claimed whole by one run, never overwritten without being asked,
+// continued only by the experiment that made it.
+#include "model/experiment.hpp"
+#include "helpers.hpp"
+#include "train/run.hpp"
+#include "train/run_files.hpp"
+
+#include <set>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bp::Experiment spirals(const std::vector<std::string>& sets = {}) {
+    std::vector<std::string> all = {"train.epochs=4", "data.samples=200"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    return bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "spirals.yaml", all, test::builtin_registry());
+}
+
+bp::RunResult run(const bp::Experiment& e, const fs::path& out, bool overwrite = false, const fs::path& resume = {},
+                  int64_t stop_after = 0) {
+    bp::RunOptions options;
+    options.out = out;
+    options.resume = resume;
+    options.overwrite = overwrite;
+    options.stop_after = stop_after;
+    options.quiet = true;
+    std::ostringstream log;
+    return bp::run_experiment(e, test::builtin_registry(), options, log);
+}
+
+}  // namespace
+
+TEST_CASE("runs started in the same second get folders of their own", "[files]") {
+    const auto root = test::temp_dir("claim");
+    std::vector<fs::path> got(16);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < got.size(); ++i) threads.emplace_back([&, i] { got[i] = bp::new_run_dir(root, "x"); });
+    for (auto& t : threads) t.join();
+    CHECK(std::set<fs::path>(got.begin(), got.end()).size() == got.size());
+    for (const auto& dir : got) CHECK(fs::is_directory(dir));
+}
+
+TEST_CASE("a run refuses a folder that holds results, unless asked to overwrite them", "[files]") {
+    const auto dir = test::temp_dir("refuse") / "run";
+    const auto first = run(spirals(), dir);
+    const std::string summary = test::read_file(dir / "summary.json");
+    const auto msg = test::error_of([&] { run(spirals({"seed=2"}), dir); });
+    CHECK_THAT(msg, Catch::StartsWith("the run folder " + dir.string() + " already holds results") &&
+                        Catch::Contains("--resume " + dir.string()) && Catch::Contains("another --out") &&
+                        Catch::Contains("--overwrite"));
+    CHECK(test::read_file(dir / "summary.json") == summary);   // untouched
+    // Asked: the old results go, the new run's files replace them whole.
+    bp::Experiment shorter = spirals({"seed=2", "train.epochs=2", "train.checkpoint_every=1"});
+    const auto second = run(shorter, dir, true);
+    CHECK(second.fingerprint != first.fingerprint);
+    CHECK_THAT(test::read_file(dir / "summary.json"), Catch::Contains(second.fingerprint));
+    CHECK(fs::exists(dir / "checkpoints" / "epoch-0002.safetensors"));
+    // An empty folder is no result: it is used as it is.
+    const auto empty = test::temp_dir("refuse-empty");
+    CHECK_NOTHROW(run(spirals(), empty));
+}
+
+TEST_CASE("resuming refuses a changed experiment, listing what changed", "[files][checkpoint]") {
+    const auto dir = test::temp_dir("resume-changed") / "run";
+    run(spirals(), dir, false, {}, 2);
+    const std::string config = test::read_file(dir / "config.yaml");
+    const auto msg = test::error_of([&] { run(spirals({"optimizer.lr=0.01", "model.0.units=32"}), {}, false, dir); });
+    CHECK_THAT(msg, Catch::Contains("was made by another experiment") && Catch::Contains("optimizer.lr: 0.005 -> 0.01") && Catch::Contains("model.0.dense.units: 64 -> 32") &&
+                        Catch::Contains("resume it with the experiment it was made with"));
+    CHECK(test::read_file(dir / "config.yaml") == config);   // nothing written
+    // The length and the threads may change: neither changes what the epochs compute.
+    const auto longer = run(spirals({"train.epochs=5", "train.threads=1"}), {}, false, dir);
+    CHECK(longer.history.size() == 5);
+    const auto straight = run(spirals({"train.epochs=5"}), test::temp_dir("resume-straight") / "run");
+    CHECK(longer.fingerprint == straight.fingerprint);
+}
