@@ -25,9 +25,12 @@ bp::RunResult run(const std::string& file, const std::vector<std::string>& sets,
 
 TEST_CASE("weights and metrics are bitwise identical at 1, 2 and 8 threads", "[trainer][determinism]") {
     // Small shards so a batch has many of them; an odd sample count so the last
-    // batch and shard are partial; dropout-free but shuffled.
-    const std::vector<std::string> sets = {"train.epochs=5", "train.shard_size=8", "train.batch_size=60",
-                                           "data.samples=998", "data.validation_split=0.2"};
+    // batch and shard are partial; dropout-free but shuffled. Wide enough layers that
+    // a step outlasts a worker's wake-up: with spirals' 64 units a 2-thread run could
+    // finish on one thread and prove nothing.
+    const std::vector<std::string> sets = {"train.epochs=3", "train.shard_size=8", "train.batch_size=60",
+                                           "data.samples=3998", "data.validation_split=0.2", "model.0.units=256",
+                                           "model.1.units=256"};
     auto with_threads = [&](int t) {
         auto s = sets;
         s.push_back("train.threads=" + std::to_string(t));
@@ -37,6 +40,9 @@ TEST_CASE("weights and metrics are bitwise identical at 1, 2 and 8 threads", "[t
     for (int t : {2, 8}) {
         const auto other = with_threads(t);
         INFO(t << " threads");
+        // Bitwise equality proves nothing if every shard ran on one thread.
+        CHECK(one.threads_used == 1);
+        CHECK(other.threads_used > 1);
         REQUIRE(other.weights.size() == one.weights.size());
         for (std::size_t i = 0; i < one.weights.size(); ++i) CHECK(other.weights[i] == one.weights[i]);
         CHECK(other.fingerprint == one.fingerprint);

@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 
@@ -9,6 +10,21 @@
 #include <numeric>
 
 namespace bp {
+
+namespace {
+
+// Lets train.threads exceed the core count (for determinism checks) without TBB
+// capping the arena. One limit for the whole process, set before the first arena and
+// never lifted: oneTBB 2021.8 loses its workers for later arenas when a
+// global_control is destroyed (measured: after one 2-thread arena and its limit were
+// gone, 9 of 48 later 2-thread arenas ran every task on one thread), so each trainer
+// making and dropping its own limit left comparisons' later runs on one thread.
+int allow_threads(int threads) {
+    static const tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1024);
+    return threads;
+}
+
+}  // namespace
 
 // Everything one shard touches in a step, sized once for shard_size rows.
 struct Trainer::Shard {
@@ -27,12 +43,9 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       optimizer_(std::move(optimizer)),
       config_(config),
       random_(Random(seed)),
-      threads_(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency()),
+      threads_(allow_threads(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency())),
       own_arena_(threads_),
       arena_(shared ? *shared : own_arena_) {
-    if (!shared)
-        parallelism_.emplace(tbb::global_control::max_allowed_parallelism,
-                             std::size_t(std::max(threads_, tbb::info::default_concurrency())));
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
     first_trained_ = layers.size();

@@ -14,7 +14,6 @@
 
 #include <backplane/components.hpp>
 
-#include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
 #include <atomic>
@@ -75,9 +74,6 @@ private:
     TrainConfig config_;
     Random random_;
     int threads_;
-    // Lets train.threads exceed the core count (for determinism checks) without
-    // TBB capping the arena and warning about it.
-    std::optional<tbb::global_control> parallelism_;   // only with an arena of its own
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
     std::size_t first_trained_;                     // the first layer with parameters (or the count)
