@@ -208,3 +208,91 @@ TEST_CASE("errors in a sweep or a variant point at it and name the variant", "[c
     CHECK(compare_error(bad_base + "compare:\n  variants:\n    a: { optimizer: { lr: 0.1 } }\n") ==
           "/exp/cmp.yaml:9:18: train.epochs = 0 is out of range [1, 1000000] (in compare variant 'a')");
 }
+
+namespace {
+
+// comparison.json without what the clock decides.
+nlohmann::json untimed_json(const std::filesystem::path& dir) {
+    auto j = nlohmann::json::parse(test::read_file(dir / "comparison.json"));
+    for (auto& v : j["variants"]) v.erase("seconds_to_target"), v.erase("samples_per_second");
+    return j;
+}
+
+// comparison.csv without its two timed columns (seconds_to_target, samples_per_second).
+std::string untimed_csv(const std::filesystem::path& dir) {
+    std::istringstream in(test::read_file(dir / "comparison.csv"));
+    std::string out;
+    for (std::string line; std::getline(in, line);) {
+        std::vector<std::string> cells;
+        std::stringstream row(line);
+        for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+        if (line.back() == ',') cells.emplace_back();
+        for (std::size_t i = 0; i < cells.size(); ++i)
+            if (i != 7 && i != 8) out += cells[i] + ",";
+        out += "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a comparison cut at any point resumes to the same results", "[compare][checkpoint]") {
+    namespace fs = std::filesystem;
+    auto& registry = test::builtin_registry();
+    const auto dir = test::temp_dir("compare-resume");
+    const auto c = bp::parse_comparison(experiment, dir / "cmp.yaml", {"train.checkpoint_every=1"}, registry);
+    REQUIRE(c);
+    bp::RunOptions options;
+    options.quiet = true;
+    std::ostringstream log;
+    options.out = dir / "whole";
+    const auto whole = bp::run_comparison(*c, registry, options, 2, log);
+
+    // The folder as a kill -9 could leave it, at four points at once.
+    const fs::path cut = dir / "cut";
+    fs::copy(dir / "whole", cut, fs::copy_options::recursive);
+    fs::remove_all(cut / "adam" / "seed-4");                                   // not begun
+    fs::remove(cut / "adam" / "seed-5" / "summary.json");                      // after its last checkpoint
+    const fs::path mid = cut / "momentum" / "seed-4";                          // after epoch 2 of 5
+    fs::copy_file(mid / "checkpoints" / "epoch-0002.safetensors", mid / "checkpoints" / "last.safetensors",
+                  fs::copy_options::overwrite_existing);
+    fs::remove(mid / "summary.json");
+    fs::remove_all(cut / "momentum" / "seed-5" / "checkpoints");               // inside its first epoch
+    fs::remove(cut / "momentum" / "seed-5" / "summary.json");
+    for (const char* file : {"comparison.csv", "comparison.json", "report.html"}) fs::remove(cut / file);
+
+    // Started again without --resume, the folder is refused and left as it is.
+    options.out = cut;
+    CHECK_THAT(test::error_of([&] { bp::run_comparison(*c, registry, options, 1, log); }),
+               Catch::Contains("already holds results") && Catch::Contains("--resume " + cut.string()));
+    CHECK_FALSE(fs::exists(cut / "adam" / "seed-4"));
+
+    options.out.clear();
+    options.resume = cut;
+    const auto resumed = bp::run_comparison(*c, registry, options, 1, log);
+    REQUIRE(resumed.runs.size() == whole.runs.size());
+    for (std::size_t i = 0; i < whole.runs.size(); ++i) {
+        INFO("run " << i << " " << whole.runs[i].variant << " seed " << whole.runs[i].seed);
+        CHECK(resumed.runs[i].result.fingerprint == whole.runs[i].result.fingerprint);
+        CHECK(resumed.runs[i].result.diverged == whole.runs[i].result.diverged);
+        REQUIRE(resumed.runs[i].result.history.size() == whole.runs[i].result.history.size());
+        for (std::size_t e = 0; e < whole.runs[i].result.history.size(); ++e)
+            for (bp::Metric m : bp::all_metrics) {
+                const double a = resumed.runs[i].result.history[e].get(m), b = whole.runs[i].result.history[e].get(m);
+                CHECK((a == b || (std::isnan(a) && std::isnan(b))));
+            }
+    }
+    // The files, but for what the clock decides, are those of the unbroken comparison.
+    CHECK(untimed_json(cut) == untimed_json(dir / "whole"));
+    CHECK(untimed_csv(cut) == untimed_csv(dir / "whole"));
+    for (const char* chart : {"loss_vs_epoch.svg", "accuracy_vs_epoch.svg"})
+        CHECK(test::read_file(cut / chart) == test::read_file(dir / "whole" / chart));
+
+    // A comparison file changed since is refused before anything is trained.
+    const auto changed = bp::parse_comparison(experiment, dir / "cmp.yaml",
+                                              {"train.checkpoint_every=1", "optimizer.lr=0.02"}, registry);
+    fs::remove(cut / "adam" / "seed-5" / "summary.json");
+    CHECK_THAT(test::error_of([&] { bp::run_comparison(*changed, registry, options, 1, log); }),
+               Catch::Contains("was made by another experiment: optimizer.lr: 0.01 -> 0.02"));
+    CHECK_FALSE(fs::exists(cut / "adam" / "seed-5" / "summary.json"));
+}

@@ -166,21 +166,6 @@ std::string short_seconds(double s) {
     return buf;
 }
 
-// "train loss 0.0223  acc 0.9967  validation acc 0.9950": the metrics the run has.
-std::string final_line(const EpochMetrics& m) {
-    std::string out;
-    char buf[64];
-    auto add = [&](const char* name, double v) {
-        if (!std::isfinite(v)) return;
-        std::snprintf(buf, sizeof buf, "%s%s %.4f", out.empty() ? "" : "  ", name, v);
-        out += buf;
-    };
-    add("train loss", m.train.loss);
-    add("acc", m.train.accuracy);
-    add("validation acc", m.validation.accuracy);
-    add("test acc", m.test.accuracy);
-    return out;
-}
 
 }  // namespace
 
@@ -189,7 +174,7 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
     std::string out;
     char line[512];
     std::snprintf(line, sizeof line, "%-16s %5s  %-19s  %-19s  %-19s  %-17s  %9s\n", "variant", "runs",
-                  ("final " + acc).c_str(), ("best " + acc).c_str(), "final train loss",
+                  ("final " + acc).c_str(), ("best " + acc).c_str(), "final train_loss",
                   c.target ? ("to " + std::string(to_string(c.target->metric)) + " " + csv_number(c.target->value)).c_str() : "to target",
                   "samples/s");
     out += line;
@@ -360,7 +345,7 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const std::string what = !r.runs[i].error.empty() ? "FAILED: " + r.runs[i].error
                                  : r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
-                                                             : final_line(h.back());
+                                                             : metrics_line(h.back());
         const double per_run = elapsed / double(done - done_before);
         log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed "
             << c.seeds[s] << ": " << what << "  (" << human_seconds(elapsed) << ", ETA "

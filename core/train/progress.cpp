@@ -8,6 +8,17 @@
 
 namespace bp {
 
+std::string metrics_line(const EpochMetrics& m) {
+    std::string out;
+    char buf[64];
+    for (Metric metric : all_metrics) {
+        if (std::isnan(m.get(metric))) continue;
+        std::snprintf(buf, sizeof buf, "%s%s %.4f", out.empty() ? "" : "  ", to_string(metric), m.get(metric));
+        out += buf;
+    }
+    return out;
+}
+
 ProgressPrinter::ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs)
     : out_(out), in_place_(in_place), epochs_(epochs) {}
 
@@ -23,7 +34,7 @@ void ProgressPrinter::step(const StepProgress& p) {
     const double per_epoch = finished_ ? finished_seconds_ / double(finished_) : p.seconds / std::max(fraction, 1e-9);
     const double left = per_epoch * (double(epochs_ - p.epoch + 1) - fraction);
     char line[200];
-    std::snprintf(line, sizeof line, "\repoch %lld/%lld %3.0f%%  loss %.4f  %s samples/s  %s\x1b[K",
+    std::snprintf(line, sizeof line, "\repoch %lld/%lld %3.0f%%  train_loss %.4f  %s samples/s  %s\x1b[K",
                   static_cast<long long>(p.epoch), static_cast<long long>(epochs_), 100 * fraction, p.loss,
                   human_count(double(p.samples_done) / p.seconds).c_str(), eta(left).c_str());
     out_ << line << std::flush;
@@ -32,19 +43,7 @@ void ProgressPrinter::step(const StepProgress& p) {
 void ProgressPrinter::epoch(const EpochMetrics& m) {
     finished_seconds_ += m.seconds;
     ++finished_;
-    std::string line = "epoch " + std::to_string(m.epoch) + "/" + std::to_string(epochs_);
-    char buf[64];
-    auto add = [&](const char* label, double v) {
-        if (std::isnan(v)) return;
-        std::snprintf(buf, sizeof buf, "  %s %.4f", label, v);
-        line += buf;
-    };
-    add("loss", m.train.loss);
-    add("acc", m.train.accuracy);
-    add("val_loss", m.validation.loss);
-    add("val_acc", m.validation.accuracy);
-    add("test_loss", m.test.loss);
-    add("test_acc", m.test.accuracy);
+    std::string line = "epoch " + std::to_string(m.epoch) + "/" + std::to_string(epochs_) + "  " + metrics_line(m);
     line += "  " + human_count(m.samples_per_second()) + " samples/s";
     if (m.diverged) line += "  DIVERGED";
     else if (m.epoch < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - m.epoch));

@@ -8,6 +8,10 @@
 
 namespace bp {
 
+// "train_loss 0.0223  train_accuracy 0.9967  val_loss 0.0412  val_accuracy 0.9950": the
+// metrics an epoch has, by their names (metrics.hpp).
+std::string metrics_line(const EpochMetrics& m);
+
 class ProgressPrinter {
 public:
     // `in_place`: the stream is a terminal, so lines can be redrawn with '\r'.

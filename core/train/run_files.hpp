@@ -12,9 +12,9 @@
 
 namespace bp {
 
-// Writes `content` to a temporary file beside `path`, flushes it to the disk, then
-// renames it over `path`: a reader, a killed run or a full disk never leaves half a
-// file, and the old file stays until the new one is whole. Throws bp::Error naming
+// Writes `content` to a temporary file beside `path`, then renames it over `path`: a
+// reader, a killed process or a full disk never leaves half a file, and the old file
+// stays until the new one is whole. (Not synced to the disk: a power cut may lose it.) Throws bp::Error naming
 // the file and the system's reason (disk full, file too large, no permission).
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 

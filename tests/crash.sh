@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Crash safety as a user meets it: a comparison killed with SIGKILL at three points
+# and resumed gives the files of an unbroken one; a disk that fills mid-run (a file
+# size limit) ends the run with one clear error, and its last checkpoint resumes it
+# to the bits of a run never stopped.
+# Usage: crash.sh BACKPLANE_BINARY SOURCE_DIR
+set -u
+bp=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passed=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { passed=$((passed + 1)); }
+
+fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1/summary.json"; }
+# The comparison's files without what the clock decides: comparison.csv's columns 8
+# and 9 (seconds_to_target, samples_per_second), and those keys in comparison.json.
+untimed() {
+  cut -d, -f1-7,10 "$1/comparison.csv"
+  grep -vE '"(seconds_to_target|samples_per_second)"' "$1/comparison.json"
+  cat "$1/loss_vs_epoch.svg" "$1/accuracy_vs_epoch.svg"
+}
+# Waits (at most 60 s) until `$1` (a shell condition) holds.
+wait_for() {
+  for _ in $(seq 6000); do eval "$1" && return 0; sleep 0.01; done
+  return 1
+}
+summaries() { find "$1" -name summary.json | wc -l; }
+
+# ---- a comparison killed three times: in its first run, after 5 runs, after 12 of 14
+exp=$src/experiments/compare_optimizers_spirals.yaml
+sets=(--set train.epochs=40 --set data.samples=3000 --set "compare.seeds=[1, 2]")
+"$bp" run "$exp" "${sets[@]}" --out "$tmp/whole" --jobs 2 -q || fail "the unbroken comparison failed"
+out=$tmp/killed
+kill_when() {   # kill_when CONDITION RUN-ARGS...: starts the comparison, kills it when CONDITION holds
+  local condition=$1; shift
+  "$bp" run "$exp" "${sets[@]}" "$@" -q >"$tmp/log" 2>&1 &
+  local pid=$!
+  wait_for "$condition" || fail "never reached: $condition"
+  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  [ ! -f "$out/comparison.json" ] || fail "the comparison finished before it was killed ($condition)"
+  echo "killed with $(summaries "$out") of 14 runs finished"
+}
+kill_when '[ -n "$(find "$out" -name last.safetensors 2>/dev/null)" ]' --out "$out" --jobs 2
+kill_when '[ "$(summaries "$out")" -ge 5 ]' --resume "$out"
+kill_when '[ "$(summaries "$out")" -ge 12 ]' --resume "$out" --jobs 2
+"$bp" run "$exp" "${sets[@]}" --resume "$out" >"$tmp/log" 2>&1 || { cat "$tmp/log"; fail "the last resume failed"; }
+grep -qE 'resuming: 1[23] runs finished' "$tmp/log" || fail "the resume did not keep the finished runs: $(head -3 "$tmp/log")"
+if cmp -s <(untimed "$tmp/whole") <(untimed "$out"); then pass; else
+  fail "the resumed comparison's files differ from the unbroken one's"; diff <(untimed "$tmp/whole") <(untimed "$out") | head; fi
+for run in "$tmp"/whole/*/seed-*; do
+  other=$out/${run#"$tmp/whole/"}
+  [ "$(fingerprint "$run")" = "$(fingerprint "$other")" ] || fail "${run#"$tmp/whole/"} differs after the kills"
+done
+pass
+# Run again into the same folder without --resume: refused, nothing touched.
+before=$(find "$out" -type f | sort | xargs cat | cksum)
+"$bp" run "$exp" "${sets[@]}" --out "$out" -q 2>"$tmp/err" && fail "a second run into the comparison's folder was not refused"
+grep -q 'already holds results; continue that comparison with --resume' "$tmp/err" || fail "refusal says: $(cat "$tmp/err")"
+[ "$before" = "$(find "$out" -type f | sort | xargs cat | cksum)" ] && pass || fail "the refused run changed the folder"
+
+# ---- a disk that fills mid-run: one error line, the last checkpoint kept and resumable
+spirals=$src/experiments/spirals.yaml
+long=(--set train.epochs=120 --set data.samples=600)
+"$bp" run "$spirals" "${long[@]}" --out "$tmp/straight" -q
+"$bp" run "$spirals" "${long[@]}" --set train.epochs=1 --out "$tmp/one" -q
+size=$(stat -c %s "$tmp/one/checkpoints/last.safetensors")
+# Room for the checkpoint and 3 KiB more: its metrics history outgrows that in ~12 epochs.
+( ulimit -f $(( size / 1024 + 3 )); exec "$bp" run "$spirals" "${long[@]}" --out "$tmp/full" -q ) 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] || fail "a full disk ended the run with status $status, expected 1"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "a full disk printed $(wc -l <"$tmp/err") lines: $(cat "$tmp/err")"
+grep -q 'backplane: error: cannot write .*: File too large (the previous version, if any, is kept)' "$tmp/err" ||
+  fail "full disk message: $(cat "$tmp/err")"
+[ ! -f "$tmp/full/summary.json" ] || fail "a run that could not write its checkpoint claims to be finished"
+ls "$tmp/full/checkpoints" | grep -q tmp && fail "a half-written file was left: $(ls "$tmp/full/checkpoints")"
+echo "the disk filled after epoch $(($(wc -l <"$tmp/full/metrics.csv") - 1))"
+"$bp" run "$spirals" "${long[@]}" --resume "$tmp/full" -q || fail "resuming after the full disk failed"
+[ "$(fingerprint "$tmp/straight")" = "$(fingerprint "$tmp/full")" ] && pass ||
+  fail "the run resumed after a full disk differs from the unbroken one"
+
+echo "crash: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]
