@@ -66,6 +66,9 @@ expect 0 'ok' -- "$bp" validate "$src/experiments/spirals.yaml"
 # --set takes one value per flag, so the file may come after it.
 expect 0 'ok' -- "$bp" validate --set train.epochs=2 --set seed=5 "$src/experiments/spirals.yaml"
 
+expect 0 'wrote a loss plugin project' -- "$bp" new-plugin my_loss --kind loss --dir "$tmp/new-loss"
+expect 0 'wrote an activation plugin project' -- "$bp" new-plugin my_act --kind activation --dir "$tmp/new-act"
+
 # A stale library or entry on BACKPLANE_PLUGIN_PATH is skipped with a warning; the
 # rest works, and a component it might have held is named with the reason.
 mkdir -p "$tmp/plugins"
@@ -85,7 +88,16 @@ expect 1 '2 of 2 components failed their checks: activation bad_tanh, optimizer 
   "$bp" check-plugin "$broken/bad_gradient/libbad_gradient.so"
 grep -q 'FAIL  gradients' "$tmp/out" || fail "check-plugin does not say the gradients failed"
 grep -q 'FAIL  resume' "$tmp/out" || fail "check-plugin does not say resume failed"
-expect 0 'all 6 components passed' -- "$bp" check-plugin "$(dirname "$bp")/../lib/backplane/plugins/libbackplane-datasets.so"
+# A check that cannot run is no pass: csv needs a file, given with --set.
+datasets=$(dirname "$bp")/../lib/backplane/plugins/libbackplane-datasets.so
+expect 1 '1 of 6 components failed their checks: dataset csv' -- "$bp" check-plugin "$datasets"
+grep -q 'FAIL  data .*--set csv.KEY=VALUE' "$tmp/out" || fail "check-plugin does not say how to give csv data"
+printf 'a,b,label\n0,1,0\n1,0,1\n' >"$tmp/check.csv"
+expect 0 'all 6 components passed' -- "$bp" check-plugin "$datasets" --set "csv.path=$tmp/check.csv"
+# Bugs that pass at the initial parameters, in one shard, or on one thread.
+expect 1 '3 of 3 components failed their checks: layer gainless_norm, loss mean_loss, layer cached_scale' -- \
+  "$bp" check-plugin "$broken/blind_spots/libblind_spots.so"
+grep -q 'FAIL  isolation' "$tmp/out" || fail "check-plugin does not say the layer keeps a shard's data"
 
 f=$(yaml with-plugin.yaml <<<"data: { source: xor }
 plugins: [ $broken/duplicate ]

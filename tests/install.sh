@@ -50,6 +50,38 @@ done
 (cd "$work" && "$bp" new-plugin my_layer --kind layer >/dev/null 2>"$work/err") && fail "new-plugin overwrote a project"
 grep -q 'already holds files' "$work/err" || fail "new-plugin into a full folder: $(cat "$work/err")"
 
+# An optimizer that updates in parallel on the trainer's threads (tbb::parallel_for, as
+# docs/writing-plugins.md suggests): Backplane::sdk brings oneTBB with it.
+mkdir "$work/parallel"
+cat >"$work/parallel/parallel_sgd.cpp" <<'CPP'
+#include <backplane/backplane.hpp>
+#include <tbb/parallel_for.h>
+namespace {
+class ParallelSgd final : public bp::Optimizer {
+public:
+    explicit ParallelSgd(const bp::Params& p) : lr_(p.number("lr")) {}
+    void step(std::span<bp::ParameterRef> params) override {
+        tbb::parallel_for(std::size_t(0), params.size(), [&](std::size_t i) { params[i].value -= float(lr_) * params[i].grad; });
+    }
+    double learning_rate() const override { return lr_; }
+    void set_learning_rate(double lr) override { lr_ = lr; }
+private:
+    double lr_;
+};
+}  // namespace
+BACKPLANE_PLUGIN("parallel-sgd", "1.0") {
+    manifest.optimizer<ParallelSgd>("parallel_sgd", "sgd, one tensor per task",
+                                    bp::Schema().number("lr", 0.1, 0.0, 10.0, "learning rate"));
+}
+CPP
+printf 'cmake_minimum_required(VERSION 3.22)\nproject(parallel CXX)\nfind_package(Backplane REQUIRED)\nbackplane_add_plugin(parallel SOURCES parallel_sgd.cpp)\n' \
+  >"$work/parallel/CMakeLists.txt"
+build_plugin "$work/parallel"
+# Linked to oneTBB itself, not leaning on the backplane executable's copy.
+readelf -d "$work/parallel/build/libparallel.so" | grep -q 'NEEDED.*libtbb' || fail "parallel_sgd is not linked to oneTBB"
+"$bp" check-plugin "$work/parallel/build/libparallel.so" >"$work/check.log" || { cat "$work/check.log"; fail "parallel_sgd check-plugin"; }
+echo "a plugin using oneTBB builds against the package alone and passes check-plugin"
+
 # A plugin with a wrong gradient and an optimizer that loses its state on resume.
 mkdir "$work/bad"
 cp "$src/tests/broken_plugins/bad_gradient.cpp" "$work/bad/"

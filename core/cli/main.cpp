@@ -68,18 +68,18 @@ void print_evaluation(const bp::EvalResult& r) {
 }
 
 // Runs every check on every component `library` provides; prints one report each.
-void check_plugin(bp::Registry& registry, const std::string& library, int threads) {
+void check_plugin(bp::Registry& registry, const std::string& library, const bp::CertifyOptions& options) {
     registry.load_default_paths();   // the checks train with built-in components around the one checked
     const auto lib = registry.load_library(library);
     const auto& path = lib->path;
     const auto& m = *lib->manifest;
     const std::size_t n = m.components.size();
     if (n == 0) throw bp::Error(path.string() + " registers no components: nothing to check");
-    std::printf("%s: %s %s, %zu component%s, checked at 1 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
-                m.version.c_str(), n, n == 1 ? "" : "s", threads);
+    std::printf("%s: %s %s, %zu component%s, checked at 1, 2 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
+                m.version.c_str(), n, n == 1 ? "" : "s", options.threads);
     std::vector<std::string> failed;
     for (const auto& c : m.components) {
-        const bp::Certificate cert = bp::certify(registry, c.kind(), c.name, {threads});
+        const bp::Certificate cert = bp::certify(registry, c.kind(), c.name, options);
         std::printf("%s%s", &c == &m.components.front() ? "" : "\n", cert.report().c_str());
         std::fflush(stdout);
         if (!cert.passed()) failed.push_back(std::string(bp::to_string(c.kind())) + " " + c.name);
@@ -168,8 +168,11 @@ int main(int argc, char** argv) {
     auto* check = app.add_subcommand("check-plugin", "load a plugin library and run every check the built-ins pass "
                                                      "(schema, gradients, determinism, resume) on each of its components");
     check->add_option("library", library, "the plugin's .so file")->required();
-    check->add_option("--threads", check_threads, "thread count compared with 1 in the determinism check (default 4)")
+    check->add_option("--threads", check_threads, "thread count compared with 1 and 2 in the determinism check (default 4)")
         ->check(CLI::Range(2, 256));
+    std::vector<std::string> check_sets;
+    check->add_option("--set", check_sets, "a parameter to check a component with, e.g. --set csv.path=data.csv "
+                                           "(a dataset that needs a file to load) (repeatable)")->allow_extra_args(false);
 
     std::string new_name, new_kind, new_dir;
     auto* scaffold = app.add_subcommand("new-plugin", "write a standalone plugin project for a new component: "
@@ -198,7 +201,7 @@ int main(int argc, char** argv) {
             return ok;
         }
         if (*check) {
-            check_plugin(registry, library, check_threads);
+            check_plugin(registry, library, {check_threads, check_sets});
             return ok;
         }
         if (*eval) {

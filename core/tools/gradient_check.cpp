@@ -115,6 +115,15 @@ GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed,
     GradientCheckResult r;
     const Random rng = Random(seed).derive("gradient_check");
     const Shape output = layer.build(input, rng.derive("init"));
+    // Away from the initial values, which can hide a mistake (a gain of 1 that backward
+    // forgets): each parameter moved by noise of half its RMS, and at least 0.1.
+    auto parameters = layer.parameters();
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+        Matrix& v = parameters[i].value;
+        const double rms = v.size() ? std::sqrt(v.cast<double>().squaredNorm() / double(v.size())) : 0.0;
+        const Matrix noise = normal_matrix(v.rows(), v.cols(), rng.derive("perturb").derive(i));
+        v += noise * float(0.5 * rms + 0.1);
+    }
     const int64_t n = o.rows;
     Matrix x = normal_matrix(n, input.size(), rng.derive("x"));
     const Matrix w = normal_matrix(n, output.size(), rng.derive("w"));
@@ -133,9 +142,8 @@ GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed,
     };
     Checker check(r, o, rng.derive("pick"));
     check.tensor("x", x.data(), x.size(), dx, objective);
-    auto params = layer.parameters();
-    for (std::size_t i = 0; i < params.size(); ++i)
-        check.tensor(params[i].name, params[i].value.data(), params[i].value.size(), grads[i], objective);
+    for (std::size_t i = 0; i < parameters.size(); ++i)
+        check.tensor(parameters[i].name, parameters[i].value.data(), parameters[i].value.size(), grads[i], objective);
     return r;
 }
 
@@ -156,6 +164,40 @@ GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const Target
     Checker check(r, o, rng.derive("pick"));
     check.tensor("pred", p.data(), p.size(), dp, [&] { return loss.evaluate(p, t, none, 1.0f); });
     return r;
+}
+
+std::string rows_problem(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed) {
+    const Random rng = Random(seed).derive("rows_check");
+    const int64_t n = 4;
+    const Matrix p = normal_matrix(n, pred.size(), rng.derive("pred"));
+    Matrix t(n, targets.columns);
+    for (int64_t i = 0; i < t.size(); ++i)
+        t.data()[i] = targets.classes > 0 ? float(rng.derive("label").below(uint64_t(i), uint64_t(targets.classes)))
+                                          : rng.derive("target").uniform(uint64_t(i));
+    Matrix all(n, pred.size()), one(1, pred.size());
+    const double together = loss.evaluate(p, t, all, 0.5f);
+    std::vector<Matrix> alone;
+    double summed = 0;
+    for (int64_t r = 0; r < n; ++r) {
+        summed += loss.evaluate(p.row(r), t.row(r), one, 0.5f);
+        alone.push_back(one);
+    }
+    char buf[200];
+    if (std::abs(together - summed) > 1e-5 * (1.0 + std::abs(summed))) {
+        std::snprintf(buf, sizeof buf, "%lld rows give a loss of %.6g, the sum of their single-row losses is %.6g",
+                      static_cast<long long>(n), together, summed);
+        return std::string(buf) + ": evaluate must return the sum over rows (the core divides by the batch size, "
+                                  "so a mean would depend on how the batch is cut into shards)";
+    }
+    for (int64_t r = 0; r < n; ++r) {
+        const double gap = (all.row(r) - alone[r]).cwiseAbs().maxCoeff();
+        if (gap > 1e-5 * (1.0 + alone[r].cwiseAbs().maxCoeff())) {
+            std::snprintf(buf, sizeof buf, "row %lld's gradient differs by %.3g alone and among %lld rows",
+                          static_cast<long long>(r), gap, static_cast<long long>(n));
+            return std::string(buf) + ": a row's gradient must depend on that row alone";
+        }
+    }
+    return "";
 }
 
 std::vector<Params> parameter_variants(const Schema& schema, const Registry& registry) {

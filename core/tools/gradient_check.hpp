@@ -35,14 +35,20 @@ struct GradientCheckResult {
     std::string report() const;
 };
 
-// Builds `layer` for `input` and checks d(sum w.*y)/dx and /dparameters, in
-// training mode (dropout masks, batch statistics) or evaluation mode.
+// Builds `layer` for `input`, moves its parameters off their initial values, and checks
+// d(sum w.*y)/dx and /dparameters, in training mode (dropout masks, batch statistics)
+// or evaluation mode.
 GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, bool training = true,
                                 const GradientCheckOptions& o = {});
 
 // Checks dloss/dpred for predictions of shape `pred` against random valid targets.
 GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed,
                                const GradientCheckOptions& o = {});
+
+// "" when the loss of rows together is the sum of their losses alone, and each row's
+// gradient its own; else what differs. The core sums shards' losses, so a loss that
+// averages would change with shard_size.
+std::string rows_problem(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed);
 
 // The parameter sets a generic check covers: the defaults, then each choice,
 // boolean and activation parameter moved to each other value, one at a time.

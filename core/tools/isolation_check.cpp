@@ -1,0 +1,95 @@
+#include "tools/isolation_check.hpp"
+
+#include <barrier>
+#include <thread>
+#include <vector>
+
+namespace bp {
+
+namespace {
+
+constexpr int shards = 3;
+constexpr int64_t rows = 4;
+
+// One shard's data and what the layer computed from it.
+struct ShardRun {
+    Matrix x, dy, y, dx;
+    std::vector<Matrix> grads;
+    std::unique_ptr<Workspace> ws;
+    StepContext ctx;
+};
+
+ShardRun make_shard(Layer& layer, const Shape& input, int64_t outputs, const Random& r, int s, bool training) {
+    ShardRun run;
+    run.x.resize(rows, input.size());
+    run.dy.resize(rows, outputs);
+    for (int64_t i = 0; i < run.x.size(); ++i) run.x.data()[i] = float(r.derive("x").derive(s).normal(uint64_t(i)));
+    for (int64_t i = 0; i < run.dy.size(); ++i) run.dy.data()[i] = float(r.derive("dy").derive(s).normal(uint64_t(i)));
+    run.y.resize(rows, outputs);
+    run.dx.resize(rows, input.size());
+    for (const auto& p : layer.parameters()) run.grads.emplace_back(p.value.rows(), p.value.cols());
+    run.ws = layer.make_workspace(rows);
+    run.ctx = StepContext{training, r.derive("step"), int64_t(s) * rows};
+    return run;
+}
+
+void forward(const Layer& layer, ShardRun& s) { layer.forward(s.x, s.y, s.ws.get(), s.ctx); }
+void backward(const Layer& layer, ShardRun& s) { layer.backward(s.x, s.y, s.dy, s.dx, s.grads, s.ws.get(), s.ctx); }
+
+// "" when `got` holds the reference's bits.
+std::string compare(const ShardRun& want, const ShardRun& got, int shard, const std::string& how) {
+    auto same = [](const Matrix& a, const Matrix& b) { return a.rows() == b.rows() && a.cols() == b.cols() && a == b; };
+    std::string what;
+    if (!same(want.y, got.y)) what = "its output";
+    else if (!same(want.dx, got.dx)) what = "its input gradient";
+    for (std::size_t i = 0; what.empty() && i < want.grads.size(); ++i)
+        if (!same(want.grads[i], got.grads[i])) what = "the gradient of parameter " + std::to_string(i);
+    if (what.empty()) return "";
+    return "shard " + std::to_string(shard + 1) + " of " + std::to_string(shards) + " got another " + what + " " + how +
+           " than alone: the layer keeps a shard's data in itself (a member, a mutable cache); keep it in the "
+           "shard's Workspace (make_workspace)";
+}
+
+}  // namespace
+
+std::string isolation_problem(Layer& layer, const Shape& input, uint64_t seed, bool training) {
+    const Random r = Random(seed).derive("isolation");
+    const int64_t outputs = layer.build(input, r.derive("init")).size();
+    auto fresh = [&] {
+        std::vector<ShardRun> runs;
+        for (int s = 0; s < shards; ++s) runs.push_back(make_shard(layer, input, outputs, r, s, training));
+        return runs;
+    };
+    std::vector<ShardRun> alone = fresh();
+    for (auto& s : alone) forward(layer, s), backward(layer, s);
+
+    // Interleaved on one thread: every forward, then every backward, last shard first.
+    std::vector<ShardRun> interleaved = fresh();
+    for (auto& s : interleaved) forward(layer, s);
+    for (int s = shards - 1; s >= 0; --s) backward(layer, interleaved[s]);
+    for (int s = 0; s < shards; ++s)
+        if (auto p = compare(alone[s], interleaved[s], s, "when shards interleave (all forwards, then all backwards)");
+            !p.empty())
+            return p;
+
+    // At once on three threads, in step: forwards, then backwards, many times.
+    for (int round = 0; round < 50; ++round) {
+        std::vector<ShardRun> together = fresh();
+        std::barrier step(shards);
+        std::vector<std::thread> threads;
+        for (int s = 0; s < shards; ++s)
+            threads.emplace_back([&, s] {
+                step.arrive_and_wait();
+                forward(layer, together[s]);
+                step.arrive_and_wait();
+                backward(layer, together[s]);
+            });
+        for (auto& t : threads) t.join();
+        for (int s = 0; s < shards; ++s)
+            if (auto p = compare(alone[s], together[s], s, "when shards run on three threads at once"); !p.empty())
+                return p;
+    }
+    return "";
+}
+
+}  // namespace bp

@@ -1,0 +1,20 @@
+// A layer keeps nothing of a shard in itself: everything a shard's backward needs
+// lives in that shard's Workspace. The trainer relies on it to run shards at once;
+// a layer that caches its input in a member computes right in a sequential test and
+// wrong when shards interleave or run on several threads.
+#pragma once
+
+#include <backplane/components.hpp>
+
+#include <string>
+
+namespace bp {
+
+// Runs `layer` (built for `input`) on three shards of seeded data: each alone,
+// forward then backward (the reference); all forwards, then all backwards, on one
+// thread; and on three threads at once, forwards then backwards, many times. Returns
+// "" when every shard's outputs and gradients are the reference's bits, else what
+// differed and where.
+std::string isolation_problem(Layer& layer, const Shape& input, uint64_t seed, bool training);
+
+}  // namespace bp
