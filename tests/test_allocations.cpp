@@ -7,6 +7,7 @@
 #include "train/run.hpp"
 #include "train/trainer.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 
@@ -116,29 +117,80 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
     }
 }
 
-TEST_CASE("a product allocates nothing after its first call, whatever its shape and transposition", "[allocations]") {
-    // OpenBLAS's small-matrix kernels malloc for some shapes (layers/gemm.cpp): these
-    // dimensions met them, up to and past the size where OpenBLAS stops using them.
-    const int64_t dims[] = {1, 2, 3, 5, 8, 16, 40, 64, 100, 130, 200};
+namespace {
+
+// The shapes the product sweeps go through: up to and past the sizes where OpenBLAS
+// stops using its small-matrix kernels (100^3) and where an operand no longer fits in
+// Eigen's stack limit (32768 floats: 200 x 200, 512 x 100).
+const int64_t sweep_dims[] = {1, 2, 3, 5, 8, 16, 40, 64, 100, 130, 200, 512};
+
+// Calls visit(m, n, k, transpose_a, transpose_b) for every shape and transposition.
+template <class Visit>
+void for_each_shape(Visit&& visit) {
+    for (const int64_t m : sweep_dims)
+        for (const int64_t n : sweep_dims)
+            for (const int64_t k : sweep_dims)
+                for (int t = 0; t < 4; ++t) visit(m, n, k, bool(t & 1), bool(t & 2));
+}
+
+}  // namespace
+
+TEST_CASE("a product allocates nothing after its first call, whatever its shape, transposition and CPU",
+          "[allocations]") {
+    // Eigen sizes its blocks by the CPU's caches: pretend to be other CPUs (these
+    // caches, with this machine's vector width) as well as this one. OpenBLAS's kernels
+    // follow the CPU too: ctest runs this test again under each kernel this CPU can run
+    // (OPENBLAS_CORETYPE, tests/CMakeLists.txt).
+    const auto caches = GENERATE(as<std::array<std::ptrdiff_t, 3>>{}, std::array<std::ptrdiff_t, 3>{0, 0, 0},
+                                 std::array<std::ptrdiff_t, 3>{16 << 10, 128 << 10, 1 << 20},
+                                 std::array<std::ptrdiff_t, 3>{48 << 10, 2 << 20, 32 << 20});
+    std::ptrdiff_t l1, l2, l3;
+    Eigen::internal::manage_caching_sizes(Eigen::GetAction, &l1, &l2, &l3);
+    if (caches[0] > 0) Eigen::setCpuCacheSizes(caches[0], caches[1], caches[2]);
+    INFO("Eigen's caches: " << Eigen::l1CacheSize() << ", " << Eigen::l2CacheSize() << ", " << Eigen::l3CacheSize());
     int64_t allocating = 0;
-    for (const int64_t m : dims)
-        for (const int64_t n : dims)
-            for (const int64_t k : dims)
-                for (int t = 0; t < 4; ++t) {
-                    const bool ta = t & 1, tb = t & 2;
-                    const bp::Matrix a = ta ? bp::Matrix::Ones(k, m) : bp::Matrix::Ones(m, k);
-                    const bp::Matrix b = tb ? bp::Matrix::Ones(n, k) : bp::Matrix::Ones(k, n);
-                    bp::Matrix c(m, n);
-                    gemm(a, ta, b, tb, c);   // a first call may size buffers
-                    allocations = 0;
-                    counting = true;
-                    gemm(a, ta, b, tb, c, true);
-                    counting = false;
-                    if (allocations > 0) {
-                        UNSCOPED_INFO(m << "x" << k << " by " << k << "x" << n << ", transposed " << ta << tb);
-                        ++allocating;
-                    }
-                    REQUIRE(c(m - 1, n - 1) == float(2 * k));
-                }
+    for_each_shape([&](int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+        const bp::Matrix a = ta ? bp::Matrix::Ones(k, m) : bp::Matrix::Ones(m, k);
+        const bp::Matrix b = tb ? bp::Matrix::Ones(n, k) : bp::Matrix::Ones(k, n);
+        bp::Matrix c(m, n);
+        gemm(a, ta, b, tb, c);   // a first call may size buffers
+        allocations = 0;
+        counting = true;
+        gemm(a, ta, b, tb, c, true);
+        counting = false;
+        if (allocations > 0) {
+            UNSCOPED_INFO(m << "x" << k << " by " << k << "x" << n << ", transposed " << ta << tb);
+            ++allocating;
+        }
+    });
+    Eigen::setCpuCacheSizes(l1, l2, l3);
     CHECK(allocating == 0);
+}
+
+TEST_CASE("a product agrees with a plain one in double, whatever its shape and transposition", "[allocations]") {
+    // gemm()'s routing and its blocked Eigen path against the triple loop.
+    const bp::Random random(9);
+    int64_t wrong = 0;
+    for_each_shape([&](int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+        bp::Matrix a(ta ? k : m, ta ? m : k), b(tb ? n : k, tb ? k : n), c(m, n);
+        for (int64_t i = 0; i < a.size(); ++i) a.data()[i] = random.uniform(uint64_t(i), -1, 1);
+        for (int64_t i = 0; i < b.size(); ++i) b.data()[i] = random.uniform(uint64_t(i) + 7919, -1, 1);
+        for (int64_t i = 0; i < c.size(); ++i) c.data()[i] = random.uniform(uint64_t(i) + 104729, -1, 1);
+        const bp::Matrix before = c;
+        gemm(a, ta, b, tb, c, true);
+        // Every entry of small results; of large ones, 8 x 8 spread over every block.
+        double worst = 0;
+        const int64_t di = std::max<int64_t>(1, m / 8), dj = std::max<int64_t>(1, n / 8);
+        for (int64_t i = 0; i < m; i += di)
+            for (int64_t j = 0; j < n; j += dj) {
+                double sum = before(i, j);
+                for (int64_t p = 0; p < k; ++p) sum += double(ta ? a(p, i) : a(i, p)) * double(tb ? b(j, p) : b(p, j));
+                worst = std::max(worst, std::abs(sum - double(c(i, j))));
+            }
+        if (worst > 1e-6 * double(k) + 1e-6) {
+            UNSCOPED_INFO(m << "x" << k << " by " << k << "x" << n << ", transposed " << ta << tb << ": off by " << worst);
+            ++wrong;
+        }
+    });
+    CHECK(wrong == 0);
 }
