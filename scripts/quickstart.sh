@@ -4,7 +4,7 @@
 # any further backplane run options).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+bash scripts/build.sh --main
 experiment=${1:-experiments/compare_optimizers_spirals.yaml}
 shift || true
 exec build/bin/backplane run "$experiment" "$@"
