@@ -45,11 +45,8 @@ void save_checkpoint(const fs::path& path, const Checkpoint& c) {
     write_file_atomic(path, out);
 }
 
-Checkpoint load_checkpoint(const fs::path& path) {
-    auto fail = [&](const std::string& what) { return Error("checkpoint " + path.string() + ": " + what); };
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw fail("cannot open it");
-    const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& name) {
+    auto fail = [&](const std::string& what) { return Error("checkpoint " + name + ": " + what); };
     if (bytes.size() < 8) throw fail("too short for a safetensors header (truncated?)");
     uint64_t n = 0;
     std::memcpy(&n, bytes.data(), 8);
@@ -90,6 +87,13 @@ Checkpoint load_checkpoint(const fs::path& path) {
         throw fail(std::string("its header is malformed (") + e.what() + ")");
     }
     return c;   // tensors in name order: nlohmann::json keeps object keys sorted
+}
+
+Checkpoint load_checkpoint(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("checkpoint " + path.string() + ": cannot open it");
+    const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+    return parse_checkpoint(bytes, path.string());
 }
 
 }  // namespace bp
