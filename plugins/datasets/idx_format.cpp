@@ -39,6 +39,7 @@ IdxArray parse_idx(const ByteSource& source, const std::string& name) {
                         ", expected 00 00 08 0N (unsigned bytes, N = 1 to 4 dimensions): not an IDX file of bytes");
     }
     IdxArray a;
+    const std::size_t most = std::size_t(1) << 36;
     std::size_t total = 1;
     for (int d = 0; d < magic[3]; ++d) {
         unsigned char be[4];
@@ -46,12 +47,22 @@ IdxArray parse_idx(const ByteSource& source, const std::string& name) {
         const int64_t n = (int64_t(be[0]) << 24) | (be[1] << 16) | (be[2] << 8) | be[3];
         if (n <= 0) throw bp::Error("idx: " + name + " declares dimension " + std::to_string(d) + " of size 0");
         a.dims.push_back(n);
-        total *= std::size_t(n);
-        if (total > (std::size_t(1) << 36))
+        // Checked before multiplying: a product past 2^64 wraps around and can look small.
+        if (std::size_t(n) > most / total)
             throw bp::Error("idx: " + name + " declares more than 64 GiB of data: a corrupt header");
+        total *= std::size_t(n);
     }
-    a.data.resize(total);
-    const std::size_t got = read(a.data.data(), total);
+    // Read in pieces, the array growing with what arrives: a corrupt header may
+    // declare gigabytes that the file does not hold, and they are not allocated first.
+    const std::size_t piece = std::size_t(1) << 24;
+    std::size_t got = 0;
+    while (got < total) {
+        const std::size_t want = std::min(piece, total - got);
+        a.data.resize(got + want);
+        const std::size_t n = read(a.data.data() + got, want);
+        got += n;
+        if (n < want) break;
+    }
     if (got != total)
         throw bp::Error("idx: " + name + " is truncated: its header declares " + std::to_string(total) +
                         " bytes of data, the file holds " + std::to_string(got));
@@ -66,7 +77,7 @@ IdxArray parse_idx(std::string_view bytes, const std::string& name) {
     return parse_idx(
         [&](void* into, std::size_t n) {
             n = std::min(n, bytes.size());
-            std::memcpy(into, bytes.data(), n);
+            if (n > 0) std::memcpy(into, bytes.data(), n);
             bytes.remove_prefix(n);
             return n;
         },
