@@ -5,18 +5,19 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 namespace datasets {
 
 namespace {
 
+// Every cell between commas, an empty one after a trailing comma included
+// (std::getline drops it: "1,2," would read as two columns).
 std::vector<float> parse_line(const std::string& line, const std::string& name, int64_t line_no) {
     std::vector<float> out;
-    std::stringstream ss(line);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) {
+    for (std::size_t start = 0;;) {
+        const std::size_t comma = line.find(',', start);
+        const std::string cell = line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         char* end = nullptr;
         const float v = std::strtof(cell.c_str(), &end);
         if (end == cell.c_str() || cell.find_first_not_of(" \t\r", std::size_t(end - cell.c_str())) != std::string::npos)
@@ -24,8 +25,9 @@ std::vector<float> parse_line(const std::string& line, const std::string& name, 
         if (!std::isfinite(v))
             throw bp::Error(name + ":" + std::to_string(line_no) + ": '" + cell + "' is not a finite number");
         out.push_back(v);
+        if (comma == std::string::npos) return out;
+        start = comma + 1;
     }
-    return out;
 }
 
 }  // namespace
