@@ -54,7 +54,7 @@ IdxArray parse_idx(const ByteSource& source, const std::string& name) {
     }
     // Read in pieces, the array growing with what arrives: a corrupt header may
     // declare gigabytes that the file does not hold, and they are not allocated first.
-    const std::size_t piece = std::size_t(1) << 24;
+    const std::size_t piece = std::size_t(1) << 20;
     std::size_t got = 0;
     while (got < total) {
         const std::size_t want = std::min(piece, total - got);
