@@ -87,7 +87,12 @@ void comparison(const std::string& text, const std::vector<std::string>& overrid
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    registry();
+    // Before libFuzzer's own handlers are in place: say why, rather than abort silently.
+    try {
+        registry();
+    } catch (const bp::Error& e) {
+        broken(std::string("cannot load the built-in plugins: ") + e.what());
+    }
     experiment_file();
     return 0;
 }
