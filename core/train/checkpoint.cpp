@@ -148,14 +148,15 @@ void read_offsets(const Json& offsets, const Json& shape, uint64_t data_size, En
         throw fail(what + ", outside the " + std::to_string(data_size) + " bytes of data (truncated?)");
     const uint64_t bytes = uint64_t(e.rows) * uint64_t(e.cols) * sizeof(float);   // <= data_size: read_shape checked
     if (e.end - e.begin != bytes)
-        throw fail("tensor '" + e.name + "' has shape " + shown(shape) + " (" + std::to_string(bytes) + " bytes of F32) but data offsets [" + std::to_string(e.begin) + ", " +
-                   std::to_string(e.end) + "]");
+        throw fail("tensor '" + e.name + "' has shape " + shown(shape) + " (" + std::to_string(bytes) +
+                   " bytes of F32) but data offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]");
 }
 
 Entry read_entry(const std::string& name, const Json& j, uint64_t data_size, const Failure& fail) {
     Entry e;
     e.name = name;
-    if (!j.is_object()) throw fail("tensor '" + name + "' must be an object with dtype, shape and data_offsets, not " + shown(j));
+    if (!j.is_object())
+        throw fail("tensor '" + name + "' must be an object with dtype, shape and data_offsets, not " + shown(j));
     for (const char* key : {"dtype", "shape", "data_offsets"})
         if (!j.contains(key)) throw fail("tensor '" + name + "' has no " + key);
     const Json& dtype = j["dtype"];

@@ -20,7 +20,8 @@ class Idx final : public bp::Dataset {
 public:
     static bp::Schema schema() {
         return bp::Schema()
-            .text("path", datasets::fashion_mnist_dir, "folder of the files; relative paths start at the experiment file's folder")
+            .text("path", datasets::fashion_mnist_dir,
+                  "folder of the files; relative paths start at the experiment file's folder")
             .text("train_images", "train-images-idx3-ubyte.gz", "training images, (N, H, W) or (N, C, H, W) bytes")
             .text("train_labels", "train-labels-idx1-ubyte.gz", "training labels, (N) class indices")
             .text("test_images", "t10k-images-idx3-ubyte.gz", "test images; empty: no test set")
