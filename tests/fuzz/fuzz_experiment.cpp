@@ -10,8 +10,6 @@
 
 #include <backplane/error.hpp>
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -35,17 +33,16 @@ bp::Registry& registry() {
     return r;
 }
 
-// The experiment "file" lies in an empty folder of its own, so that relative paths
-// in it (plugins:, data files) name nothing; the folder is removed when the process
-// exits (the path is never freed, so that the exit handler can still read it).
+// The experiment "file" lies in an empty folder, so that relative paths in it
+// (plugins:, data files) name nothing. Nothing is ever written there, so every
+// process (libFuzzer's -fork and -jobs) shares one, left in place.
 const fs::path& experiment_file() {
-    static const fs::path* const file = [] {
-        const fs::path dir = fs::temp_directory_path() / ("backplane-fuzz-experiment-" + std::to_string(getpid()));
+    static const fs::path file = [] {
+        const fs::path dir = fs::temp_directory_path() / "backplane-fuzz-experiment";
         fs::create_directories(dir);
-        std::atexit([] { std::error_code ec; fs::remove_all(experiment_file().parent_path(), ec); });
-        return new fs::path(dir / "experiment.yaml");
+        return dir / "experiment.yaml";
     }();
-    return *file;
+    return file;
 }
 
 void split(const std::string& input, std::string& text, std::vector<std::string>& overrides) {
