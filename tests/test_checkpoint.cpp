@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -31,6 +32,26 @@ train: { epochs: 4, batch_size: 40, shard_size: 16, checkpoint_every: 2 }
 bp::RunResult run(const fs::path& dir, const std::vector<std::string>& sets, const fs::path& resume = {}) {
     auto& registry = test::builtin_registry();
     return test::run_quietly(bp::parse_experiment(experiment, dir / "resume.yaml", sets, registry), dir / "run", resume);
+}
+
+// A safetensors file made by hand: 8-byte length, `header` as JSON, `data_bytes` zero bytes.
+std::string safetensors(const nlohmann::json& header, std::size_t data_bytes) {
+    const std::string json = header.dump();
+    std::string out(8, '\0');
+    const uint64_t n = json.size();
+    std::memcpy(out.data(), &n, 8);
+    return out + json + std::string(data_bytes, '\0');
+}
+
+nlohmann::json f32(const std::vector<int64_t>& shape, std::size_t begin, std::size_t end) {
+    return {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {begin, end}}};
+}
+
+// The message load_checkpoint throws for `bytes` written to a file, or "".
+std::string load_error(const std::string& bytes) {
+    const auto file = test::temp_dir("ckpt-bad") / "bad.safetensors";
+    test::write_file(file, bytes);
+    return test::error_of([&] { bp::load_checkpoint(file); });
 }
 
 }  // namespace
@@ -62,6 +83,96 @@ TEST_CASE("a checkpoint round-trips bitwise, readable as safetensors", "[checkpo
     std::memcpy(&third, bytes.data() + 8 + n + off[0] + 4 * sizeof(float), sizeof(float));
     CHECK(third == 1.0f / 3);
     CHECK(bytes.size() == 8 + n + 17 * sizeof(float));
+}
+
+TEST_CASE("tensors come back in file order, not name order", "[checkpoint]") {
+    // An optimizer's load_state gets its state in the order state() gave it:
+    // velocity.10 must not come before velocity.2.
+    const auto dir = test::temp_dir("ckpt-order");
+    bp::Checkpoint c;
+    for (int i = 0; i < 12; ++i) c.tensors.push_back({"x." + std::to_string(i), bp::Matrix::Constant(1, 2, float(i))});
+    bp::save_checkpoint(dir / "c.safetensors", c);
+    const auto back = bp::load_checkpoint(dir / "c.safetensors");
+    REQUIRE(back.tensors.size() == 12);
+    for (int i = 0; i < 12; ++i) {
+        CHECK(back.tensors[std::size_t(i)].name == "x." + std::to_string(i));
+        CHECK(back.tensors[std::size_t(i)].value(0, 1) == float(i));
+    }
+}
+
+TEST_CASE("tensors must tile the data section exactly", "[checkpoint]") {
+    // Sorted by offset, each begins where the one before ends, the first at 0, the
+    // last at the end of the data: anything else is a corrupt or hand-made file.
+    using J = nlohmann::json;
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({4}, 0, 16)}, {"b", f32({4}, 8, 24)}}, 24)),
+               Catch::Contains("bad.safetensors") && Catch::Contains("tensor 'b'") && Catch::Contains("overlaps tensor 'a'"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({4}, 0, 16)}, {"b", f32({4}, 20, 36)}}, 36)),
+               Catch::Contains("bad.safetensors") && Catch::Contains("bytes 16 to 20") && Catch::Contains("tensor 'b'") &&
+                   Catch::Contains("no tensor"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({4}, 4, 20)}}, 20)),
+               Catch::Contains("bad.safetensors") && Catch::Contains("tensor 'a' begins at byte 4"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({4}, 0, 16)}}, 20)),
+               Catch::Contains("bad.safetensors") && Catch::Contains("20 bytes") && Catch::Contains("tensor 'a'") &&
+                   Catch::Contains("ends at byte 16"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({4}, 0, 16)}, {"b", f32({4}, 0, 16)}}, 16)),
+               Catch::Contains("overlaps tensor 'a'"));
+    CHECK_THAT(load_error(safetensors(J::object(), 4)), Catch::Contains("4 bytes of data but no tensor"));
+    CHECK(load_error(safetensors(J{{"b", f32({2}, 0, 8)}, {"a", f32({1, 2}, 8, 16)}}, 16)).empty());
+}
+
+TEST_CASE("malformed safetensors headers are refused, naming what is wrong", "[checkpoint]") {
+    using J = nlohmann::json;
+    const std::string good = safetensors(J{{"a", f32({2, 2}, 0, 16)}}, 16);
+    REQUIRE(load_error(good).empty());
+    CHECK_THAT(load_error(safetensors(J::array({1, 2}), 0)), Catch::Contains("bad.safetensors") && Catch::Contains("not a JSON object"));
+    CHECK_THAT(load_error(safetensors(J{{"a", 3}}, 0)), Catch::Contains("tensor 'a' must be an object"));
+    J bf16 = f32({2, 2}, 0, 8);
+    bf16["dtype"] = "BF16";
+    CHECK_THAT(load_error(safetensors(J{{"a", bf16}}, 8)), Catch::Contains("tensor 'a' is BF16, only F32 is read"));
+    J no_dtype = f32({2}, 0, 8);
+    no_dtype.erase("dtype");
+    CHECK_THAT(load_error(safetensors(J{{"a", no_dtype}}, 8)), Catch::Contains("tensor 'a' has no dtype"));
+    // Floats too large for an integer were converted to one anyway (undefined behaviour, found by fuzz_checkpoint).
+    for (const J& shape : {J{2, 0}, J{-2, -2}, J{2.5}, J{1e300}, J{1, 1.8446744073709552e19, 96}, J("2"), J{J::array()}, J(4)})
+        CHECK_THAT(load_error(safetensors(J{{"a", {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {0, 16}}}}}, 16)),
+                   Catch::Contains("tensor 'a' has shape") && Catch::Contains("positive integers"));
+    // 2^32 x 2^32 elements overflow 64 bits to 0; the data holds none of it.
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({int64_t(1) << 32, int64_t(1) << 32, 4}, 0, 16)}}, 16)),
+               Catch::Contains("tensor 'a' has shape [4294967296, 4294967296, 4]") && Catch::Contains("16 bytes"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({2, 2}, 0, 12)}}, 16)),
+               Catch::Contains("tensor 'a' has shape [2, 2] (16 bytes of F32) but data offsets [0, 12]"));
+    for (const J& offsets : {J{0}, J{0, 16, 32}, J{-1, 15}, J{0.0, 16.0}, J{8e24}, J{0, 8e24}, J{16, 0}, J("0,16")})
+        CHECK_THAT(load_error(safetensors(J{{"a", {{"dtype", "F32"}, {"shape", {2, 2}}, {"data_offsets", offsets}}}}, 16)),
+                   Catch::Contains("tensor 'a'") && Catch::Contains("data_offsets"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({2, 2}, 0, 16)}, {"__metadata__", {{"epoch", 3}}}}, 16)),
+               Catch::Contains("__metadata__") && Catch::Contains("'epoch'") && Catch::Contains("string"));
+    CHECK_THAT(load_error(safetensors(J{{"a", f32({2, 2}, 0, 16)}, {"__metadata__", "x"}}, 16)),
+               Catch::Contains("__metadata__ must map names to strings"));
+    // A header length near 2^64 must not wrap around when added to 8.
+    for (uint64_t n : {~uint64_t(0), ~uint64_t(0) - 7, uint64_t(1) << 63}) {
+        std::string bytes = good;
+        std::memcpy(bytes.data(), &n, 8);
+        CHECK_THAT(load_error(bytes), Catch::Contains("runs past the end of the file"));
+    }
+}
+
+TEST_CASE("a deeply nested header is refused without recursing into it", "[checkpoint]") {
+    // A message quoting a value 200,000 lists deep through nlohmann's dump(), which
+    // recurses, overflowed the stack.
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    auto error_for = [](const std::string& header) {
+        std::string bytes(8, '\0');
+        const uint64_t n = header.size();
+        std::memcpy(bytes.data(), &n, 8);
+        bytes += header + std::string(4, '\0');
+        return test::error_of([&] { bp::parse_checkpoint(bytes, "deep.safetensors"); });
+    };
+    CHECK(error_for(R"({"a":{"dtype":)" + deep + R"(,"shape":[1],"data_offsets":[0,4]}})") ==
+          "checkpoint deep.safetensors: tensor 'a' is [[...]], only F32 is read");
+    CHECK_THAT(error_for(R"({"a":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,4]}})"),
+               Catch::StartsWith("checkpoint deep.safetensors: tensor 'a' has shape [[...]]: expected a list"));
+    CHECK_THAT(error_for(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"__metadata__":{"k":)" + deep + "}}"),
+               Catch::Contains("__metadata__ entry 'k' is [[...]], not a string"));
 }
 
 TEST_CASE("4 epochs straight equal 2 epochs, stop, resume, 2 more: bitwise", "[checkpoint][determinism]") {

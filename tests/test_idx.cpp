@@ -102,6 +102,21 @@ TEST_CASE("idx refuses broken files, naming them", "[idx]") {
                Catch::Contains("missing.idx does not exist"));
 }
 
+TEST_CASE("idx refuses a header that declares more than the file holds without allocating it", "[idx]") {
+    const auto dir = test::temp_dir("idx-huge");
+    test::write_file(dir / "labels.idx", idx_bytes({3}, {0, 1, 2}));
+    auto error_with = [&](const std::vector<int>& dims, int bytes) {
+        test::write_file(dir / "images.idx", idx_bytes(dims, pixels(bytes)));
+        return test::error_of([&] { load(dir, "images.idx", "labels.idx"); });
+    };
+    // 64 GiB declared, 12 bytes there: the data is read as it comes, not allocated first.
+    CHECK_THAT(error_with({65536, 65536, 16}, 12),
+               Catch::Contains("images.idx is truncated: its header declares 68719476736 bytes of data, the file holds 12"));
+    // 2^12 * 2^24 * 2^28 = 2^64 wraps around to 0 in 64 bits: refused, not read as an empty array.
+    CHECK_THAT(error_with({1 << 12, 1 << 24, 1 << 28}, 0), Catch::Contains("images.idx declares more than 64 GiB of data"));
+    CHECK_THAT(error_with({-1, -1, 16}, 0), Catch::Contains("images.idx declares more than 64 GiB of data"));
+}
+
 TEST_CASE("a missing Fashion-MNIST file names the Debian package", "[idx]") {
     auto& registry = test::builtin_registry();
     bp::Params p = bp::Params::defaults(registry.get(bp::Kind::dataset, "idx").info->schema);

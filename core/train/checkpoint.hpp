@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bp {
@@ -25,5 +26,8 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c);
 
 // Throws bp::Error naming the file when it is missing, truncated or malformed.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+// The same from the file's bytes; `name` names it in messages.
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& name);
 
 }  // namespace bp

@@ -1,10 +1,7 @@
 // csv: numeric feature columns and one label column from a text file.
 #include <backplane/backplane.hpp>
 
-#include <cmath>
-#include <fstream>
-#include <sstream>
-
+#include "csv_format.hpp"
 #include "datasets.hpp"
 
 namespace {
@@ -53,55 +50,7 @@ private:
     }
 
     bp::Split read(const std::string& path) const {
-        std::ifstream in(path);
-        if (!in) throw bp::Error("csv: cannot open " + path);
-        std::vector<std::vector<float>> rows;
-        std::string line;
-        int64_t line_no = 0;
-        while (std::getline(in, line)) {
-            ++line_no;
-            if ((header_ && line_no == 1) || line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            rows.push_back(parse(line, path, line_no));
-            if (rows.back().size() != rows.front().size())
-                throw bp::Error(path + ":" + std::to_string(line_no) + ": " + std::to_string(rows.back().size()) +
-                                " columns, expected " + std::to_string(rows.front().size()) + " like the first row");
-        }
-        if (rows.empty()) throw bp::Error("csv: " + path + " has no data rows");
-        const int64_t cols = int64_t(rows.front().size());
-        if (cols < 2) throw bp::Error("csv: " + path + " needs at least one feature column and a label column");
-        const int64_t label = label_column_ < 0 ? cols + label_column_ : label_column_;
-        if (label < 0 || label >= cols)
-            throw bp::Error("csv: label_column " + std::to_string(label_column_) + " is outside the " +
-                            std::to_string(cols) + " columns of " + path);
-
-        bp::Split s{bp::Matrix(int64_t(rows.size()), cols - 1), bp::Matrix(int64_t(rows.size()), 1)};
-        for (std::size_t r = 0; r < rows.size(); ++r) {
-            for (int64_t c = 0, f = 0; c < cols; ++c) {
-                if (c == label) s.y(int64_t(r), 0) = rows[r][c];
-                else s.x(int64_t(r), f++) = rows[r][c];
-            }
-            const float y = s.y(int64_t(r), 0);
-            if (classification_ && (y < 0 || y != std::floor(y) || y > 65535))
-                throw bp::Error(path + ": row " + std::to_string(r + 1) + ": label " + std::to_string(y) +
-                                " is not a class index (0, 1, 2, ...); for numeric targets set task: regression");
-        }
-        return s;
-    }
-
-    static std::vector<float> parse(const std::string& line, const std::string& path, int64_t line_no) {
-        std::vector<float> out;
-        std::stringstream ss(line);
-        std::string cell;
-        while (std::getline(ss, cell, ',')) {
-            char* end = nullptr;
-            const float v = std::strtof(cell.c_str(), &end);
-            if (end == cell.c_str() || cell.find_first_not_of(" \t\r", std::size_t(end - cell.c_str())) != std::string::npos)
-                throw bp::Error(path + ":" + std::to_string(line_no) + ": '" + cell + "' is not a number");
-            if (!std::isfinite(v))
-                throw bp::Error(path + ":" + std::to_string(line_no) + ": '" + cell + "' is not a finite number");
-            out.push_back(v);
-        }
-        return out;
+        return datasets::read_csv(path, {label_column_, header_, classification_});
     }
 
     std::string path_, test_path_;

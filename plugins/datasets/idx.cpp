@@ -3,89 +3,25 @@
 // Defaults point at Debian's dataset-fashion-mnist package.
 #include <backplane/backplane.hpp>
 
-#include <zlib.h>
-
 #include <cmath>
 #include <filesystem>
-#include <memory>
 
 #include "datasets.hpp"
+#include "idx_format.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const char* const debian_dir = "/usr/share/datasets/fashion-mnist";
-
-// A whole IDX file: header then bytes. Only unsigned bytes (type 0x08) are used by
-// the image sets this reads.
-struct IdxArray {
-    std::vector<int64_t> dims;
-    std::vector<unsigned char> data;
-};
-
-IdxArray read_idx(const fs::path& path) {
-    if (!fs::exists(path)) {
-        std::string msg = "idx: " + path.string() + " does not exist";
-        if (path.parent_path() == debian_dir)
-            msg += "; Fashion-MNIST comes with Debian's package dataset-fashion-mnist (apt-get install "
-                   "dataset-fashion-mnist)";
-        throw bp::Error(msg);
-    }
-    // gzread reads plain files as they are, so one path handles both.
-    std::unique_ptr<gzFile_s, int (*)(gzFile)> f(gzopen(path.c_str(), "rb"), gzclose);
-    if (!f) throw bp::Error("idx: cannot open " + path.string());
-    auto read = [&](void* into, std::size_t n) -> std::size_t {
-        std::size_t done = 0;
-        while (done < n) {
-            const int got = gzread(f.get(), static_cast<char*>(into) + done, unsigned(std::min<std::size_t>(n - done, 1 << 30)));
-            if (got < 0) {
-                int err = 0;
-                throw bp::Error("idx: " + path.string() + " is corrupt (" + gzerror(f.get(), &err) + ")");
-            }
-            if (got == 0) break;
-            done += std::size_t(got);
-        }
-        return done;
-    };
-
-    unsigned char magic[4];
-    if (read(magic, 4) != 4) throw bp::Error("idx: " + path.string() + " is too short for an IDX header");
-    if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] < 1 || magic[3] > 4) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%02x %02x %02x %02x", magic[0], magic[1], magic[2], magic[3]);
-        throw bp::Error("idx: " + path.string() + " has magic number " + buf +
-                        ", expected 00 00 08 0N (unsigned bytes, N = 1 to 4 dimensions): not an IDX file of bytes");
-    }
-    IdxArray a;
-    std::size_t total = 1;
-    for (int d = 0; d < magic[3]; ++d) {
-        unsigned char be[4];
-        if (read(be, 4) != 4) throw bp::Error("idx: " + path.string() + " is truncated inside its header");
-        const int64_t n = (int64_t(be[0]) << 24) | (be[1] << 16) | (be[2] << 8) | be[3];
-        if (n <= 0) throw bp::Error("idx: " + path.string() + " declares dimension " + std::to_string(d) + " of size 0");
-        a.dims.push_back(n);
-        total *= std::size_t(n);
-        if (total > (std::size_t(1) << 36))
-            throw bp::Error("idx: " + path.string() + " declares more than 64 GiB of data: a corrupt header");
-    }
-    a.data.resize(total);
-    const std::size_t got = read(a.data.data(), total);
-    if (got != total)
-        throw bp::Error("idx: " + path.string() + " is truncated: its header declares " + std::to_string(total) +
-                        " bytes of data, the file holds " + std::to_string(got));
-    unsigned char extra;
-    if (read(&extra, 1) != 0)
-        throw bp::Error("idx: " + path.string() + " is longer than its header declares (" + std::to_string(total) +
-                        " bytes of data)");
-    return a;
-}
+using datasets::IdxArray;
+using datasets::read_idx;
 
 class Idx final : public bp::Dataset {
 public:
     static bp::Schema schema() {
         return bp::Schema()
-            .text("path", debian_dir, "folder of the files; relative paths start at the experiment file's folder")
+            .text("path", datasets::fashion_mnist_dir,
+                  "folder of the files; relative paths start at the experiment file's folder")
             .text("train_images", "train-images-idx3-ubyte.gz", "training images, (N, H, W) or (N, C, H, W) bytes")
             .text("train_labels", "train-labels-idx1-ubyte.gz", "training labels, (N) class indices")
             .text("test_images", "t10k-images-idx3-ubyte.gz", "test images; empty: no test set")
