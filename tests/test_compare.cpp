@@ -296,3 +296,23 @@ TEST_CASE("a comparison cut at any point resumes to the same results", "[compare
                Catch::Contains("was made by another experiment: optimizer.lr: 0.01 -> 0.02"));
     CHECK_FALSE(fs::exists(cut / "adam" / "seed-5" / "summary.json"));
 }
+
+TEST_CASE("what a fuzzer found in the comparison reader is refused in time, by name", "[compare]") {
+    const std::string head = experiment.substr(0, experiment.find("compare:"));
+    // A sweep as a whole variant once replaced the experiment by a number.
+    CHECK_THAT(compare_error(head + "compare: {variants: {a: {sweep: linear, from: 0, to: 1, points: 2}}}\n"),
+               Catch::StartsWith("/exp/cmp.yaml:10:25: a sweep stands for one value under a key"));
+    // A grid of a million runs was read whole before any trained.
+    std::string seeds;
+    for (int s = 0; s < 1000; ++s) seeds += (s ? ", " : "") + std::to_string(s);
+    CHECK_THAT(compare_error(head + "compare:\n  seeds: [" + seeds + "]\n  variants:\n    a: { optimizer: { lr: { sweep: "
+                                    "linear, from: 0.001, to: 1, points: 1000 } } }\n"),
+               Catch::Contains("the comparison would hold 1000000 runs (1000 variants x 1000 seeds), more than 10000"));
+    // Thirty levels of anchors denote 2^30 values in a kilobyte.
+    std::string anchors = "l0: &l0 {x: 1}\n";
+    for (int l = 1; l <= 30; ++l)
+        anchors += "l" + std::to_string(l) + ": &l" + std::to_string(l) + " {x: *l" + std::to_string(l - 1) + ", y: *l" +
+                   std::to_string(l - 1) + "}\n";
+    CHECK_THAT(compare_error(anchors + "compare: {variants: {a: *l30}}\n"),
+               Catch::Contains("the document holds more than 100000 values once its aliases are expanded"));
+}

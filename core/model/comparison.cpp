@@ -12,6 +12,8 @@ namespace bp {
 
 namespace {
 
+constexpr std::size_t max_runs = 10000;
+
 // `over` merged into `base`: maps key by key, anything else replaced. A map naming a
 // different component (`name:`) replaces the base's whole, so no parameter of the old
 // component leaks into the new one. Nodes of `over` are shared, not copied, so they
@@ -165,11 +167,16 @@ private:
         std::string swept;
         const YAML::Node sweep = value.IsMap() ? find_sweep(value, "", swept) : YAML::Node(YAML::NodeType::Undefined);
         if (!sweep) {
+            check_size(c, 1, r, key);
             add_runs(c, name, name, std::nullopt, r, key);
             return;
         }
+        if (swept.empty())
+            r.fail(sweep, "a sweep stands for one value under a key, e.g. { optimizer: { lr: { sweep: log, from: "
+                          "1e-4, to: 1, points: 5 } } }, not for a whole variant");
         CompareSweep s{name, swept, {}, {}, false};
         s.values = sweep_values(r, sweep, s.log);
+        check_size(c, s.values.size(), r, key);
         for (double v : s.values) {
             char label[32];
             std::snprintf(label, sizeof label, "%.4g", v);
@@ -179,11 +186,22 @@ private:
         c.sweeps.push_back(std::move(s));
     }
 
+    // Every run is read (and kept) before any trains: the grid must stay of a size that
+    // one machine holds and someone means to train. Checked before `more` variants are read.
+    static void check_size(const Comparison& c, std::size_t more, const YamlReader& r, const YAML::Node& key) {
+        const std::size_t runs = (c.variants.size() + more) * c.seeds.size();
+        if (runs > max_runs)
+            r.fail(key, "the comparison would hold " + std::to_string(runs) + " runs (" +
+                            std::to_string(c.variants.size() + more) + " variants x " + std::to_string(c.seeds.size()) +
+                            " seeds), more than " + std::to_string(max_runs) + "; split it, or sweep fewer points");
+    }
+
     // Every seed of one variant; `swept`: the value that replaces the variant's sweep.
     void add_runs(Comparison& c, const std::string& label, const std::string& name, std::optional<double> swept,
                   const YamlReader& r, const YAML::Node& key) const {
         if (std::find(c.variants.begin(), c.variants.end(), label) != c.variants.end())
             r.fail(key, "two variants are named '" + label + "'; rename one");
+
         c.variants.push_back(label);
         std::vector<Experiment> runs;
         for (uint64_t seed : c.seeds) {

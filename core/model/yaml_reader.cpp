@@ -18,12 +18,20 @@ std::string location(const fs::path& file, const YAML::Mark& m) {
     return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
 }
 
+// A document may hold at most this many values, aliases expanded: anchors and aliases
+// can make a kilobyte denote a billion values, which every later walk would visit.
+constexpr std::size_t max_values = 100000;
+
 // Every mapping under `n` gives each key once. `path` names the mapping as --set
-// would ("train", "model.0.dense").
-void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs::path& file) {
+// would ("train", "model.0.dense"); `values` counts what has been visited.
+void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs::path& file, std::size_t& values) {
+    if (++values > max_values)
+        throw Error(location(file, n.Mark()) + ": the document holds more than " + std::to_string(max_values) +
+                    " values once its aliases are expanded (anchors repeating a mapping?); an experiment is "
+                    "far smaller");
     if (n.IsSequence()) {
         for (std::size_t i = 0; i < n.size(); ++i)
-            refuse_repeated_keys(n[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), file);
+            refuse_repeated_keys(n[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), file, values);
         return;
     }
     if (!n.IsMap()) return;
@@ -36,7 +44,7 @@ void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs
             throw Error(location(file, kv.first.Mark()) + ": '" + key + "' is given twice in " +
                         (path.empty() ? "the experiment" : path) + " (first at line " +
                         std::to_string(first->second.line + 1) + "); remove one");
-        refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file);
+        refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file, values);
     }
 }
 
@@ -56,7 +64,8 @@ YAML::Node YamlReader::parse(const std::string& text) const {
     } catch (const YAML::Exception& e) {
         throw Error(location(file_, e.mark) + ": YAML syntax error: " + e.msg);
     }
-    refuse_repeated_keys(root, "", file_);
+    std::size_t values = 0;
+    refuse_repeated_keys(root, "", file_, values);
     return root;
 }
 
