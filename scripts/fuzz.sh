@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of outside input with libFuzzer: checkpoints, IDX and CSV data
-# files, experiment files (tests/fuzz/README.md). Installs what is missing (clang and
+# files, experiment files, plugin manifests (tests/fuzz/README.md). Installs what is missing (clang and
 # its sanitizer runtimes), builds build-fuzz/ with clang, AddressSanitizer and
 # UndefinedBehaviorSanitizer, runs each target over the inputs that once crashed it
 # (tests/fuzz/regressions/<target>/), then fuzzes it for SECONDS on a copy of its seed
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 [ $# -gt 0 ] && shift
 case $seconds in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;; esac
-all=(fuzz_checkpoint fuzz_idx fuzz_csv fuzz_experiment)
+all=(fuzz_checkpoint fuzz_idx fuzz_csv fuzz_experiment fuzz_manifest)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 for t in "${targets[@]}"; do

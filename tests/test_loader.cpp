@@ -118,3 +118,51 @@ TEST_CASE("objects keep their library loaded", "[loader]") {
     CHECK(y(0, 0) == 0);
     CHECK(y(0, 1) == 2);
 }
+
+namespace {
+
+struct NothingLayer final : bp::Layer {
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override { return input; }
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace*, const bp::StepContext&) const override { y = x; }
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx, std::span<bp::Matrix>,
+                  bp::Workspace*, const bp::StepContext&) const override {
+        if (dx.rows()) dx = dy;
+    }
+};
+
+struct NothingOptimizer final : bp::Optimizer {
+    void step(std::span<bp::ParameterRef>) override {}
+    double learning_rate() const override { return 0; }
+    void set_learning_rate(double) override {}
+};
+
+std::string manifest_error(const std::string& name, const bp::Schema& schema) {
+    bp::Manifest m{"p", "1.0", {}};
+    m.layer<NothingLayer>(name, "a layer", schema);
+    return test::error_of([&] { bp::check_manifest(m); });
+}
+
+}  // namespace
+
+TEST_CASE("a manifest the core could not use is refused by component and parameter", "[loader]") {
+    CHECK(manifest_error("nothing", bp::Schema().integer("units", 3, 1, 10, "n")) == "");
+    CHECK_THAT(manifest_error("My Layer", {}), Catch::StartsWith("layer 'My Layer': a component's name is lowercase"));
+    CHECK_THAT(manifest_error("x", bp::Schema().integer("units", 30, 1, 10, "n")),
+               Catch::StartsWith("layer 'x': parameter 'units': its default 30 is outside its range"));
+    CHECK_THAT(manifest_error("x", bp::Schema().number("rate", 0.5, 1.0, 0.0, "r")),
+               Catch::Contains("its range is not a finite [min, max]"));
+    CHECK_THAT(manifest_error("x", bp::Schema().choice("mode", "c", {"a", "b"}, "m")),
+               Catch::Contains("parameter 'mode': its default 'c' is not one of its choices"));
+    CHECK_THAT(manifest_error("x", bp::Schema().choice("mode", "", {}, "m")), Catch::Contains("it has no choices"));
+    CHECK_THAT(manifest_error("x", bp::Schema().boolean("on", true, "o").boolean("on", false, "o")),
+               Catch::Contains("parameter 'on' is declared twice"));
+    CHECK_THAT(manifest_error("x", bp::Schema().text("train.epochs", "", "t")), Catch::Contains("a parameter's name is"));
+    bp::Manifest twice{"p", "1.0", {}};
+    twice.layer<NothingLayer>("same", "a", {}).layer<NothingLayer>("same", "b", {});
+    CHECK(test::error_of([&] { bp::check_manifest(twice); }) == "layer 'same' is registered twice");
+    bp::Manifest reserved{"p", "1.0", {}};
+    reserved.optimizer<NothingOptimizer>("opt", "o", bp::Schema().text("schedule", "", "s"));
+    CHECK(test::error_of([&] { bp::check_manifest(reserved); }) ==
+          "optimizer 'opt': parameter 'schedule': the experiment file uses that key itself where this component's "
+          "parameters stand; rename it");
+}

@@ -7,6 +7,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 namespace fs = std::filesystem;
@@ -31,6 +32,75 @@ std::vector<fs::path> library_files(const fs::path& dir) {
 }
 
 }  // namespace
+
+namespace {
+
+bool identifier(const std::string& name) {
+    if (name.empty() || name.size() > 64 || !(name[0] >= 'a' && name[0] <= 'z')) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+}
+
+// Keys the experiment reader reads beside a component's parameters.
+std::vector<std::string> reserved_keys(Kind kind) {
+    switch (kind) {
+        case Kind::dataset: return {"source", "validation_split"};
+        case Kind::optimizer: return {"name", "schedule"};
+        case Kind::schedule: return {"name", "warmup"};
+        case Kind::loss: return {"name"};
+        default: return {};
+    }
+}
+
+// "" when `spec` can be used, else what is wrong with it.
+std::string spec_problem(const ParamSpec& spec) {
+    const std::size_t want = spec.type == ParamType::boolean   ? 0
+                             : spec.type == ParamType::integer ? 1
+                             : spec.type == ParamType::number  ? 2
+                                                               : 3;
+    if (spec.default_value.index() != want) return std::string("its default is not of its type (") + to_string(spec.type) + ")";
+    if (spec.type == ParamType::integer || spec.type == ParamType::number) {
+        const double d = spec.type == ParamType::integer ? double(std::get<int64_t>(spec.default_value))
+                                                         : std::get<double>(spec.default_value);
+        if (!spec.min || !spec.max || !std::isfinite(*spec.min) || !std::isfinite(*spec.max) || *spec.min > *spec.max)
+            return "its range is not a finite [min, max]";
+        if (!std::isfinite(d) || d < *spec.min || d > *spec.max) return "its default " + format_value(spec.default_value) + " is outside its range";
+    }
+    if (spec.type == ParamType::choice) {
+        if (spec.choices.empty()) return "it has no choices";
+        if (std::find(spec.choices.begin(), spec.choices.end(), std::get<std::string>(spec.default_value)) == spec.choices.end())
+            return "its default '" + std::get<std::string>(spec.default_value) + "' is not one of its choices";
+    }
+    return "";
+}
+
+}  // namespace
+
+void check_manifest(const Manifest& manifest) {
+    std::vector<std::pair<Kind, std::string>> seen;
+    for (const auto& c : manifest.components) {
+        const std::string what = std::string(to_string(c.kind())) + " '" + c.name + "'";
+        if (!identifier(c.name))
+            throw Error(what + ": a component's name is lowercase letters, digits and _, starting with a letter");
+        if (std::find(seen.begin(), seen.end(), std::pair{c.kind(), c.name}) != seen.end())
+            throw Error(what + " is registered twice");
+        seen.emplace_back(c.kind(), c.name);
+        const bool has_factory = std::visit([](const auto& f) { return bool(f); }, c.factory);
+        if (!has_factory) throw Error(what + " has no factory");
+        const auto reserved = reserved_keys(c.kind());
+        std::vector<std::string> names;
+        for (const auto& spec : c.schema.specs()) {
+            const std::string param = what + ": parameter '" + spec.name + "'";
+            if (!identifier(spec.name))
+                throw Error(param + ": a parameter's name is lowercase letters, digits and _, starting with a letter");
+            if (std::find(names.begin(), names.end(), spec.name) != names.end()) throw Error(param + " is declared twice");
+            if (std::find(reserved.begin(), reserved.end(), spec.name) != reserved.end())
+                throw Error(param + ": the experiment file uses that key itself where this component's parameters "
+                                    "stand; rename it");
+            if (const std::string problem = spec_problem(spec); !problem.empty()) throw Error(param + ": " + problem);
+            names.push_back(spec.name);
+        }
+    }
+}
 
 fs::path builtin_plugin_dir() {
     return fs::weakly_canonical(boost::dll::program_location().parent_path() / ".." / "lib" / "backplane" / "plugins");
@@ -87,6 +157,11 @@ std::shared_ptr<const PluginLibrary> Registry::load_library(const fs::path& give
     if (!lib->manifest) throw Error(plugin_error(path, "its manifest is null"));
 
     // Check every name before registering any, so a failed load changes nothing.
+    try {
+        check_manifest(*lib->manifest);
+    } catch (const Error& e) {
+        throw Error(plugin_error(path, e.what()));
+    }
     for (const auto& c : lib->manifest->components) {
         const auto& taken = by_kind_[int(c.kind())];
         if (auto it = taken.find(c.name); it != taken.end()) {

@@ -68,6 +68,14 @@ private:
     std::map<std::string, RegisteredComponent> by_kind_[std::size(kinds)];
 };
 
+// Refuses a manifest the core could not use, before any of it is registered: every
+// component and parameter name an identifier ([a-z][a-z0-9_]*, what YAML keys and
+// --set paths can name), each once; no parameter named like a key the experiment
+// reader takes itself (a dataset's `source`, an optimizer's `schedule`, ...); every
+// default of its parameter's type, finite, inside its range, among its choices; a
+// factory. Throws bp::Error naming the component and the parameter.
+void check_manifest(const Manifest& manifest);
+
 // The folder the built-in plugins are installed in, relative to the executable.
 std::filesystem::path builtin_plugin_dir();
 

@@ -5,7 +5,7 @@
 // from its to_yaml() (a run's config.yaml reruns it) to the same text. A bp::Error
 // is the expected answer to a bad file; anything else escaping (yaml-cpp's own
 // exceptions included), a crash, a hang or a sanitizer report is a finding.
-#include "model/experiment.hpp"
+#include "model/comparison.hpp"
 #include "model/registry.hpp"
 
 #include <backplane/error.hpp>
