@@ -315,4 +315,12 @@ TEST_CASE("what a fuzzer found in the comparison reader is refused in time, by n
                    std::to_string(l - 1) + "}\n";
     CHECK_THAT(compare_error(anchors + "compare: {variants: {a: *l30}}\n"),
                Catch::Contains("the document holds more than 100000 values once its aliases are expanded"));
+    // A mapping that holds itself: every walk went round for ever, and merging it into
+    // itself read freed memory.
+    CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: &t {o: *t}\n"),
+               Catch::StartsWith("/exp/cmp.yaml:12:8: the document nests more than 64 levels deep"));
+    CHECK(test::error_of([&] {
+              bp::parse_experiment(head, "/exp/cmp.yaml", {"optimizer=&t {o: *t}"}, test::builtin_registry());
+          }) == "--set optimizer=&t {o: *t}: the document nests more than 64 levels deep (an alias to a mapping inside "
+                 "itself?)");
 }

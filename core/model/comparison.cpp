@@ -35,7 +35,11 @@ void merge_into(YamlReader& r, YAML::Node base, const YAML::Node& over) {
         base = over;
         return;
     }
-    for (const auto& kv : over) {
+    // The pairs first: `over` may be `base` itself through an alias, and inserting into
+    // a map while iterating it reads freed memory (fuzz_experiment found it).
+    std::vector<std::pair<YAML::Node, YAML::Node>> pairs;
+    for (const auto& kv : over) pairs.emplace_back(kv.first, kv.second);
+    for (const auto& kv : pairs) {
         const std::string key = kv.first.Scalar();
         const bool added = !std::as_const(base)[key];
         if (!added && base[key].IsMap() && kv.second.IsMap()) merge_into(r, base[key], kv.second);

@@ -18,20 +18,33 @@ std::string location(const fs::path& file, const YAML::Mark& m) {
     return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
 }
 
-// A document may hold at most this many values, aliases expanded: anchors and aliases
-// can make a kilobyte denote a billion values, which every later walk would visit.
-constexpr std::size_t max_values = 100000;
+// A document may hold at most this many values, aliases expanded, nested at most this
+// deep: anchors and aliases can make a kilobyte denote a billion values, or a mapping
+// that holds itself (`&t {o: *t}`), which every later walk would follow for ever.
+constexpr std::size_t max_values = 100000, max_depth = 64;
 
 // Every mapping under `n` gives each key once. `path` names the mapping as --set
 // would ("train", "model.0.dense"); `values` counts what has been visited.
-void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs::path& file, std::size_t& values) {
+// `place`: the file the document came from, or the --set it came from.
+struct Place {
+    fs::path file;
+    std::string override_text;
+    std::string at(const YAML::Mark& m) const { return override_text.empty() ? location(file, m) : override_text; }
+};
+
+void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const Place& file, std::size_t& values,
+                          std::size_t depth = 0) {
     if (++values > max_values)
-        throw Error(location(file, n.Mark()) + ": the document holds more than " + std::to_string(max_values) +
+        throw Error(file.at(n.Mark()) + ": the document holds more than " + std::to_string(max_values) +
                     " values once its aliases are expanded (anchors repeating a mapping?); an experiment is "
                     "far smaller");
+    if (depth > max_depth)
+        throw Error(file.at(n.Mark()) + ": the document nests more than " + std::to_string(max_depth) +
+                    " levels deep (an alias to a mapping inside itself?)");
     if (n.IsSequence()) {
         for (std::size_t i = 0; i < n.size(); ++i)
-            refuse_repeated_keys(n[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), file, values);
+            refuse_repeated_keys(n[i], path.empty() ? std::to_string(i) : path + "." + std::to_string(i), file, values,
+                                 depth + 1);
         return;
     }
     if (!n.IsMap()) return;
@@ -41,10 +54,10 @@ void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const fs
         const std::string key = kv.first.Scalar();
         const auto [first, fresh] = seen.emplace(key, kv.first.Mark());
         if (!fresh)
-            throw Error(location(file, kv.first.Mark()) + ": '" + key + "' is given twice in " +
+            throw Error(file.at(kv.first.Mark()) + ": '" + key + "' is given twice in " +
                         (path.empty() ? "the experiment" : path) + " (first at line " +
                         std::to_string(first->second.line + 1) + "); remove one");
-        refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file, values);
+        refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file, values, depth + 1);
     }
 }
 
@@ -65,7 +78,7 @@ YAML::Node YamlReader::parse(const std::string& text) const {
         throw Error(location(file_, e.mark) + ": YAML syntax error: " + e.msg);
     }
     std::size_t values = 0;
-    refuse_repeated_keys(root, "", file_, values);
+    refuse_repeated_keys(root, "", {file_, ""}, values);
     return root;
 }
 
@@ -80,6 +93,8 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
     } catch (const YAML::Exception& e) {
         throw Error(text + ": the value is not valid YAML: " + e.msg);
     }
+    std::size_t values = 0;
+    refuse_repeated_keys(value, assignment.substr(0, eq), {file_, text}, values);
     if (!value.IsDefined() || value.IsNull()) value = YAML::Node(YAML::NodeType::Null);
 
     std::vector<std::string> parts;
