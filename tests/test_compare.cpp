@@ -319,6 +319,10 @@ TEST_CASE("what a fuzzer found in the comparison reader is refused in time, by n
     // itself read freed memory.
     CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: &t {o: *t}\n"),
                Catch::StartsWith("/exp/cmp.yaml:12:8: the document nests more than 64 levels deep"));
+    CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: &t {x: 1, ? *t : 2}\n"),
+               Catch::Contains("the document nests more than 64 levels deep"));   // the loop through a key
+    CHECK_THAT(compare_error(head + "compare:\n  variants:\n    a: &t {x: 1, : *t}\n"),
+               Catch::Contains("the document nests more than 64 levels deep"));   // under a null key
     CHECK(test::error_of([&] {
               bp::parse_experiment(head, "/exp/cmp.yaml", {"optimizer=&t {o: *t}"}, test::builtin_registry());
           }) == "--set optimizer=&t {o: *t}: the document nests more than 64 levels deep (an alias to a mapping inside "

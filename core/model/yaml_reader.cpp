@@ -50,13 +50,18 @@ void refuse_repeated_keys(const YAML::Node& n, const std::string& path, const Pl
     if (!n.IsMap()) return;
     std::map<std::string, YAML::Mark> seen;
     for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) continue;   // refused as "not a plain name" where the key is read
-        const std::string key = kv.first.Scalar();
-        const auto [first, fresh] = seen.emplace(key, kv.first.Mark());
-        if (!fresh)
-            throw Error(file.at(kv.first.Mark()) + ": '" + key + "' is given twice in " +
-                        (path.empty() ? "the experiment" : path) + " (first at line " +
-                        std::to_string(first->second.line + 1) + "); remove one");
+        // A key that is not a plain name is refused where it is read; what it and its
+        // value hold is walked all the same (an alias under a null key can close a loop).
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+        if (kv.first.IsScalar()) {
+            const auto [first, fresh] = seen.emplace(key, kv.first.Mark());
+            if (!fresh)
+                throw Error(file.at(kv.first.Mark()) + ": '" + key + "' is given twice in " +
+                            (path.empty() ? "the experiment" : path) + " (first at line " +
+                            std::to_string(first->second.line + 1) + "); remove one");
+        } else {
+            refuse_repeated_keys(kv.first, path, file, values, depth + 1);
+        }
         refuse_repeated_keys(kv.second, path.empty() ? key : path + "." + key, file, values, depth + 1);
     }
 }
