@@ -220,9 +220,10 @@ std::string to_yaml(const Experiment& e) {
 }
 
 std::vector<std::string> experiment_changes(const std::string& before_yaml, const std::string& after_yaml) {
+    // The earlier text comes from a checkpoint, a file like any other: read with the checks.
     std::map<std::string, std::string> before, after;
-    flatten(YAML::Load(before_yaml), "", before);
-    flatten(YAML::Load(after_yaml), "", after);
+    flatten(parse_yaml(before_yaml, "the saved config"), "", before);
+    flatten(parse_yaml(after_yaml, "the config"), "", after);
     std::vector<std::string> out;
     for (const auto& [key, value] : before) {
         const auto it = after.find(key);

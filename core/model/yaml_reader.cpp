@@ -75,17 +75,19 @@ std::string shown(const YAML::Node& n) {
     return "nothing";
 }
 
-YAML::Node YamlReader::parse(const std::string& text) const {
+YAML::Node parse_yaml(const std::string& text, const fs::path& file) {
     YAML::Node root;
     try {
         root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-        throw Error(location(file_, e.mark) + ": YAML syntax error: " + e.msg);
+        throw Error(location(file, e.mark) + ": YAML syntax error: " + e.msg);
     }
     std::size_t values = 0;
-    refuse_repeated_keys(root, "", {file_, ""}, values);
+    refuse_repeated_keys(root, "", {file, ""}, values);
     return root;
 }
+
+YAML::Node YamlReader::parse(const std::string& text) const { return parse_yaml(text, file_); }
 
 void YamlReader::apply_override(YAML::Node& root, const std::string& assignment) {
     const auto eq = assignment.find('=');

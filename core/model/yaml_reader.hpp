@@ -31,8 +31,7 @@ public:
     const std::filesystem::path& file() const { return file_; }
     Registry& registry() const { return registry_; }
 
-    // The document, refused when it is not YAML or a mapping gives a key twice
-    // (yaml-cpp would keep the first and drop the second without a word).
+    // parse_yaml, for this reader's file.
     YAML::Node parse(const std::string& text) const;
 
     // "train.epochs=3" or "model.0.units=64": the value is YAML, so lists and maps work too.
@@ -70,6 +69,12 @@ private:
     Registry& registry_;
     std::vector<Override> overrides_;
 };
+
+// `text` parsed, refused when it is not YAML, gives a key twice in a mapping (yaml-cpp would
+// keep the first and drop the second without a word), expands past 100,000 values through
+// aliases or nests deeper than 64 (an alias to a mapping inside itself): every later walk
+// of the tree can then trust it. Errors start with `file`'s place.
+YAML::Node parse_yaml(const std::string& text, const std::filesystem::path& file);
 
 // "'x' (a scalar)", "a list", "a mapping": how a value appears in messages.
 std::string shown(const YAML::Node& n);
