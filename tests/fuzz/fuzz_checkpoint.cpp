@@ -1,6 +1,7 @@
 // libFuzzer target: a safetensors checkpoint from bytes (bp::parse_checkpoint, what
 // load_checkpoint reads a file with). A bp::Error is the expected answer to a bad
 // file; anything else escaping, a crash or a sanitizer report is a finding.
+#include "fuzz_support.hpp"
 #include "train/checkpoint.hpp"
 
 #include <backplane/error.hpp>
@@ -9,15 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
-namespace {
-
-[[noreturn]] void broken(const char* what) {
-    std::fprintf(stderr, "fuzz_checkpoint: %s\n", what);
-    std::abort();
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     const std::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -33,9 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     std::memcpy(&header, data, 8);
     uint64_t tensor_bytes = 0;
     for (const auto& t : c.tensors) {
-        if (t.value.size() == 0) broken("a tensor with no elements was accepted");
+        if (t.value.size() == 0) fuzz::broken("a tensor with no elements was accepted");
         tensor_bytes += uint64_t(t.value.size()) * sizeof(float);
     }
-    if (8 + header + tensor_bytes != size) broken("the tensors do not cover the data section exactly");
+    if (8 + header + tensor_bytes != size) fuzz::broken("the tensors do not cover the data section exactly");
     return 0;
 }

@@ -3,6 +3,7 @@
 // second is the label column (signed), the rest is the file's text. A bp::Error is
 // the expected answer to a bad file; anything else escaping, a crash or a sanitizer
 // report is a finding.
+#include "fuzz_support.hpp"
 #include "csv_format.hpp"
 
 #include <backplane/error.hpp>
@@ -12,15 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
-
-namespace {
-
-[[noreturn]] void broken(const char* what) {
-    std::fprintf(stderr, "fuzz_csv: %s\n", what);
-    std::abort();
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     if (size < 2) return 0;
@@ -38,10 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     // What the trainer relies on: one label per row, at least one feature, all finite,
     // class indices where the task is classification.
     if (s.x.rows() != s.y.rows() || s.x.rows() < 1 || s.x.cols() < 1 || s.y.cols() != 1)
-        broken("rows and labels do not match");
-    if (!s.x.allFinite() || !s.y.allFinite()) broken("a value is not finite");
+        fuzz::broken("rows and labels do not match");
+    if (!s.x.allFinite() || !s.y.allFinite()) fuzz::broken("a value is not finite");
     if (options.classification)
         for (int64_t r = 0; r < s.y.rows(); ++r)
-            if (s.y(r, 0) < 0 || s.y(r, 0) > 65535 || s.y(r, 0) != std::floor(s.y(r, 0))) broken("a label is not a class");
+            if (s.y(r, 0) < 0 || s.y(r, 0) > 65535 || s.y(r, 0) != std::floor(s.y(r, 0))) fuzz::broken("a label is not a class");
     return 0;
 }

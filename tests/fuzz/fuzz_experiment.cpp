@@ -5,6 +5,7 @@
 // from its to_yaml() (a run's config.yaml reruns it) to the same text. A bp::Error
 // is the expected answer to a bad file; anything else escaping (yaml-cpp's own
 // exceptions included), a crash, a hang or a sanitizer report is a finding.
+#include "fuzz_support.hpp"
 #include "model/comparison.hpp"
 #include "model/registry.hpp"
 
@@ -17,21 +18,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-
-[[noreturn]] void broken(const std::string& what) {
-    std::fprintf(stderr, "fuzz_experiment: %s\n", what.c_str());
-    std::abort();
-}
-
-// The built-in plugins, from <bin>/../lib/backplane/plugins as the command finds them.
-bp::Registry& registry() {
-    static bp::Registry r = [] {
-        bp::Registry reg;
-        reg.load_path(bp::builtin_plugin_dir());
-        return reg;
-    }();
-    return r;
-}
 
 // The experiment "file" lies in an empty folder, so that relative paths in it
 // (plugins:, data files) name nothing. Nothing is ever written there, so every
@@ -61,22 +47,22 @@ void split(const std::string& input, std::string& text, std::vector<std::string>
 void experiment(const std::string& text, const std::vector<std::string>& overrides) {
     std::string resolved;
     try {
-        resolved = bp::to_yaml(bp::parse_experiment(text, experiment_file(), overrides, registry()));
+        resolved = bp::to_yaml(bp::parse_experiment(text, experiment_file(), overrides, fuzz::builtin_registry()));
     } catch (const bp::Error&) {
         return;
     }
     std::string again;
     try {
-        again = bp::to_yaml(bp::parse_experiment(resolved, experiment_file(), {}, registry()));
+        again = bp::to_yaml(bp::parse_experiment(resolved, experiment_file(), {}, fuzz::builtin_registry()));
     } catch (const bp::Error& e) {
-        broken("the resolved experiment does not read back: " + std::string(e.what()) + "\n" + resolved);
+        fuzz::broken("the resolved experiment does not read back: " + std::string(e.what()) + "\n" + resolved);
     }
-    if (again != resolved) broken("the resolved experiment reads back differently:\n" + resolved + "---\n" + again);
+    if (again != resolved) fuzz::broken("the resolved experiment reads back differently:\n" + resolved + "---\n" + again);
 }
 
 void comparison(const std::string& text, const std::vector<std::string>& overrides) {
     try {
-        bp::parse_comparison(text, experiment_file(), overrides, registry());
+        bp::parse_comparison(text, experiment_file(), overrides, fuzz::builtin_registry());
     } catch (const bp::Error&) {
     }
 }
@@ -86,9 +72,9 @@ void comparison(const std::string& text, const std::vector<std::string>& overrid
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Before libFuzzer's own handlers are in place: say why, rather than abort silently.
     try {
-        registry();
+        fuzz::builtin_registry();
     } catch (const bp::Error& e) {
-        broken(std::string("cannot load the built-in plugins: ") + e.what());
+        fuzz::broken(std::string("cannot load the built-in plugins: ") + e.what());
     }
     experiment_file();
     return 0;

@@ -3,6 +3,7 @@
 // as a file, gzipped or not as its first bytes say (1), or gzipped into a file and
 // read back through zlib (2). A bp::Error is the expected answer to a bad file;
 // anything else escaping, a crash or a sanitizer report is a finding.
+#include "fuzz_support.hpp"
 #include "idx_format.hpp"
 
 #include <backplane/error.hpp>
@@ -18,11 +19,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-
-[[noreturn]] void broken(const char* what) {
-    std::fprintf(stderr, "fuzz_idx: %s\n", what);
-    std::abort();
-}
 
 // This process's own folder for the files, removed when it exits (the path is never
 // freed, so that the exit handler can still read it).
@@ -45,8 +41,8 @@ fs::path write_plain(std::string_view bytes) {
 fs::path write_gzipped(std::string_view bytes) {
     const fs::path file = folder() / "input.idx.gz";
     gzFile f = gzopen(file.c_str(), "wb");
-    if (!f) broken("cannot write the gzip file");
-    if (!bytes.empty() && gzwrite(f, bytes.data(), unsigned(bytes.size())) != int(bytes.size())) broken("gzwrite failed");
+    if (!f) fuzz::broken("cannot write the gzip file");
+    if (!bytes.empty() && gzwrite(f, bytes.data(), unsigned(bytes.size())) != int(bytes.size())) fuzz::broken("gzwrite failed");
     gzclose(f);
     return file;
 }
@@ -72,12 +68,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
         return 0;
     }
     // An array that loads holds exactly what its header declares.
-    if (a.dims.empty() || a.dims.size() > 4) broken("an array of 0 or more than 4 dimensions was accepted");
+    if (a.dims.empty() || a.dims.size() > 4) fuzz::broken("an array of 0 or more than 4 dimensions was accepted");
     unsigned __int128 total = 1;   // 4 dimensions below 2^32 each: no wrapping around
     for (int64_t d : a.dims) {
-        if (d <= 0) broken("a dimension of size 0 was accepted");
+        if (d <= 0) fuzz::broken("a dimension of size 0 was accepted");
         total *= uint64_t(d);
     }
-    if (total != a.data.size()) broken("the data is not the size the header declares");
+    if (total != a.data.size()) fuzz::broken("the data is not the size the header declares");
     return 0;
 }

@@ -5,6 +5,7 @@
 // A manifest that check_manifest accepts must have defaults that Params::defaults and
 // the reader take, and the reader must answer the YAML with parameters or a bp::Error;
 // anything else escaping, a crash or a sanitizer report is a finding.
+#include "fuzz_support.hpp"
 #include "model/registry.hpp"
 #include "model/yaml_reader.hpp"
 
@@ -16,21 +17,6 @@
 #include <cstdlib>
 
 namespace {
-
-[[noreturn]] void broken(const std::string& what) {
-    std::fprintf(stderr, "fuzz_manifest: %s\n", what.c_str());
-    std::abort();
-}
-
-// For activation parameters: the built-in activations, as the command loads them.
-bp::Registry& registry() {
-    static bp::Registry r = [] {
-        bp::Registry reg;
-        reg.load_path(bp::builtin_plugin_dir());
-        return reg;
-    }();
-    return r;
-}
 
 struct Nothing final : bp::Layer, bp::Activation, bp::Loss, bp::Optimizer, bp::Dataset, bp::Schedule {
     bp::Shape build(const bp::Shape& input, const bp::Random&) override { return input; }
@@ -104,12 +90,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     }
     const bp::Schema& schema = m.components.front().schema;
     const bp::Params defaults = bp::Params::defaults(schema);
-    if (defaults.values().size() != schema.specs().size()) broken("a parameter's default is missing");
+    if (defaults.values().size() != schema.specs().size()) fuzz::broken("a parameter's default is missing");
     const std::string text = in.ConsumeRemainingBytesAsString();
     try {
-        bp::YamlReader reader("fuzz.yaml", registry());
+        bp::YamlReader reader("fuzz.yaml", fuzz::builtin_registry());
         const bp::Params read = reader.params(reader.parse(text), schema, "fuzz");
-        if (read.values().size() != schema.specs().size()) broken("the reader left a parameter unset");
+        if (read.values().size() != schema.specs().size()) fuzz::broken("the reader left a parameter unset");
     } catch (const bp::Error&) {
     }
     return 0;
