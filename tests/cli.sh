@@ -124,15 +124,18 @@ expect 3 'diverged' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/div" --
 grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's summary"
 
 # Killed with SIGKILL mid-run, then resumed: the same bits as a run never stopped.
-long=(--set train.epochs=1500 --set data.samples=1000)
+# Long enough to be killed mid-run; sanitized builds run several times slower, so
+# scripts/sanitize.sh asks for fewer epochs (the two full runs were 6 of ASan's 10 minutes).
+epochs=${BACKPLANE_CLI_RESUME_EPOCHS:-1500}
+long=(--set train.epochs="$epochs" --set data.samples=1000)
 "$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --out "$tmp/straight" -q
 "$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --out "$tmp/killed" -q &
 pid=$!
 for _ in $(seq 200); do [ -f "$tmp/killed/checkpoints/last.safetensors" ] && break; sleep 0.02; done
 kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 done_epochs=$(($(wc -l <"$tmp/killed/metrics.csv") - 1))
-echo "killed after $done_epochs of 1500 epochs"
-[ "$done_epochs" -lt 1500 ] || fail "the run finished before it could be killed"
+echo "killed after $done_epochs of $epochs epochs"
+[ "$done_epochs" -lt "$epochs" ] || fail "the run finished before it could be killed"
 expect 0 'resuming after epoch' -- "$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --resume "$tmp/killed"
 fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1/summary.json"; }
 [ "$(fingerprint "$tmp/straight")" = "$(fingerprint "$tmp/killed")" ] || fail "resumed run differs from the unbroken one"
