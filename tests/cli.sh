@@ -63,6 +63,22 @@ expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
   "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
 expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3
 expect 0 'ok' -- "$bp" validate "$src/experiments/spirals.yaml"
+# A value inside a --set mapping, and a swept value, are placed where they came from.
+expect 1 "^backplane: error: --set optimizer=\\{name: adam, lr: -1\\}: optimizer \\(adam\\).lr = -1 is out of range" -- \
+  "$bp" validate "$src/experiments/spirals.yaml" --set 'optimizer={name: adam, lr: -1}'
+swept=$(yaml swept.yaml <<'EOF2'
+name: swept
+data: { source: xor }
+model: [ { dense: { units: 1 } } ]
+loss: mse
+optimizer: { name: sgd, lr: 0.1 }
+compare:
+  variants:
+    mom: { optimizer: { momentum: { sweep: linear, from: 0.5, to: 1.5, points: 3 } } }
+EOF2
+)
+expect 1 "swept.yaml:8:.* \\(optimizer.momentum swept to 1.5\\): optimizer \\(sgd\\).momentum = 1.5 is out of range .*\\(in compare variant 'mom'\\)" -- \
+  "$bp" validate "$swept"
 # --set takes one value per flag, so the file may come after it.
 expect 0 'ok' -- "$bp" validate --set train.epochs=2 --set seed=5 "$src/experiments/spirals.yaml"
 
@@ -119,6 +135,24 @@ done
 (cd "$tmp" && "$bp" run "$src/experiments/xor.yaml" --set train.epochs=1 -q) || fail "run without --out"
 ls "$tmp"/runs/xor/*/summary.json >/dev/null 2>&1 || fail "no runs/xor/<timestamp>/summary.json"
 
+# A comparison whose runs failed says so in its exit status, after its table.
+printf 'a,b,label\n0,1,0\n1,0,1\n0.5,0.5,0\n1,1,1\n' >"$tmp/tiny.csv"
+failing=$(yaml failing.yaml <<EOF2
+name: failing
+data: { source: csv, path: $tmp/tiny.csv, label_column: 2, header: true }
+model: [ { dense: { units: 2 } } ]
+loss: softmax_cross_entropy
+optimizer: { name: sgd, lr: 0.1 }
+train: { epochs: 1, batch_size: 2 }
+compare:
+  variants:
+    good: {}
+    gone: { data: { path: $tmp/gone.csv } }
+EOF2
+)
+expect 1 '^backplane: error: 1 of 2 runs failed \(gone seed 0\): the table leaves them out; their errors are in .*comparison.json' -- \
+  "$bp" run "$failing" --out "$tmp/failing" -q
+grep -q '"good"' "$tmp/failing/comparison.json" || fail "a failed comparison did not keep its good run"
 expect 3 'diverged' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/div" --set loss=mse \
   --set optimizer.lr=1000
 grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's summary"
@@ -141,7 +175,7 @@ fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1/summary.
 [ "$(fingerprint "$tmp/straight")" = "$(fingerprint "$tmp/killed")" ] || fail "resumed run differs from the unbroken one"
 cmp -s <(cut -d, -f1-5 "$tmp/straight/metrics.csv") <(cut -d, -f1-5 "$tmp/killed/metrics.csv") ||
   fail "resumed metrics differ from the unbroken run's"
-expect 1 'was made by another experiment: .*model.0.dense.units: 64 -> 8; resume it with the experiment it was made with' -- \
+expect 1 'cannot be continued by this experiment: .*model.0.dense.units: 64 -> 8; resume it with the experiment it was made with' -- \
   "$bp" run "$src/experiments/spirals.yaml" "${long[@]}" --set model.0.units=8 --resume "$tmp/killed"
 expect 1 'no test set to evaluate' -- "$bp" eval "$tmp/killed"
 expect 1 'checkpoint .*nothing.safetensors: cannot open' -- "$bp" eval "$tmp/nothing.safetensors"

@@ -206,7 +206,7 @@ TEST_CASE("a bad checkpoint is refused by name and nothing is overwritten", "[ch
 
     // Another experiment (tests/test_run_files.cpp lists the changes).
     CHECK_THAT(test::error_of([&] { run(dir, {"model.0.units=8"}, dir / "run"); }),
-               Catch::Contains("was made by another experiment: model.0.dense.units: 24 -> 8"));
+               Catch::Contains("cannot be continued by this experiment: model.0.dense.units: 24 -> 8"));
 
     test::write_file(last, good.substr(0, good.size() - 10));
     CHECK_THAT(test::error_of([&] { run(dir, {}, dir / "run"); }),

@@ -67,7 +67,7 @@ TEST_CASE("resuming refuses a changed experiment, listing what changed", "[files
     run(spirals(), dir, false, {}, 2);
     const std::string config = test::read_file(dir / "config.yaml");
     const auto msg = test::error_of([&] { run(spirals({"optimizer.lr=0.01", "model.0.units=32"}), {}, false, dir); });
-    CHECK_THAT(msg, Catch::Contains("was made by another experiment") && Catch::Contains("optimizer.lr: 0.005 -> 0.01") && Catch::Contains("model.0.dense.units: 64 -> 32") &&
+    CHECK_THAT(msg, Catch::Contains("cannot be continued by this experiment") && Catch::Contains("optimizer.lr: 0.005 -> 0.01") && Catch::Contains("model.0.dense.units: 64 -> 32") &&
                         Catch::Contains("resume it with the experiment it was made with"));
     CHECK(test::read_file(dir / "config.yaml") == config);   // nothing written
     // The length and the threads may change: neither changes what the epochs compute.
@@ -75,4 +75,50 @@ TEST_CASE("resuming refuses a changed experiment, listing what changed", "[files
     CHECK(longer.history.size() == 5);
     const auto straight = run(spirals({"train.epochs=5"}), test::temp_dir("resume-straight") / "run");
     CHECK(longer.fingerprint == straight.fingerprint);
+}
+
+TEST_CASE("resuming refuses a length that changes the epochs already run", "[files][checkpoint]") {
+    const auto dir = test::temp_dir("resume-length") / "run";
+    run(spirals({"optimizer.schedule.name=cosine"}), dir, false, {}, 3);
+    const std::string last = test::read_file(dir / "checkpoints" / "last.safetensors");
+    // Fewer epochs than were run: the history would not be this experiment's.
+    CHECK_THAT(test::error_of([&] { run(spirals({"optimizer.schedule.name=cosine", "train.epochs=2"}), {}, false, dir); }),
+               Catch::Contains("train.epochs: 2 is fewer than the 3 epochs the run has done"));
+    // A cosine spread over more epochs gives the epochs run so far other rates.
+    CHECK_THAT(test::error_of([&] { run(spirals({"optimizer.schedule.name=cosine", "train.epochs=8"}), {}, false, dir); }),
+               Catch::Contains("train.epochs: the schedule over 8 epochs gives epoch 2 the rate") &&
+                   Catch::Contains("start a new run"));
+    CHECK(test::read_file(dir / "checkpoints" / "last.safetensors") == last);   // nothing written
+    // The length it was made with finishes it.
+    CHECK(run(spirals({"optimizer.schedule.name=cosine"}), {}, false, dir).history.size() == 4);
+}
+
+TEST_CASE("resuming takes a run folder, not a file", "[files][checkpoint]") {
+    const auto dir = test::temp_dir("resume-file") / "run";
+    run(spirals(), dir, false, {}, 2);
+    const auto file = dir / "checkpoints" / "last.safetensors";
+    CHECK_THAT(test::error_of([&] { run(spirals(), {}, false, file); }),
+               Catch::Equals("--resume " + file.string() + ": give the run's folder (it continues from its "
+                             "checkpoints/last.safetensors)"));
+}
+
+TEST_CASE("--overwrite never removes what Backplane did not write", "[files]") {
+    const auto dir = test::temp_dir("overwrite-foreign") / "run";
+    run(spirals(), dir);
+    const auto summary = test::read_file(dir / "summary.json");
+    test::write_file(dir / "notes.txt", "my notes");
+    CHECK_THAT(test::error_of([&] { run(spirals({"seed=2"}), dir, true); }),
+               Catch::Equals("the folder " + dir.string() + " holds what Backplane did not write there (notes.txt); "
+                             "give --out a new or empty folder"));
+    CHECK(test::read_file(dir / "notes.txt") == "my notes");
+    CHECK(test::read_file(dir / "summary.json") == summary);
+    // A link where a run's folder would be: removing it could follow it elsewhere.
+    fs::remove(dir / "notes.txt");
+    const auto elsewhere = test::temp_dir("overwrite-elsewhere");
+    test::write_file(elsewhere / "keep.safetensors", "precious");
+    fs::remove_all(dir / "checkpoints");
+    fs::create_directory_symlink(elsewhere, dir / "checkpoints");
+    CHECK_THAT(test::error_of([&] { run(spirals({"seed=2"}), dir, true); }),
+               Catch::Contains("holds what Backplane did not write there (checkpoints)"));
+    CHECK(test::read_file(elsewhere / "keep.safetensors") == "precious");
 }

@@ -225,7 +225,14 @@ int main(int argc, char** argv) {
             options.resume = resume;
             options.quiet = quiet;
             options.terminal = ::isatty(STDOUT_FILENO);
-            bp::run_comparison(*comparison, registry, options, jobs, std::cout);
+            const auto result = bp::run_comparison(*comparison, registry, options, jobs, std::cout);
+            std::vector<std::string> failed;
+            for (const auto& run : result.runs)
+                if (!run.error.empty()) failed.push_back(run.variant + " seed " + std::to_string(run.seed));
+            if (!failed.empty())
+                throw bp::Error(std::to_string(failed.size()) + " of " + std::to_string(result.runs.size()) +
+                                " runs failed (" + bp::join(failed) + "): the table leaves them out; their errors are "
+                                "in " + (result.dir / "comparison.json").string());
             return ok;
         }
         const bp::Experiment e = bp::load_experiment(file, sets, registry);
@@ -254,6 +261,10 @@ int main(int argc, char** argv) {
         return ok;
     } catch (const bp::Error& e) {
         std::cerr << "backplane: error: " << e.what() << "\n";
+    } catch (const std::filesystem::filesystem_error& e) {
+        // A path the system refuses (a loop of links, no permission, a name too long): the
+        // user's to fix, not a bug.
+        std::cerr << "backplane: error: " << e.path1().string() << ": " << e.code().message() << "\n";
     } catch (const std::exception& e) {
         std::cerr << "backplane: internal error: " << e.what() << " (please report it)\n";
     }

@@ -223,14 +223,7 @@ fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
         return options.resume;
     }
     if (options.out.empty()) return new_run_dir(options.runs_root, c.name);
-    if (holds_results(options.out) && !options.overwrite)
-        throw Error("the comparison folder " + options.out.string() + " already holds results; continue that "
-                    "comparison with --resume " + options.out.string() + ", choose another --out, or pass "
-                    "--overwrite to replace them");
-    if (options.overwrite) remove_results(options.out);
-    std::error_code ec;
-    fs::create_directories(options.out, ec);
-    if (ec) throw Error("cannot create the comparison folder " + options.out.string() + ": " + ec.message());
+    claim_out_dir(options.out, "comparison", options.overwrite);
     return options.out;
 }
 
@@ -240,16 +233,14 @@ enum class RunState { fresh, cut, finished };
 
 RunState state_of(const Experiment& e, const fs::path& dir) {
     if (!fs::exists(dir / "config.yaml")) return RunState::fresh;
-    // Made by this experiment? The length and threads may differ: such a run is
-    // continued (to more epochs) by the checkpoint's own check.
-    std::vector<std::string> changes;
-    for (const auto& change : experiment_changes(read_experiment_file(dir / "config.yaml"), to_yaml(e)))
-        if (change.rfind("train.threads:", 0) != 0) changes.push_back(change);
-    const bool only_longer = changes.size() == 1 && changes[0].rfind("train.epochs:", 0) == 0;
-    if (!changes.empty() && !only_longer)
-        throw Error("the run in " + dir.string() + " was made by another experiment: " + join(changes, "; ") +
+    // Made by this experiment? A longer one continues the run, if its checkpoint allows.
+    const std::string saved = read_experiment_file(dir / "config.yaml");
+    if (const auto refused = config_changes_refused(saved, e); !refused.empty())
+        throw Error("the run in " + dir.string() + " was made by another experiment: " + join(refused, "; ") +
                     "; resume the comparison with the file it was made with, or start a new one");
-    if (changes.empty() && fs::exists(dir / "summary.json")) return RunState::finished;
+    bool longer = false;
+    for (const auto& change : experiment_changes(saved, to_yaml(e))) longer |= change.rfind("train.epochs:", 0) == 0;
+    if (!longer && fs::exists(dir / "summary.json")) return RunState::finished;
     return fs::exists(dir / "checkpoints" / "last.safetensors") ? RunState::cut : RunState::fresh;
 }
 

@@ -3,6 +3,7 @@
 #include "text/format.hpp"
 #include "text/suggest.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -62,6 +63,24 @@ YAML::Node find_sweep(YAML::Node n, const std::string& path, std::string& key) {
         if (YAML::Node found = find_sweep(kv.second, sub, key); found) return found;
     }
     return YAML::Node(YAML::NodeType::Undefined);
+}
+
+// Each swept value as a variant's name shows it: 4 significant digits, more where two
+// values would otherwise read the same.
+std::vector<std::string> value_labels(const std::vector<double>& values) {
+    std::vector<std::string> labels;
+    for (int digits = 4; digits <= 17; ++digits) {
+        labels.clear();
+        for (double v : values) {
+            char buf[40];
+            std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+            labels.push_back(buf);
+        }
+        std::vector<std::string> sorted = labels;
+        std::sort(sorted.begin(), sorted.end());
+        if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) break;
+    }
+    return labels;
 }
 
 // {sweep: log|linear, from, to, points}: the values, from first to last.
@@ -181,11 +200,10 @@ private:
         CompareSweep s{name, swept, {}, {}, false};
         s.values = sweep_values(r, sweep, s.log);
         check_size(c, s.values.size(), r, key);
-        for (double v : s.values) {
-            char label[32];
-            std::snprintf(label, sizeof label, "%.4g", v);
+        const std::vector<std::string> labels = value_labels(s.values);
+        for (std::size_t i = 0; i < s.values.size(); ++i) {
             s.variants.push_back(c.variants.size());
-            add_runs(c, name + "@" + label, name, v, r, key);
+            add_runs(c, name + "@" + labels[i], name, s.values[i], r, key);
         }
         c.sweeps.push_back(std::move(s));
     }
@@ -214,7 +232,9 @@ private:
             if (swept) {
                 std::string first, second;
                 YAML::Node sweep = find_sweep(variant, "", first);
-                sweep = *swept;   // replaces the sweep map in the variant
+                const std::string at = reader->where(sweep);
+                sweep = *swept;   // replaces the sweep map in the variant, and with it its place
+                reader->place(sweep, at + " (" + first + " swept to " + shortest_double(*swept) + ")");
                 if (YAML::Node again = find_sweep(variant, "", second); again)
                     reader->fail(again, "variant '" + name + "' sweeps " + first + " already; one sweep per variant "
                                         "(make another variant for " + second + ")");

@@ -24,11 +24,14 @@ void read_plugins(YamlReader& r, const YAML::Node& plugins, Experiment& e) {
         fs::path path = r.scalar(p, "plugins entry");
         if (path.is_relative()) path = r.file().parent_path() / path;
         path = fs::absolute(path).lexically_normal();
-        if (!fs::exists(path)) r.fail(p, "plugin path " + path.string() + " does not exist");
+        std::error_code ec;
+        if (!fs::exists(path, ec)) r.fail(p, "plugin path " + path.string() + (ec ? ": " + ec.message() : " does not exist"));
         try {
             r.registry().load_path(path);
         } catch (const Error& err) {
             r.fail(p, err.what());
+        } catch (const fs::filesystem_error& err) {
+            r.fail(p, "plugin path " + path.string() + ": " + err.code().message());
         }
         e.plugins.push_back(path);
     }
@@ -161,9 +164,10 @@ Experiment parse_experiment(const std::string& text, const fs::path& file, const
 }
 
 std::string read_experiment_file(const fs::path& file) {
-    if (fs::is_directory(file)) throw Error(file.string() + ": is a folder; give the experiment's YAML file");
+    std::error_code ec;
+    if (fs::is_directory(file, ec)) throw Error(file.string() + ": is a folder; give the experiment's YAML file");
     std::ifstream in(file);
-    if (!in) throw Error(file.string() + ": cannot open the experiment file");
+    if (!in) throw Error(file.string() + ": cannot open the experiment file" + (ec ? " (" + ec.message() + ")" : ""));
     std::stringstream text;
     text << in.rdbuf();
     return text.str();

@@ -195,10 +195,18 @@ void Registry::load_default_paths() {
         const std::size_t end = std::min(list.find(':', start), list.size());
         const fs::path entry = list.substr(start, end - start);
         start = end + 1;
-        if (entry.empty()) continue;
-        if (!fs::exists(entry)) {
-            skipped_.push_back("BACKPLANE_PLUGIN_PATH names " + entry.string() + ", which does not exist");
-            continue;
+        if (!entry.empty()) load_or_skip(entry);
+    }
+}
+
+void Registry::load_or_skip(const fs::path& entry) {
+    const std::string why = " (skipped: it is on BACKPLANE_PLUGIN_PATH)";
+    try {
+        std::error_code ec;
+        if (!fs::exists(entry, ec)) {
+            skipped_.push_back("BACKPLANE_PLUGIN_PATH names " + entry.string() + ", which " +
+                               (ec ? "cannot be reached: " + ec.message() : std::string("does not exist")));
+            return;
         }
         std::vector<fs::path> files = {entry};
         if (fs::is_directory(entry)) files = library_files(entry);
@@ -206,9 +214,11 @@ void Registry::load_default_paths() {
             try {
                 load_library(f);
             } catch (const Error& e) {
-                skipped_.push_back(std::string(e.what()) + " (skipped: it is on BACKPLANE_PLUGIN_PATH)");
+                skipped_.push_back(e.what() + why);
             }
         }
+    } catch (const fs::filesystem_error& e) {   // an unreadable folder, a loop of links
+        skipped_.push_back("BACKPLANE_PLUGIN_PATH names " + entry.string() + ": " + e.code().message() + why);
     }
 }
 

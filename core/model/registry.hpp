@@ -63,6 +63,9 @@ public:
     std::shared_ptr<const Activation> activation(const std::string& name) const override;
 
 private:
+    // One BACKPLANE_PLUGIN_PATH entry: loaded, or recorded in skipped_.
+    void load_or_skip(const std::filesystem::path& entry);
+
     std::vector<std::shared_ptr<const PluginLibrary>> libraries_;
     std::vector<std::string> skipped_;
     std::map<std::string, RegisteredComponent> by_kind_[std::size(kinds)];

@@ -102,6 +102,7 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
     }
     std::size_t values = 0;
     refuse_repeated_keys(value, assignment.substr(0, eq), {file_, text}, values);
+    place_all(value, text);   // a value inside a mapping or list given whole names the override too
     if (!value.IsDefined() || value.IsNull()) value = YAML::Node(YAML::NodeType::Null);
 
     std::vector<std::string> parts;
@@ -158,6 +159,14 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
 }
 
 void YamlReader::place(const YAML::Node& node, const std::string& where) { overrides_.push_back({node, where}); }
+
+void YamlReader::place_all(const YAML::Node& node, const std::string& where) {
+    place(node, where);
+    if (node.IsSequence())
+        for (const auto& item : node) place_all(item, where);
+    if (node.IsMap())
+        for (const auto& kv : node) place_all(kv.first, where), place_all(kv.second, where);
+}
 
 std::string YamlReader::where(const YAML::Node& n) const {
     for (const auto& o : overrides_)

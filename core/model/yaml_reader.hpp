@@ -41,6 +41,8 @@ public:
     std::string where(const YAML::Node& n) const;
     // Records that `node`, made by the program rather than read, stands at `where`.
     void place(const YAML::Node& node, const std::string& where);
+    // The same for `node` and everything in it (a document checked by parse_yaml).
+    void place_all(const YAML::Node& node, const std::string& where);
     [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const;
     YAML::Node require(const YAML::Node& map, const std::string& key, const std::string& section) const;
     void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed, const std::string& section) const;

@@ -3,6 +3,7 @@
 #include "train/checkpoint.hpp"
 #include "train/progress.hpp"
 #include "train/run_files.hpp"
+#include "text/format.hpp"
 #include "text/suggest.hpp"
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <limits>
 #include <cmath>
+#include <cstring>
 #include <ostream>
 
 namespace fs = std::filesystem;
@@ -100,6 +102,13 @@ double scheduled_rate(const Experiment& e, const Schedule& schedule, double base
                                   std::span(history).subspan(first, last - first));
 }
 
+std::vector<std::string> config_changes_refused(const std::string& saved_config, const Experiment& e) {
+    std::vector<std::string> refused;
+    for (const auto& change : experiment_changes(saved_config, to_yaml(e)))
+        if (change.rfind("train.epochs:", 0) != 0 && change.rfind("train.threads:", 0) != 0) refused.push_back(change);
+    return refused;
+}
+
 namespace {
 
 const char* const checkpoint_format = "backplane-checkpoint-1";
@@ -181,23 +190,34 @@ Metric best_metric(const Experiment& e, const PreparedRun& p) {
     return m;
 }
 
-// A run folder is continued only by the experiment that made it: another one would
-// mix two computations in one history and leave a config.yaml that reruns to other
-// bits. The length and the threads may change; neither changes what an epoch computes.
-void check_same_experiment(const Checkpoint& c, const fs::path& file, const Experiment& e) {
-    std::vector<std::string> all;
-    try {
-        all = experiment_changes(c.metadata.at("config"), to_yaml(e));
-    } catch (const YAML::Exception& err) {
-        throw Error("checkpoint " + file.string() + ": its config is not readable YAML (" + err.what() + ")");
+// Why `e` cannot continue the run whose checkpoint is `c` (empty: it can), after the
+// keys config_changes_refused allows: train.epochs may only grow, and only while every
+// epoch run so far gets the same learning rate under the longer run (a cosine spread
+// over more epochs would have given the first ones other rates, and the run would not
+// be the one its config.yaml then describes).
+std::vector<std::string> resume_refusals(const Experiment& e, const Checkpoint& c, const PreparedRun& p,
+                                         const std::vector<EpochMetrics>& history) {
+    std::vector<std::string> refusals = config_changes_refused(c.metadata.at("config"), e);
+    if (!refusals.empty()) return refusals;
+    const int64_t done = int64_t(history.size());
+    if (e.train.epochs < done) {
+        refusals.push_back("train.epochs: " + std::to_string(e.train.epochs) + " is fewer than the " +
+                           std::to_string(done) + " epochs the run has done");
+        return refusals;
     }
-    std::vector<std::string> changes;
-    for (const auto& change : all)
-        if (change.rfind("train.epochs:", 0) != 0 && change.rfind("train.threads:", 0) != 0) changes.push_back(change);
-    if (!changes.empty())
-        throw Error("the run in " + file.parent_path().parent_path().string() +
-                    " was made by another experiment: " + join(changes, "; ") +
-                    "; resume it with the experiment it was made with (its config.yaml), or start a new run");
+    const double base = p.optimizer->learning_rate();
+    for (int64_t epoch = 1; epoch <= done; ++epoch) {
+        const double was = history[std::size_t(epoch - 1)].learning_rate;
+        const double now = scheduled_rate(e, *p.schedule, base, epoch, history);
+        if (std::memcmp(&was, &now, sizeof was) != 0) {
+            refusals.push_back("train.epochs: the schedule over " + std::to_string(e.train.epochs) +
+                               " epochs gives epoch " + std::to_string(epoch) + " the rate " + shortest_double(now) +
+                               ", where the run used " + shortest_double(was) +
+                               " (train longer with a schedule that does not span the run, or start a new run)");
+            break;
+        }
+    }
+    return refusals;
 }
 
 }  // namespace
@@ -219,25 +239,29 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     RunResult result;
     // Resuming checks the checkpoint against the model before any file is touched.
     if (!options.resume.empty()) {
+        if (!fs::is_directory(options.resume))
+            throw Error("--resume " + options.resume.string() + ": give the run's folder (it continues from its "
+                        "checkpoints/last.safetensors)");
         const fs::path file = checkpoint_file(options.resume);
         const Checkpoint c = load_checkpoint(file);
-        if (c.metadata.count("config")) check_same_experiment(c, file, e);
-        restore(c, file.string(), *p.network, *p.optimizer);
+        if (c.metadata.count("format") == 0 || c.metadata.count("config") == 0 || c.metadata.count("history") == 0)
+            throw Error("checkpoint " + file.string() + " was not written by Backplane (no format, config or history)");
         try {
             result.history = parse_history_json(nlohmann::json::parse(c.metadata.at("history")));
         } catch (const std::exception& err) {
             throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
         }
-        result.dir = fs::is_directory(options.resume) ? options.resume : file.parent_path().parent_path();
+        if (const auto refusals = resume_refusals(e, c, p, result.history); !refusals.empty())
+            throw Error("the run in " + options.resume.string() + " cannot be continued by this experiment: " +
+                        join(refusals, "; ") + "; resume it with the experiment it was made with (its config.yaml), "
+                        "or start a new run");
+        restore(c, file.string(), *p.network, *p.optimizer);
+        result.dir = options.resume;
     } else if (options.out.empty()) {
         result.dir = new_run_dir(options.runs_root, e.name);
     } else {
         result.dir = options.out;
-        if (holds_results(result.dir) && !options.overwrite)
-            throw Error("the run folder " + result.dir.string() + " already holds results; continue that run with "
-                        "--resume " + result.dir.string() + ", choose another --out, or pass --overwrite to replace "
-                        "them");
-        if (options.overwrite) remove_results(result.dir);
+        claim_out_dir(result.dir, "run", options.overwrite);
     }
     std::error_code ec;
     fs::create_directories(result.dir / "checkpoints", ec);
@@ -289,9 +313,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             result.diverged = true;
             break;
         }
-        // last: what --resume continues from; best by the chosen metric; every N epochs.
+        // best by the chosen metric; every N epochs; then last, what --resume continues
+        // from: a kill between them leaves last at the epoch before, which resume redoes
+        // and so writes the others again.
         const Checkpoint c = capture(e, *p.network, *p.optimizer, result.history);
-        save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
         if (const double score = best_score(best_by, m); score < best) {
             best = score;
             best_epoch = epoch;
@@ -302,6 +327,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(epoch));
             save_checkpoint(result.dir / "checkpoints" / name, c);
         }
+        save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
         if (epoch == options.stop_after) break;
     }
 

@@ -55,6 +55,12 @@ struct RunResult {
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log);
 
+// What differs between a run's saved config (its config.yaml, or its checkpoint's) and
+// `e`, key by key, that forbids `e` to continue the run: everything but train.threads,
+// which never changes the bits, and train.epochs, which a resumed run checks against its
+// history (it may grow while the epochs done keep their learning rates).
+std::vector<std::string> config_changes_refused(const std::string& saved_config, const Experiment& e);
+
 // The checkpoint a run folder continues from (checkpoints/last.safetensors), or the file itself.
 std::filesystem::path checkpoint_file(const std::filesystem::path& run_or_file);
 

@@ -1,11 +1,13 @@
 #include "train/run_files.hpp"
 
 #include "text/format.hpp"
+#include "text/suggest.hpp"
 
 #include <backplane/error.hpp>
 #include <backplane/random.hpp>
 #include <backplane/version.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -81,29 +83,87 @@ fs::path new_run_dir(const fs::path& root, const std::string& name) {
     }
 }
 
-bool holds_results(const fs::path& dir) {
-    std::error_code ec;
-    return fs::is_directory(dir, ec) && !fs::is_empty(dir, ec);
+namespace {
+
+bool named(const fs::path& p, std::initializer_list<const char*> names) {
+    const std::string name = p.filename().string();
+    // A write killed before its rename leaves NAME.tmp.PID.THREAD beside NAME.
+    for (const char* n : names)
+        if (name == n || name.rfind(std::string(n) + ".tmp.", 0) == 0) return true;
+    return false;
 }
 
-void remove_results(const fs::path& dir) {
-    if (!fs::is_directory(dir)) return;
-    const auto is_result = [](const fs::path& p) {
-        const std::string name = p.filename().string(), ext = p.extension().string();
-        return name == "config.yaml" || name == "metrics.csv" || name == "summary.json" || name == "checkpoints" ||
-               name == "report.html" || name.rfind("comparison.", 0) == 0 || ext == ".svg";
-    };
-    for (const auto& entry : fs::directory_iterator(dir)) {
-        const fs::path p = entry.path();
-        if (is_result(p)) {
-            fs::remove_all(p);
-        } else if (entry.is_directory()) {
-            // A comparison's variant folders hold run folders: seed-N/.
-            for (const auto& run : fs::directory_iterator(p))
-                if (run.is_directory() && run.path().filename().string().rfind("seed-", 0) == 0) fs::remove_all(run.path());
-            if (fs::is_empty(p)) fs::remove(p);
-        }
+bool is_dir(const fs::path& p) {
+    std::error_code ec;
+    return fs::symlink_status(p, ec).type() == fs::file_type::directory;   // a link is not followed
+}
+
+bool is_file(const fs::path& p) {
+    std::error_code ec;
+    return fs::symlink_status(p, ec).type() == fs::file_type::regular;
+}
+
+// checkpoints/: the safetensors files a run writes.
+bool checkpoint_folder(const fs::path& dir) {
+    if (!is_dir(dir)) return false;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        if (!is_file(e.path()) || name.find(".safetensors") == std::string::npos) return false;
     }
+    return true;
+}
+
+bool run_entry(const fs::path& p) {
+    if (p.filename() == "checkpoints") return checkpoint_folder(p);
+    return is_file(p) && named(p, {"config.yaml", "metrics.csv", "summary.json"});
+}
+
+bool run_folder(const fs::path& dir) {
+    if (!is_dir(dir)) return false;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (!run_entry(e.path())) return false;
+    return true;
+}
+
+// A comparison's own files, or a variant's folder of seed-N run folders.
+bool comparison_entry(const fs::path& p) {
+    const std::string name = p.filename().string();
+    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "report.html", "loss_vs_epoch.svg",
+                                 "accuracy_vs_epoch.svg", "loss_vs_time.svg", "accuracy_vs_time.svg"}) ||
+                       (name.rfind("sensitivity_", 0) == 0 && name.find(".svg") != std::string::npos)))
+        return true;
+    if (!is_dir(p)) return false;
+    for (const auto& run : fs::directory_iterator(p))
+        if (run.path().filename().string().rfind("seed-", 0) != 0 || !run_folder(run.path())) return false;
+    return true;
+}
+
+}  // namespace
+
+void claim_out_dir(const fs::path& dir, const std::string& what, bool overwrite) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(dir, ec)) || (is_dir(dir) && fs::is_empty(dir, ec))) {
+        fs::create_directories(dir, ec);
+        if (ec) throw Error("cannot create the " + what + " folder " + dir.string() + ": " + ec.message());
+        return;
+    }
+    if (!is_dir(dir)) throw Error("--out " + dir.string() + " is not a folder");
+    std::vector<fs::path> ours;
+    std::vector<std::string> foreign;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        if (run_entry(e.path()) || comparison_entry(e.path())) ours.push_back(e.path());
+        else foreign.push_back(e.path().filename().string());
+    }
+    if (!foreign.empty()) {
+        std::sort(foreign.begin(), foreign.end());
+        if (foreign.size() > 5) foreign.resize(5), foreign.push_back("...");
+        throw Error("the folder " + dir.string() + " holds what Backplane did not write there (" + join(foreign) +
+                    "); give --out a new or empty folder");
+    }
+    if (!overwrite)
+        throw Error("the " + what + " folder " + dir.string() + " already holds results; continue that " + what +
+                    " with --resume " + dir.string() + ", choose another --out, or pass --overwrite to replace them");
+    for (const auto& p : ours) fs::remove_all(p);
 }
 
 std::string metrics_csv(const std::vector<EpochMetrics>& history) {

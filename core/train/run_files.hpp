@@ -22,11 +22,12 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 // other: concurrent runs of one experiment each get their own.
 std::filesystem::path new_run_dir(const std::filesystem::path& root, const std::string& name);
 
-// True when `dir` exists and holds anything: a run writing there could destroy results.
-bool holds_results(const std::filesystem::path& dir);
-// Removes what a run or a comparison writes in `dir` (its files, checkpoints, run
-// folders and charts) and nothing else, for `run --overwrite`.
-void remove_results(const std::filesystem::path& dir);
+// Makes `dir` ready for a run or a comparison (`what`: "run" or "comparison") given as
+// --out: created when missing, used as it is when empty. A folder that holds results is
+// refused, naming --resume, unless `overwrite`: then what a run or comparison wrote
+// there is removed. Anything else in it (a file Backplane does not write, a link) is
+// never touched: such a folder is refused either way, naming what it holds.
+void claim_out_dir(const std::filesystem::path& dir, const std::string& what, bool overwrite);
 
 // epoch, the six metrics (metrics.hpp), seconds, samples_per_second, lr
 std::string metrics_csv(const std::vector<EpochMetrics>& history);
