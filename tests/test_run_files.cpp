@@ -102,7 +102,7 @@ TEST_CASE("resuming takes a run folder, not a file", "[files][checkpoint]") {
                              "checkpoints/last.safetensors)"));
 }
 
-TEST_CASE("--overwrite never removes what Backplane did not write", "[files]") {
+TEST_CASE("overwriting never removes what Backplane did not write", "[files]") {
     const auto dir = test::temp_dir("overwrite-foreign") / "run";
     run(spirals(), dir);
     const auto summary = test::read_file(dir / "summary.json");

@@ -139,15 +139,18 @@ int main(int argc, char** argv) {
     auto* run = app.add_subcommand("run", "train an experiment; writes runs/<name>/<timestamp>/ (or --out)");
     run->add_option("file", file, "experiment YAML file")->required();
     run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
-    run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
+    auto* out_option = run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
     bool overwrite = false;
-    run->add_flag("--overwrite", overwrite, "--out may hold results: replace them (without it, such a folder is refused)");
+    run->add_flag("--overwrite", overwrite, "--out may hold results: replace them (without it, such a folder is refused)")
+        ->needs(out_option);
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
     std::string resume;
     run->add_option("--resume", resume, "continue the run (or comparison) in this folder: a run from its last "
-                                        "checkpoint; a comparison's finished runs are kept, a cut one continued");
+                                        "checkpoint; a comparison's finished runs are kept, a cut one continued")
+        ->excludes(out_option);
     int jobs = 1;
-    run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")->check(CLI::Range(1, 256));
+    auto* jobs_option = run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")
+                            ->check(CLI::Range(1, 256));
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
     validate->add_option("file", file, "experiment YAML file")->required();
@@ -211,20 +214,20 @@ int main(int argc, char** argv) {
             return ok;
         }
         registry.load_default_paths();
+        bp::RunOptions options;
+        options.out = out;
+        options.overwrite = overwrite;
+        options.resume = resume;
+        options.quiet = quiet;
+        options.terminal = ::isatty(STDOUT_FILENO);
         if (const auto comparison = bp::load_comparison(file, sets, registry)) {
             warn_skipped(registry);
             if (*validate) {
+                for (const auto& runs : comparison->runs) bp::prepare_run(runs.front(), registry);
                 std::cout << file << ": ok (" << comparison->variants.size() << " variants x "
                           << comparison->seeds.size() << " seeds)\n";
-                for (const auto& runs : comparison->runs) bp::prepare_run(runs.front(), registry);
                 return ok;
             }
-            bp::RunOptions options;
-            options.out = out;
-            options.overwrite = overwrite;
-            options.resume = resume;
-            options.quiet = quiet;
-            options.terminal = ::isatty(STDOUT_FILENO);
             const auto result = bp::run_comparison(*comparison, registry, options, jobs, std::cout);
             std::vector<std::string> failed;
             for (const auto& run : result.runs)
@@ -244,12 +247,9 @@ int main(int argc, char** argv) {
                       << p.network->summary();
             return ok;
         }
-        bp::RunOptions options;
-        options.out = out;
-        options.overwrite = overwrite;
-        options.resume = resume;
-        options.quiet = quiet;
-        options.terminal = ::isatty(STDOUT_FILENO);
+        if (jobs_option->count() > 0)
+            throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
+                            " is one run (use train.threads for its threads)");
         const bp::RunResult r = bp::run_experiment(e, registry, options, std::cout);
         if (r.diverged) {
             std::cerr << "backplane: training diverged (the loss became NaN or infinite) at epoch "

@@ -133,8 +133,12 @@ std::optional<CompareTarget> read_target(const YamlReader& r, const YAML::Node& 
 // The variant's name, checked: it names a folder.
 std::string variant_name(const YamlReader& r, const YAML::Node& key, const YAML::Node& value) {
     const std::string name = r.scalar(key, "a variant's name");
-    if (name.empty() || name.find_first_of("/\\") != std::string::npos || name == "." || name == "..")
-        r.fail(key, "variant name '" + name + "' cannot name a folder");
+    if (const std::string problem = folder_name_problem(name); !problem.empty())
+        r.fail(key, "variant name '" + name + "' " + problem + ": it names the variant's folder");
+    // Beside the variants' folders lie the comparison's own files.
+    const bool ends_svg = name.size() >= 4 && name.compare(name.size() - 4, 4, ".svg") == 0;
+    if (name == "comparison.csv" || name == "comparison.json" || name == "report.html" || ends_svg)
+        r.fail(key, "variant name '" + name + "' is the name of a file the comparison writes; rename the variant");
     if (!value.IsNull() && !value.IsMap()) r.fail(value, "variant '" + name + "' must map experiment keys to new values");
     if (value.IsMap() && (value["compare"] || value["seed"] || value["name"]))
         r.fail(value, "variant '" + name + "' cannot change name, seed or compare");

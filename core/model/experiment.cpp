@@ -130,12 +130,24 @@ void flatten(const YAML::Node& n, const std::string& path, std::map<std::string,
 
 }  // namespace
 
+std::string folder_name_problem(const std::string& name) {
+    if (name.empty()) return "is empty";
+    if (name == "." || name == "..") return "is '" + name + "'";
+    if (name.find_first_of("/\\") != std::string::npos) return "holds a slash";
+    for (unsigned char c : name)
+        if (c < 0x20 || c == 0x7f) return "holds a control character (a newline, a tab, ...)";
+    if (name.size() > 200) return "is longer than 200 characters";
+    return {};
+}
+
 Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     if (!root.IsMap()) r.fail(root, "an experiment is a mapping of keys (name, model, loss, ...)");
     r.check_keys(root, top_keys, "the experiment");
     Experiment e;
     e.file = r.file();
     e.name = root["name"] ? r.scalar(root["name"], "name") : r.file().stem().string();
+    if (const std::string problem = folder_name_problem(e.name); !problem.empty())
+        r.fail(root["name"] ? root["name"] : root, "name '" + e.name + "' " + problem + ": it names the runs' folder");
     e.seed = root["seed"] ? uint64_t(r.integer(root["seed"], "seed", 0, double(INT64_MAX))) : 0;
     read_plugins(r, root["plugins"], e);
     read_data(r, r.require(root, "data", "the experiment"), e);

@@ -40,6 +40,10 @@ Experiment parse_experiment(const std::string& text, const std::filesystem::path
 // and each run of a comparison do.
 Experiment read_experiment(YamlReader& reader, const YAML::Node& root);
 
+// Why `name` cannot name a folder (empty when it can): an experiment's name names its
+// runs' folder, a comparison variant's name its runs' folder in the comparison.
+std::string folder_name_problem(const std::string& name);
+
 // The experiment file's text; throws bp::Error naming it when it cannot be read.
 std::string read_experiment_file(const std::filesystem::path& file);
 

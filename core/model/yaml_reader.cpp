@@ -114,12 +114,10 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
         bool added_key = false;
         YAML::Node next;
         if (node.IsSequence()) {
-            std::size_t idx = 0;
-            try {
-                idx = std::stoul(parts[i]);
-            } catch (...) {
-                throw Error(text + ": '" + parts[i] + "' indexes a list: use a number");
-            }
+            const std::string& digits = parts[i];
+            if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+                throw Error(text + ": '" + digits + "' indexes a list: use a number (0 is the first entry)");
+            const std::size_t idx = std::stoul(digits);
             if (idx >= node.size())
                 throw Error(text + ": index " + parts[i] + " is past the end of the list (" +
                             std::to_string(node.size()) + " entries)");
