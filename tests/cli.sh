@@ -120,6 +120,10 @@ expect 1 '1 of 6 components failed their checks: dataset csv' -- "$bp" check-plu
 grep -q 'FAIL  data .*--set csv.KEY=VALUE' "$tmp/out" || fail "check-plugin does not say how to give csv data"
 printf 'a,b,label\n0,1,0\n1,0,1\n' >"$tmp/check.csv"
 expect 0 'all 6 components passed' -- "$bp" check-plugin "$datasets" --set "csv.path=$tmp/check.csv"
+expect 1 "--set cvs.path=x: 'cvs' is not a dataset of .*\\(did you mean 'csv'\\?\\)" -- \
+  "$bp" check-plugin "$datasets" --set cvs.path=x
+expect 1 '--set csv.path=x: --set gives a dataset what it needs to load, and .* has no dataset' -- \
+  "$bp" check-plugin "$(dirname "$datasets")/libbackplane-losses.so" --set csv.path=x
 # Bugs that pass at the initial parameters, in one shard, or on one thread.
 expect 1 '3 of 3 components failed their checks: layer gainless_norm, loss mean_loss, layer cached_scale' -- \
   "$bp" check-plugin "$broken/blind_spots/libblind_spots.so"

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -75,6 +76,22 @@ void check_plugin(bp::Registry& registry, const std::string& library, const bp::
     const auto& m = *lib->manifest;
     const std::size_t n = m.components.size();
     if (n == 0) throw bp::Error(path.string() + " registers no components: nothing to check");
+    // --set is for the library's datasets (what they need to load): any other is a mistake.
+    std::vector<std::string> datasets;
+    for (const auto& c : m.components)
+        if (c.kind() == bp::Kind::dataset) datasets.push_back(c.name);
+    for (const auto& set : options.sets) {
+        const auto dot = set.find('.'), eq = set.find('=');
+        if (dot == std::string::npos || eq == std::string::npos || dot > eq)
+            throw bp::Error("--set " + set + ": give NAME.KEY=VALUE, e.g. --set csv.path=data.csv");
+        const std::string name = set.substr(0, dot);
+        if (datasets.empty())
+            throw bp::Error("--set " + set + ": --set gives a dataset what it needs to load, and " + path.string() +
+                            " has no dataset");
+        if (std::find(datasets.begin(), datasets.end(), name) == datasets.end())
+            throw bp::Error("--set " + set + ": '" + name + "' is not a dataset of " + path.string() + " (its datasets: " +
+                            bp::join(datasets) + ")" + bp::did_you_mean(name, datasets));
+    }
     std::printf("%s: %s %s, %zu component%s, checked at 1, 2 and %d threads\n\n", path.c_str(), m.plugin.c_str(),
                 m.version.c_str(), n, n == 1 ? "" : "s", options.threads);
     std::vector<std::string> failed;

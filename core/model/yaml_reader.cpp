@@ -89,7 +89,7 @@ YAML::Node parse_yaml(const std::string& text, const fs::path& file) {
 
 YAML::Node YamlReader::parse(const std::string& text) const { return parse_yaml(text, file_); }
 
-void YamlReader::apply_override(YAML::Node& root, const std::string& assignment) {
+YAML::Node YamlReader::override_value(const std::string& assignment) {
     const auto eq = assignment.find('=');
     if (eq == std::string::npos || eq == 0)
         throw Error("--set " + assignment + ": expected KEY.PATH=VALUE, e.g. --set train.epochs=3");
@@ -104,7 +104,13 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
     refuse_repeated_keys(value, assignment.substr(0, eq), {file_, text}, values);
     place_all(value, text);   // a value inside a mapping or list given whole names the override too
     if (!value.IsDefined() || value.IsNull()) value = YAML::Node(YAML::NodeType::Null);
+    return value;
+}
 
+void YamlReader::apply_override(YAML::Node& root, const std::string& assignment) {
+    YAML::Node value = override_value(assignment);
+    const auto eq = assignment.find('=');
+    const std::string text = "--set " + assignment;
     std::vector<std::string> parts;
     std::stringstream ss(assignment.substr(0, eq));
     for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);

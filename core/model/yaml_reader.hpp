@@ -36,6 +36,8 @@ public:
 
     // "train.epochs=3" or "model.0.units=64": the value is YAML, so lists and maps work too.
     void apply_override(YAML::Node& root, const std::string& assignment);
+    // The value of "KEY=VALUE", checked as parse_yaml checks a document, placed at the override.
+    YAML::Node override_value(const std::string& assignment);
 
     // Where `n` stands: "file:line:column", or what put it there (--set, a variant).
     std::string where(const YAML::Node& n) const;

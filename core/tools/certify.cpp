@@ -199,13 +199,7 @@ Params component_params(Registry& registry, Kind kind, const std::string& name, 
         for (const auto& s : schema.specs()) keys.push_back(s.name);
         if (!spec) throw Error("--set " + set + ": " + name + " has no parameter '" + key + "'" + did_you_mean(key, keys));
         YamlReader reader(fs::path(), registry);
-        YAML::Node value;
-        try {
-            value = YAML::Load(set.substr(eq + 1));
-        } catch (const YAML::Exception& e) {
-            throw Error("--set " + set + ": the value is not valid YAML: " + e.msg);
-        }
-        reader.place(value, "--set " + set);
+        const YAML::Node value = reader.override_value(set);
         params.set(key, reader.value(*spec, value, name + "." + key));
         given = true;
     }
