@@ -29,4 +29,6 @@ for core in Haswell Zen SkylakeX Cooperlake; do
   fi
 done
 echo "alloc_kernels: $ran kernels tested"
-[ "$ran" -gt 0 ] && exit $status
+# None runnable (a CPU without AVX2): ctest shows the test as not run, not as passed.
+[ "$ran" -gt 0 ] || exit 77
+exit $status
