@@ -1,6 +1,9 @@
 // Plugin loading: the built-ins load, and each broken library gets a clear error
 // naming the file.
 #include "helpers.hpp"
+#include "tools/isolation_check.hpp"
+
+#include <atomic>
 
 #include <backplane/plugin.hpp>
 
@@ -130,6 +133,20 @@ struct NothingLayer final : bp::Layer {
     }
 };
 
+// Throws from forward once the isolation check runs it on its threads (after 6 calls).
+struct ThrowingLayer final : bp::Layer {
+    mutable std::atomic<int> calls{0};
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override { return input; }
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace*, const bp::StepContext&) const override {
+        if (calls++ >= 6) throw bp::Error("forward failed");   // after the runs alone and interleaved
+        y = x;
+    }
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx, std::span<bp::Matrix>,
+                  bp::Workspace*, const bp::StepContext&) const override {
+        if (dx.rows()) dx = dy;
+    }
+};
+
 struct NothingOptimizer final : bp::Optimizer {
     void step(std::span<bp::ParameterRef>) override {}
     double learning_rate() const override { return 0; }
@@ -160,9 +177,18 @@ TEST_CASE("a manifest the core could not use is refused by component and paramet
     bp::Manifest twice{"p", "1.0", {}};
     twice.layer<NothingLayer>("same", "a", {}).layer<NothingLayer>("same", "b", {});
     CHECK(test::error_of([&] { bp::check_manifest(twice); }) == "layer 'same' is registered twice");
+    bp::Manifest unchecked{"p", "1.0", {}};
+    unchecked.layer<NothingLayer>("bare", "b", {}, {});
+    CHECK_THAT(test::error_of([&] { bp::check_manifest(unchecked); }),
+               Catch::StartsWith("layer 'bare' gives no check cases: check-plugin builds it on each case's input shape"));
     bp::Manifest reserved{"p", "1.0", {}};
     reserved.optimizer<NothingOptimizer>("opt", "o", bp::Schema().text("schedule", "", "s"));
     CHECK(test::error_of([&] { bp::check_manifest(reserved); }) ==
           "optimizer 'opt': parameter 'schedule': the experiment file uses that key itself where this component's "
           "parameters stand; rename it");
+}
+
+TEST_CASE("a layer that throws on the isolation check's threads is an error, not a crash or a hang", "[loader][certify]") {
+    ThrowingLayer layer;
+    CHECK(test::error_of([&] { bp::isolation_problem(layer, bp::Shape{3}, 1, true); }) == "forward failed");
 }

@@ -86,6 +86,9 @@ void check_manifest(const Manifest& manifest) {
         seen.emplace_back(c.kind(), c.name);
         const bool has_factory = std::visit([](const auto& f) { return bool(f); }, c.factory);
         if (!has_factory) throw Error(what + " has no factory");
+        if ((c.kind() == Kind::layer || c.kind() == Kind::activation) && c.checks.empty())
+            throw Error(what + " gives no check cases: check-plugin builds it on each case's input shape, so give "
+                               "at least one (the default is {{Shape{7}}, {Shape{2, 3}}})");
         const auto reserved = reserved_keys(c.kind());
         std::vector<std::string> names;
         for (const auto& spec : c.schema.specs()) {

@@ -107,7 +107,7 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
     Recipe r;
     switch (kind) {
         case Kind::layer: {
-            const CheckCase c = info.checks.empty() ? CheckCase{Shape{8}} : info.checks.front();
+            const CheckCase& c = info.checks.front();   // check_manifest: there is one
             r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", samples: 96, classes: 3, validation_split: 0.25 }";
             r.model = "  - " + name + ": " + yaml_params(c.params) + "\n  - flatten\n";
             return r;
@@ -172,10 +172,11 @@ bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; 
 std::string difference(const RunResult& a, const RunResult& b) {
     if (a.history.size() != b.history.size()) return "they ran different numbers of epochs";
     for (std::size_t i = 0; i < a.history.size(); ++i) {
-        if (!same_bits(a.history[i].train.loss, b.history[i].train.loss)) {
+        for (const Metric m : all_metrics) {
+            const double x = a.history[i].get(m), y = b.history[i].get(m);
+            if (same_bits(x, y)) continue;
             char buf[160];
-            std::snprintf(buf, sizeof buf, "the training loss of epoch %zu differs: %.9g vs %.9g", i + 1,
-                          a.history[i].train.loss, b.history[i].train.loss);
+            std::snprintf(buf, sizeof buf, "%s of epoch %zu differs: %.9g vs %.9g", to_string(m), i + 1, x, y);
             return buf;
         }
     }

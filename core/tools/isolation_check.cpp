@@ -1,6 +1,7 @@
 #include "tools/isolation_check.hpp"
 
 #include <barrier>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -76,15 +77,29 @@ std::string isolation_problem(Layer& layer, const Shape& input, uint64_t seed, b
     for (int round = 0; round < 50; ++round) {
         std::vector<ShardRun> together = fresh();
         std::barrier step(shards);
+        std::vector<std::exception_ptr> errors(shards);
         std::vector<std::thread> threads;
         for (int s = 0; s < shards; ++s)
             threads.emplace_back([&, s] {
+                // A throw leaves the barrier, so the other shards do not wait for it forever.
+                try {
+                    step.arrive_and_wait();
+                    forward(layer, together[s]);
+                } catch (...) {
+                    errors[std::size_t(s)] = std::current_exception();
+                    step.arrive_and_drop();
+                    return;
+                }
                 step.arrive_and_wait();
-                forward(layer, together[s]);
-                step.arrive_and_wait();
-                backward(layer, together[s]);
+                try {
+                    backward(layer, together[s]);
+                } catch (...) {
+                    errors[std::size_t(s)] = std::current_exception();
+                }
             });
         for (auto& t : threads) t.join();
+        for (const auto& e : errors)
+            if (e) std::rethrow_exception(e);
         for (int s = 0; s < shards; ++s)
             if (auto p = compare(alone[s], together[s], s, "when shards run on three threads at once"); !p.empty())
                 return p;
