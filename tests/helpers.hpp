@@ -1,7 +1,7 @@
 // Shared by the tests: the built-in registry, temporary folders and files.
 #pragma once
 
-#include "model/registry.hpp"
+#include "builtin_registry.hpp"
 #include "train/run.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,16 +12,6 @@
 #include <string>
 
 namespace test {
-
-// The built-in plugins, loaded once (tests run from build/bin, like the CLI).
-inline bp::Registry& builtin_registry() {
-    static bp::Registry r = [] {
-        bp::Registry reg;
-        reg.load_path(bp::builtin_plugin_dir());
-        return reg;
-    }();
-    return r;
-}
 
 // A fresh, empty folder under the system's temp folder, named for the test.
 inline std::filesystem::path temp_dir(const std::string& name) {

@@ -47,13 +47,13 @@ void split(const std::string& input, std::string& text, std::vector<std::string>
 void experiment(const std::string& text, const std::vector<std::string>& overrides) {
     std::string resolved;
     try {
-        resolved = bp::to_yaml(bp::parse_experiment(text, experiment_file(), overrides, fuzz::builtin_registry()));
+        resolved = bp::to_yaml(bp::parse_experiment(text, experiment_file(), overrides, test::builtin_registry()));
     } catch (const bp::Error&) {
         return;
     }
     std::string again;
     try {
-        again = bp::to_yaml(bp::parse_experiment(resolved, experiment_file(), {}, fuzz::builtin_registry()));
+        again = bp::to_yaml(bp::parse_experiment(resolved, experiment_file(), {}, test::builtin_registry()));
     } catch (const bp::Error& e) {
         fuzz::broken("the resolved experiment does not read back: " + std::string(e.what()) + "\n" + resolved);
     }
@@ -62,7 +62,7 @@ void experiment(const std::string& text, const std::vector<std::string>& overrid
 
 void comparison(const std::string& text, const std::vector<std::string>& overrides) {
     try {
-        bp::parse_comparison(text, experiment_file(), overrides, fuzz::builtin_registry());
+        bp::parse_comparison(text, experiment_file(), overrides, test::builtin_registry());
     } catch (const bp::Error&) {
     }
 }
@@ -72,7 +72,7 @@ void comparison(const std::string& text, const std::vector<std::string>& overrid
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Before libFuzzer's own handlers are in place: say why, rather than abort silently.
     try {
-        fuzz::builtin_registry();
+        test::builtin_registry();
     } catch (const bp::Error& e) {
         fuzz::broken(std::string("cannot load the built-in plugins: ") + e.what());
     }

@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     if (defaults.values().size() != schema.specs().size()) fuzz::broken("a parameter's default is missing");
     const std::string text = in.ConsumeRemainingBytesAsString();
     try {
-        bp::YamlReader reader("fuzz.yaml", fuzz::builtin_registry());
+        bp::YamlReader reader("fuzz.yaml", test::builtin_registry());
         const bp::Params read = reader.params(reader.parse(text), schema, "fuzz");
         if (read.values().size() != schema.specs().size()) fuzz::broken("the reader left a parameter unset");
     } catch (const bp::Error&) {

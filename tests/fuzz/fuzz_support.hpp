@@ -1,8 +1,8 @@
-// What the fuzz targets share: how a finding is reported, and the built-in plugins for
-// the targets that read against them.
+// What the fuzz targets share: how a finding is reported, and (from the tests) the
+// built-in plugins for the targets that read against them.
 #pragma once
 
-#include "model/registry.hpp"
+#include "../builtin_registry.hpp"   // test::builtin_registry()
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,16 +15,6 @@ namespace fuzz {
 [[noreturn]] inline void broken(const std::string& what) {
     std::fprintf(stderr, "finding: %s\n", what.c_str());
     std::abort();
-}
-
-// The built-in plugins, from <bin>/../lib/backplane/plugins as the command finds them.
-inline bp::Registry& builtin_registry() {
-    static bp::Registry r = [] {
-        bp::Registry reg;
-        reg.load_path(bp::builtin_plugin_dir());
-        return reg;
-    }();
-    return r;
 }
 
 }  // namespace fuzz
