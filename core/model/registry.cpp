@@ -33,12 +33,12 @@ std::vector<fs::path> library_files(const fs::path& dir) {
 
 }  // namespace
 
-namespace {
-
 bool identifier(const std::string& name) {
     if (name.empty() || name.size() > 64 || !(name[0] >= 'a' && name[0] <= 'z')) return false;
     return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
 }
+
+namespace {
 
 // Keys the experiment reader reads beside a component's parameters.
 std::vector<std::string> reserved_keys(Kind kind) {

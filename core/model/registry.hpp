@@ -79,6 +79,10 @@ private:
 // factory. Throws bp::Error naming the component and the parameter.
 void check_manifest(const Manifest& manifest);
 
+// A component's or parameter's name: lowercase letters, digits and _, starting with a
+// letter, at most 64 characters.
+bool identifier(const std::string& name);
+
 // The folder the built-in plugins are installed in, relative to the executable.
 std::filesystem::path builtin_plugin_dir();
 

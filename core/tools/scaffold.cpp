@@ -101,13 +101,9 @@ fs::path installed_prefix() {
 
 std::vector<fs::path> write_plugin_project(const std::string& name, Kind kind, const fs::path& dir,
                                            const fs::path& prefix, const Registry& known) {
-    const bool valid = !name.empty() && std::islower(static_cast<unsigned char>(name[0])) &&
-                       std::all_of(name.begin(), name.end(), [](char c) {
-                           return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-                                  c == '_';
-                       });
-    if (!valid)
-        throw Error("plugin name '" + name + "' must be lower case letters, digits and _, starting with a letter (e.g. my_layer)");
+    if (!identifier(name))
+        throw Error("plugin name '" + name + "' must be lower case letters, digits and _, starting with a letter, at most "
+                    "64 characters (e.g. my_layer)");
     // CMake's own target names, and words YAML reads as something other than a name.
     static const char* const reserved[] = {"all", "install", "test", "clean", "help", "package", "null", "true",
                                            "false", "yes", "no", "on", "off", "y", "n"};
