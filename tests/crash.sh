@@ -48,9 +48,15 @@ kill_when '[ "$(summaries "$out")" -ge 12 ]' --resume "$out" --jobs 2
 grep -qE 'resuming: 1[23] runs finished' "$tmp/log" || fail "the resume did not keep the finished runs: $(head -3 "$tmp/log")"
 if cmp -s <(untimed "$tmp/whole") <(untimed "$out"); then pass; else
   fail "the resumed comparison's files differ from the unbroken one's"; diff <(untimed "$tmp/whole") <(untimed "$out") | head; fi
+files() { (cd "$1" && find . | sort); }
+[ "$(files "$tmp/whole")" = "$(files "$out")" ] ||
+  { fail "the resumed comparison holds other files"; diff <(files "$tmp/whole") <(files "$out") | head; }
 for run in "$tmp"/whole/*/seed-*; do
   other=$out/${run#"$tmp/whole/"}
   [ "$(fingerprint "$run")" = "$(fingerprint "$other")" ] || fail "${run#"$tmp/whole/"} differs after the kills"
+  # metrics.csv but for its seconds and samples_per_second (columns 8 and 9)
+  cmp -s <(cut -d, -f1-7,10 "$run/metrics.csv") <(cut -d, -f1-7,10 "$other/metrics.csv") ||
+    fail "${run#"$tmp/whole/"}/metrics.csv differs after the kills"
 done
 pass
 # Run again into the same folder without --resume: refused, nothing touched.
