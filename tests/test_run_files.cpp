@@ -122,3 +122,14 @@ TEST_CASE("overwriting never removes what Backplane did not write", "[files]") {
                Catch::Contains("holds what Backplane did not write there (checkpoints)"));
     CHECK(test::read_file(elsewhere / "keep.safetensors") == "precious");
 }
+
+TEST_CASE("a resumed run removes the temporary files of writes killed before their rename", "[files][checkpoint]") {
+    const auto dir = test::temp_dir("resume-temporaries") / "run";
+    run(spirals(), dir, false, {}, 2);
+    test::write_file(dir / "checkpoints" / "last.safetensors.tmp.1230.8524064866712807985", "half");
+    test::write_file(dir / "metrics.csv.tmp.1230.17", "half");
+    run(spirals(), {}, false, dir);
+    CHECK_FALSE(fs::exists(dir / "checkpoints" / "last.safetensors.tmp.1230.8524064866712807985"));
+    CHECK_FALSE(fs::exists(dir / "metrics.csv.tmp.1230.17"));
+    CHECK(fs::exists(dir / "checkpoints" / "last.safetensors"));
+}

@@ -220,6 +220,7 @@ fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
         if (fs::exists(options.resume / "summary.json") || fs::exists(options.resume / "checkpoints"))
             throw Error("--resume " + options.resume.string() + " is a single run's folder, not a comparison's; "
                         "resume it with the experiment that made it");
+        remove_temporaries(options.resume);
         return options.resume;
     }
     if (options.out.empty()) return new_run_dir(options.runs_root, c.name);

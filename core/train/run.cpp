@@ -266,6 +266,8 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     std::error_code ec;
     fs::create_directories(result.dir / "checkpoints", ec);
     if (ec) throw Error("cannot create the run folder " + result.dir.string() + ": " + ec.message());
+    remove_temporaries(result.dir);
+    remove_temporaries(result.dir / "checkpoints");
     write_file_atomic(result.dir / "config.yaml", to_yaml(e));
 
     if (!options.quiet) {

@@ -64,6 +64,19 @@ void write_file_atomic(const fs::path& path, const std::string& content) {
     }
 }
 
+void remove_temporaries(const fs::path& dir) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        const auto at = name.rfind(".tmp.");
+        if (at == std::string::npos || at == 0 || !e.is_regular_file(ec)) continue;
+        const std::string tail = name.substr(at + 5);   // PID.THREAD
+        const auto dot = tail.find('.');
+        const auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
+        if (dot != std::string::npos && digits(tail.substr(0, dot)) && digits(tail.substr(dot + 1))) fs::remove(e.path(), ec);
+    }
+}
+
 fs::path new_run_dir(const fs::path& root, const std::string& name) {
     char stamp[32];
     const std::time_t now = std::time(nullptr);
@@ -254,23 +267,32 @@ double number_or_nan(const nlohmann::json& j) {
     return j.is_null() ? std::nan("") : j.get<double>();
 }
 
-nlohmann::json evaluation_json(const Evaluation& e) {
-    return {{"loss", exact_number(e.loss)}, {"accuracy", exact_number(e.accuracy)}};
-}
-
-Evaluation evaluation_from(const nlohmann::json& j) {
-    return {number_or_nan(j.at("loss")), number_or_nan(j.at("accuracy"))};
+double& slot(EpochMetrics& m, Metric metric) {
+    switch (metric) {
+        case Metric::train_loss: return m.train.loss;
+        case Metric::train_accuracy: return m.train.accuracy;
+        case Metric::val_loss: return m.validation.loss;
+        case Metric::val_accuracy: return m.validation.accuracy;
+        case Metric::test_loss: return m.test.loss;
+        case Metric::test_accuracy: return m.test.accuracy;
+    }
+    throw Error("unknown metric");
 }
 
 }  // namespace
 
+// Each epoch under the names metrics.csv uses, plus what resuming needs.
 nlohmann::json history_json(const std::vector<EpochMetrics>& history) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& m : history) {
-        out.push_back({{"epoch", m.epoch}, {"train", evaluation_json(m.train)},
-                       {"validation", evaluation_json(m.validation)}, {"test", evaluation_json(m.test)},
-                       {"seconds", m.seconds}, {"train_seconds", m.train_seconds}, {"samples", m.samples},
-                       {"diverged", m.diverged}, {"learning_rate", exact_number(m.learning_rate)}});
+        nlohmann::json epoch = {{"epoch", m.epoch}};
+        for (const Metric metric : all_metrics) epoch[to_string(metric)] = exact_number(m.get(metric));
+        epoch["lr"] = exact_number(m.learning_rate);
+        epoch["seconds"] = m.seconds;
+        epoch["train_seconds"] = m.train_seconds;
+        epoch["samples"] = m.samples;
+        epoch["diverged"] = m.diverged;
+        out.push_back(std::move(epoch));
     }
     return out;
 }
@@ -280,14 +302,12 @@ std::vector<EpochMetrics> parse_history_json(const nlohmann::json& json) {
     for (const auto& j : json) {
         EpochMetrics m;
         m.epoch = j.at("epoch");
-        m.train = evaluation_from(j.at("train"));
-        m.validation = evaluation_from(j.at("validation"));
-        m.test = evaluation_from(j.at("test"));
+        for (const Metric metric : all_metrics) slot(m, metric) = number_or_nan(j.at(to_string(metric)));
+        m.learning_rate = number_or_nan(j.at("lr"));
         m.seconds = j.at("seconds");
         m.train_seconds = j.at("train_seconds");
         m.samples = j.at("samples");
         m.diverged = j.at("diverged");
-        m.learning_rate = number_or_nan(j.at("learning_rate"));
         out.push_back(m);
     }
     return out;

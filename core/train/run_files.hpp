@@ -22,6 +22,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 // other: concurrent runs of one experiment each get their own.
 std::filesystem::path new_run_dir(const std::filesystem::path& root, const std::string& name);
 
+// Removes from `dir` (not below it) the temporary files of writes killed before their
+// rename (NAME.tmp.PID.THREAD): a resumed run or comparison writes those files anew.
+void remove_temporaries(const std::filesystem::path& dir);
+
 // Makes `dir` ready for a run or a comparison (`what`: "run" or "comparison") given as
 // --out: created when missing, used as it is when empty. A folder that holds results is
 // refused, naming --resume, unless `overwrite`: then what a run or comparison wrote
