@@ -195,7 +195,7 @@ expect 1 'no test set to evaluate' -- "$bp" eval "$tmp/killed"
 expect 1 'checkpoint .*nothing.safetensors: cannot open' -- "$bp" eval "$tmp/nothing.safetensors"
 "$bp" run "$src/experiments/fashion_mnist_mlp.yaml" --set data.limit=1000 --set data.test_limit=300 \
   --set train.epochs=1 --out "$tmp/fashion" -q
-expect 0 'test accuracy 0\.[0-9]+' -- "$bp" eval "$tmp/fashion"
+expect 0 'test_accuracy 0\.[0-9]+' -- "$bp" eval "$tmp/fashion"
 [ "$(grep -cE '^ +[0-9] +[0-9.]+ +( +[0-9]+){10}$' "$tmp/out")" -eq 10 ] || fail "eval: no 10-row confusion matrix: $(cat "$tmp/out")"
 
 echo "cli: $passed passed, $failures failed"

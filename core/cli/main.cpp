@@ -51,13 +51,13 @@ void print_plugins(const bp::Registry& registry, const std::string& only_kind) {
 }
 
 void print_evaluation(const bp::EvalResult& r) {
-    std::printf("%s after epoch %lld: test loss %.4f", r.experiment.name.c_str(), static_cast<long long>(r.epoch),
+    std::printf("%s after epoch %lld: test_loss %.4f", r.experiment.name.c_str(), static_cast<long long>(r.epoch),
                 r.test.loss);
     if (r.confusion.size() == 0) {
         std::printf("\n");
         return;
     }
-    std::printf(", test accuracy %.4f\n\nclass  accuracy   predicted:", r.test.accuracy);
+    std::printf(", test_accuracy %.4f\n\nclass  accuracy   predicted:", r.test.accuracy);
     for (Eigen::Index p = 0; p < r.confusion.cols(); ++p) std::printf(" %5lld", static_cast<long long>(p));
     std::printf("\n");
     for (Eigen::Index c = 0; c < r.confusion.rows(); ++c) {
