@@ -125,13 +125,14 @@ std::map<std::string, std::string> read_metadata(const Json& j, const Failure& f
 // product checked against what `data_size` bytes can hold before multiplying.
 void read_shape(const Json& shape, uint64_t data_size, Entry& e, const Failure& fail) {
     const std::string what = "tensor '" + e.name + "' has shape " + shown(shape);
-    if (!shape.is_array()) throw fail(what + ": expected a list of positive integers");
+    if (!shape.is_array()) throw fail(what + ": expected a list of non-negative integers");
     const uint64_t most = data_size / sizeof(float);   // elements the data section can hold
     uint64_t elements = 1;
+    // A dimension may be 0 (an empty tensor, as save_checkpoint writes one): the format allows it.
     for (std::size_t i = 0; i < shape.size(); ++i) {
         uint64_t d = 0;
-        if (!natural(shape[i], d) || d == 0) throw fail(what + ": expected a list of positive integers");
-        if (d > most / elements)
+        if (!natural(shape[i], d)) throw fail(what + ": expected a list of non-negative integers");
+        if (elements != 0 && d > most / elements)
             throw fail(what + ": more elements than the " + std::to_string(data_size) + " bytes of data hold");
         elements *= d;
         if (i == 0) e.rows = int64_t(d);
@@ -174,8 +175,11 @@ Entry read_entry(const std::string& name, const Json& j, uint64_t data_size, con
 // end of the data. Anything else is a corrupt or hand-made file whose tensors may
 // share bytes.
 void check_tiling(std::vector<Entry>& entries, uint64_t data_size, const Failure& fail) {
-    // Stable: of two tensors at one offset, the message names the second by name.
-    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+    // An empty tensor before a full one at the same offset. Stable: of two tensors at one
+    // offset, the message names the second by name.
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
     if (entries.empty()) {
         if (data_size != 0) throw fail("it holds " + std::to_string(data_size) + " bytes of data but no tensor");
         return;
