@@ -247,10 +247,21 @@ TEST_CASE("a bad checkpoint is refused by name and nothing is overwritten", "[ch
 TEST_CASE("a best_metric the run cannot produce is refused before training", "[checkpoint]") {
     const auto dir = test::temp_dir("best-metric");
     CHECK_THAT(test::error_of([&] { run(dir, {"train.best_metric=test_accuracy"}); }),
-               Catch::Contains("train.best_metric is test_accuracy, but the run has no test set"));
+               Catch::Contains("train.best_metric is test_accuracy, but the data (two_spirals) has no test set"));
     CHECK_THAT(test::error_of([&] { run(dir, {"train.best_metric=val_loss", "data.validation_split=0"}); }),
-               Catch::Contains("no validation split"));
+               Catch::StartsWith("--set train.best_metric=val_loss: train.best_metric is val_loss, but the run has "
+                                 "no validation split"));
     CHECK_FALSE(fs::exists(dir / "run"));
+}
+
+TEST_CASE("validate refuses a best_metric the run cannot produce, as run does", "[checkpoint]") {
+    // validate stops after prepare_run: the check must be there or in the reader.
+    bp::Registry& registry = test::builtin_registry();
+    const auto file = fs::path(BACKPLANE_EXPERIMENTS) / "xor.yaml";
+    CHECK_THAT(test::error_of([&] {
+                   bp::prepare_run(bp::load_experiment(file, {"train.best_metric=test_loss"}, registry), registry);
+               }),
+               Catch::Contains("xor.yaml:4:7: train.best_metric is test_loss, but the data (xor) has no test set"));
 }
 
 TEST_CASE("eval reports test metrics and the confusion matrix of a saved run", "[checkpoint][idx]") {

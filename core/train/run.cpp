@@ -45,6 +45,17 @@ void check_data(const Data& d, const std::string& where, const std::string& sour
     if (d.test) check_split(*d.test, "the test set");
 }
 
+// The metric checkpoints/best.safetensors and train.patience follow.
+Metric best_metric(const Experiment& e, const PreparedRun& p) {
+    if (e.train.best_metric == "auto") return p.validation.x.rows() > 0 ? Metric::val_loss : Metric::train_loss;
+    const Metric m = *metric_named(e.train.best_metric);
+    // (A validation split of 0 is refused where the experiment is read.)
+    if ((m == Metric::test_loss || m == Metric::test_accuracy) && !p.data.test)
+        throw Error(e.data.where + ": train.best_metric is " + to_string(m) + ", but the data (" + e.data.name +
+                    ") has no test set");
+    return m;
+}
+
 }  // namespace
 
 PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
@@ -89,6 +100,7 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     } catch (const Error& err) {
         throw Error(e.schedule.where + ": " + err.what());
     }
+    p.best_by = best_metric(e, p);
     return p;
 }
 
@@ -178,18 +190,6 @@ double best_score(Metric metric, const EpochMetrics& m) {
     return lower_is_better(metric) ? m.get(metric) : -m.get(metric);
 }
 
-// The metric checkpoints/best.safetensors and train.patience follow.
-Metric best_metric(const Experiment& e, const PreparedRun& p) {
-    if (e.train.best_metric == "auto") return p.validation.x.rows() > 0 ? Metric::val_loss : Metric::train_loss;
-    const Metric m = *metric_named(e.train.best_metric);
-    if ((m == Metric::val_loss || m == Metric::val_accuracy) && p.validation.x.rows() == 0)
-        throw Error(e.file.string() + ": train.best_metric is " + to_string(m) +
-                    ", but the run has no validation split (set data.validation_split)");
-    if ((m == Metric::test_loss || m == Metric::test_accuracy) && !p.data.test)
-        throw Error(e.file.string() + ": train.best_metric is " + to_string(m) + ", but the run has no test set");
-    return m;
-}
-
 // Why `e` cannot continue the run whose checkpoint is `c` (empty: it can), after the
 // keys config_changes_refused allows: train.epochs may only grow, and only while every
 // epoch run so far gets the same learning rate under the longer run (a cosine spread
@@ -230,7 +230,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
     PreparedRun p = prepare_run(e, registry);
-    const Metric best_by = best_metric(e, p);
+    const Metric best_by = p.best_by;
     // A batch is never larger than the data: buffers are sized for one.
     TrainConfig config = e.train;
     config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));

@@ -21,6 +21,7 @@ struct PreparedRun {
     std::shared_ptr<Loss> loss;
     std::shared_ptr<Optimizer> optimizer;
     std::shared_ptr<Schedule> schedule;
+    Metric best_by = Metric::train_loss;   // what best.safetensors and train.patience follow
 };
 
 PreparedRun prepare_run(const Experiment& e, const Registry& registry);
