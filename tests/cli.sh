@@ -87,7 +87,7 @@ expect 1 "variant name 'report.html' is the name of a file the comparison writes
   "$bp" validate "$swept" --set 'compare.variants={report.html: {}}'
 # Options that cannot go together are refused before anything runs.
 expect 2 '--out excludes --resume' -- "$bp" run "$src/experiments/xor.yaml" --resume "$tmp/none" --out "$tmp/none2"
-expect 2 '--overwrite requires --out' -- "$bp" run "$src/experiments/xor.yaml" --overwrite
+expect 2 "--overwrite requires --out \\(see 'backplane run --help'\\)" -- "$bp" run "$src/experiments/xor.yaml" --overwrite
 expect 1 '--jobs trains the runs of a comparison at once' -- "$bp" run "$src/experiments/xor.yaml" --jobs 2
 # --set takes one value per flag, so the file may come after it.
 expect 0 'ok' -- "$bp" validate --set train.epochs=2 --set seed=5 "$src/experiments/spirals.yaml"

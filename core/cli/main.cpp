@@ -144,9 +144,11 @@ int main(int argc, char** argv) {
                "Plugins load from the built-in folder, then $BACKPLANE_PLUGIN_PATH (colon-separated), then the\n"
                "experiment's 'plugins:' list. Run 'backplane COMMAND --help' for a command's options.");
 
-    // One line, like every other error.
-    app.failure_message([](const CLI::App*, const CLI::Error& e) {
-        return "backplane: error: " + std::string(e.what()) + " (see 'backplane --help')\n";
+    // One line, like every other error, pointing at the help of the command given.
+    app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+        const auto given = a->get_subcommands();
+        const std::string help = given.empty() ? "backplane --help" : "backplane " + given.front()->get_name() + " --help";
+        return "backplane: error: " + std::string(e.what()) + " (see '" + help + "')\n";
     });
 
     std::string file, out, kind;
