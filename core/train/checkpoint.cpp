@@ -218,10 +218,11 @@ Checkpoint parse_checkpoint(std::string_view bytes, const std::string& name) {
     }
     check_tiling(entries, data.size(), fail);
     // In file order (by offset, as save_checkpoint writes them), not the header's
-    // name order: optimizer state comes back in the order state() gave it.
+    // name order: optimizer state comes back in the order state() gave it. (Empty
+    // tensors next to each other share an offset: those come back in name order.)
     for (const Entry& e : entries) {
         Matrix m(e.rows, e.cols);
-        std::memcpy(m.data(), data.data() + e.begin, e.end - e.begin);
+        if (e.end > e.begin) std::memcpy(m.data(), data.data() + e.begin, e.end - e.begin);   // no data pointer when empty
         c.tensors.push_back({e.name, std::move(m)});
     }
     return c;
