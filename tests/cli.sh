@@ -89,6 +89,9 @@ expect 1 "variant name 'report.html' is the name of a file the comparison writes
 expect 2 '--out excludes --resume' -- "$bp" run "$src/experiments/xor.yaml" --resume "$tmp/none" --out "$tmp/none2"
 expect 2 "--overwrite requires --out \\(see 'backplane run --help'\\)" -- "$bp" run "$src/experiments/xor.yaml" --overwrite
 expect 1 '--jobs trains the runs of a comparison at once' -- "$bp" run "$src/experiments/xor.yaml" --jobs 2
+# --out is never followed through a link (an --overwrite there would remove elsewhere).
+mkdir -p "$tmp/real-out" && ln -s "$tmp/real-out" "$tmp/link-out"
+expect 1 "--out $tmp/link-out is a link; give the folder it points to" -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/link-out"
 # --set takes one value per flag, so the file may come after it.
 expect 0 'ok' -- "$bp" validate --set train.epochs=2 --set seed=5 "$src/experiments/spirals.yaml"
 

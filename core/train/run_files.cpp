@@ -160,6 +160,9 @@ void claim_out_dir(const fs::path& dir, const std::string& what, bool overwrite)
         if (ec) throw Error("cannot create the " + what + " folder " + dir.string() + ": " + ec.message());
         return;
     }
+    if (fs::is_symlink(dir, ec))
+        throw Error("--out " + dir.string() + " is a link; give the folder it points to (" +
+                    fs::read_symlink(dir, ec).string() + ")");
     if (!is_dir(dir)) throw Error("--out " + dir.string() + " is not a folder");
     std::vector<fs::path> ours;
     std::vector<std::string> foreign;
