@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash safety as a user meets it: a comparison killed with SIGKILL at three points
-# and resumed gives the files of an unbroken one; a disk that fills mid-run (a file
+# and resumed gives the files of an unbroken one, and so does a graph model's run; a disk that fills mid-run (a file
 # size limit) ends the run with one clear error, and its last checkpoint resumes it
 # to the bits of a run never stopped.
 # Usage: crash.sh BACKPLANE_BINARY SOURCE_DIR
@@ -64,6 +64,19 @@ before=$(find "$out" -type f | sort | xargs cat | cksum)
 "$bp" run "$exp" "${sets[@]}" --out "$out" -q 2>"$tmp/err" && fail "a second run into the comparison's folder was not refused"
 grep -q 'already holds results; continue that comparison with --resume' "$tmp/err" || fail "refusal says: $(cat "$tmp/err")"
 [ "$before" = "$(find "$out" -type f | sort | xargs cat | cksum)" ] && pass || fail "the refused run changed the folder"
+
+# ---- a graph model (residual connections) killed mid-run resumes to the unbroken run's bits
+graph=$src/experiments/spirals_residual.yaml
+gsets=(--set train.epochs=300 --set data.samples=4000 --set train.checkpoint_every=1)
+"$bp" run "$graph" "${gsets[@]}" --out "$tmp/graph-whole" -q || fail "the unbroken graph run failed"
+"$bp" run "$graph" "${gsets[@]}" --out "$tmp/graph-killed" -q & pid=$!
+wait_for '[ -f "$tmp/graph-killed/checkpoints/last.safetensors" ]' || fail "the graph run wrote no checkpoint"
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+[ ! -f "$tmp/graph-killed/summary.json" ] || fail "the graph run finished before it was killed"
+echo "graph run killed after epoch $(($(wc -l <"$tmp/graph-killed/metrics.csv") - 1))"
+"$bp" run "$graph" "${gsets[@]}" --resume "$tmp/graph-killed" -q || fail "resuming the killed graph run failed"
+[ "$(fingerprint "$tmp/graph-whole")" = "$(fingerprint "$tmp/graph-killed")" ] && pass ||
+  fail "the graph run resumed after kill -9 differs from the unbroken one"
 
 # ---- a disk that fills mid-run: one error line, the last checkpoint kept and resumable
 spirals=$src/experiments/spirals.yaml

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The plugin author's path, as docs/writing-plugins.md tells it: install Backplane into
-# a fresh prefix; build sdk/examples/custom (a layer and an activation) and a scaffold
+# a fresh prefix; build sdk/examples/custom (two layers, one of them a merge, and an activation) and a scaffold
 # of every kind out of tree against that prefix alone; check-plugin each; train with
 # each through `plugins:`. A plugin with a wrong gradient must fail check-plugin by name.
 # Usage: install.sh BUILD_DIR SOURCE_DIR
@@ -21,14 +21,14 @@ build_plugin() {   # build_plugin DIR: configure and build against the prefix on
 }
 accuracy() { sed -n 's/.*"train_accuracy": \([0-9.]*\).*/\1/p' "$1/summary.json" | head -1; }
 
-# The example: a custom layer (rms_norm) and a custom activation (swish).
+# The example: a custom layer (rms_norm), a custom merge layer (gate) and a custom activation (swish).
 cp -r "$src/sdk/examples/custom" "$work/custom"
 build_plugin "$work/custom"
 "$bp" check-plugin "$work/custom/build/libmy-components.so" >"$work/check.log" || { cat "$work/check.log"; fail "example check-plugin"; }
-grep -q 'all 2 components passed' "$work/check.log" || fail "example: not every component passed"
+grep -q 'all 3 components passed' "$work/check.log" || fail "example: not every component passed"
 "$bp" run "$work/custom/custom-spirals.yaml" --out "$work/custom-run" --quiet
 acc=$(accuracy "$work/custom-run")
-echo "custom-spirals (rms_norm + swish) train accuracy: $acc"
+echo "custom-spirals (rms_norm + gate + swish) train accuracy: $acc"
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.99) }' || fail "custom-spirals reached only $acc"
 
 # A scaffold of each kind builds, passes check-plugin and trains as written.

@@ -115,6 +115,18 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "  - global_avg_pool\n  - dense: {units: 3}\nloss: mse\n" + train(40, 8),
                                        "cnn") == 0);
     }
+    SECTION("a graph: a residual connection, concat, multiply, a node read by three") {
+        CHECK(steady_state_allocations("name: graph\nseed: 3\ndata: {source: gaussian, shape: 2x6x6, samples: 400, "
+                                       "classes: 3}\nmodel:\n"
+                                       "  - {conv2d: {filters: 4, kernel: 3, padding: 1}, name: stem}\n"
+                                       "  - batch_norm\n  - {conv2d: {filters: 4, kernel: 3, padding: 1}, name: branch}\n"
+                                       "  - {add: {learn_scale: true}, name: sum, inputs: [stem, branch]}\n"
+                                       "  - {concat: {}, name: both, inputs: [sum, stem]}\n"
+                                       "  - {multiply: {}, inputs: [both, both]}\n  - global_avg_pool\n"
+                                       "  - {dense: {units: 3}, name: logits}\n  - {add: {}, inputs: [logits, logits]}\n"
+                                       "loss: softmax_cross_entropy\n" + train(40, 8),
+                                       "graph") == 0);
+    }
 }
 
 namespace {

@@ -40,10 +40,10 @@ TEST_CASE("a valid experiment is read with defaults filled", "[experiment]") {
     CHECK(e.name == "t");
     CHECK(e.seed == 7);
     REQUIRE(e.model.size() == 3);
-    CHECK(e.model[0].kind == bp::Kind::layer);
-    CHECK(e.model[0].params.integer("units") == 8);
-    CHECK(e.model[0].params.text("init") == "he");   // default
-    CHECK(e.model[1].kind == bp::Kind::activation);
+    CHECK(e.model[0].component.kind == bp::Kind::layer);
+    CHECK(e.model[0].component.params.integer("units") == 8);
+    CHECK(e.model[0].component.params.text("init") == "he");   // default
+    CHECK(e.model[1].component.kind == bp::Kind::activation);
     CHECK(e.optimizer.params.number("lr") == 0.1);
     CHECK(e.optimizer.params.number("momentum") == 0.0);
     CHECK(e.train.epochs == 2);
@@ -54,7 +54,7 @@ TEST_CASE("the resolved config reads back to the same experiment", "[experiment]
     const auto e = parse(good);
     const auto again = parse(bp::to_yaml(e));
     CHECK(bp::to_yaml(again) == bp::to_yaml(e));
-    CHECK(again.model[0].params.values() == e.model[0].params.values());
+    CHECK(again.model[0].component.params.values() == e.model[0].component.params.values());
     CHECK(again.optimizer.params.values() == e.optimizer.params.values());
 }
 
@@ -63,9 +63,9 @@ TEST_CASE("overrides (--set) reach any key", "[experiment]") {
                          {"train.epochs=5", "optimizer.momentum=0.9", "model.0.units=12", "model.1.slope=0.25"});
     CHECK(e.train.epochs == 5);
     CHECK(e.optimizer.params.number("momentum") == 0.9);
-    CHECK(e.model[0].params.integer("units") == 12);
-    CHECK(e.model[1].params.number("slope") == 0.25);
-    CHECK(e.model[2].params.integer("units") == 2);
+    CHECK(e.model[0].component.params.integer("units") == 12);
+    CHECK(e.model[1].component.params.number("slope") == 0.25);
+    CHECK(e.model[2].component.params.integer("units") == 2);
 }
 
 TEST_CASE("overrides (--set) turn a bare name into a component and accept threads=auto", "[experiment]") {
@@ -114,7 +114,7 @@ TEST_CASE("an out-of-range value shows the range", "[experiment]") {
 
 TEST_CASE("an unknown component lists the known ones", "[experiment]") {
     CHECK(error_parsing(replace(good, "- tanh", "- tahn")) ==
-          "/exp/bad.yaml:6:5: unknown layer 'tahn' (did you mean 'tanh'?); known layers: avg_pool2d, batch_norm, conv2d, dense, dropout, flatten, global_avg_pool, max_pool2d; activations usable "
+          "/exp/bad.yaml:6:5: unknown layer 'tahn' (did you mean 'tanh'?); known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, flatten, global_avg_pool, max_pool2d, multiply; activations usable "
           "as layers: gelu, identity, leaky_relu, relu, sigmoid, softmax, tanh");
     CHECK(error_parsing(replace(good, "loss: softmax_cross_entropy", "loss: softmax_crossentropy")) ==
           "/exp/bad.yaml:8:7: unknown loss 'softmax_crossentropy' (did you mean 'softmax_cross_entropy'?); known "

@@ -22,7 +22,7 @@ TEST_CASE("the gradient check catches a wrong gradient", "[gradients]") {
             dx = (x.array() > 0).select(dy, 0.0f);
         }
     } wrong;
-    const auto r = bp::check_layer(wrong, bp::Shape{5}, 1, true);
+    const auto r = bp::check_layer(wrong, {bp::Shape{5}}, 1, true);
     CHECK_FALSE(r.passed());
     CHECK(r.failures.size() > 0);
 }
@@ -60,13 +60,13 @@ TEST_CASE("the gradient check tells float rounding from a wrong gradient, and bo
     // Rounding in 4% of the inputs: those points disagree at the step h, agree at 4h
     // and 16h, and the layer passes.
     NoisyIdentity some(25);
-    const auto r = bp::check_layer(some, bp::Shape{100}, 1, true);
+    const auto r = bp::check_layer(some, {bp::Shape{100}}, 1, true);
     CHECK(r.passed());
     CHECK(r.rounding > 0);
     CHECK(r.rounding * 20 <= r.checked);
     // Rounding everywhere: the check proves too little, and says so.
     NoisyIdentity all(1);
-    const auto everywhere = bp::check_layer(all, bp::Shape{100}, 1, true);
+    const auto everywhere = bp::check_layer(all, {bp::Shape{100}}, 1, true);
     CHECK_FALSE(everywhere.passed());
     CHECK(everywhere.rounding * 20 > everywhere.checked);
     CHECK_THAT(everywhere.report(), Catch::Contains("too many points needed larger steps"));

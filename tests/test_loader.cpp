@@ -28,7 +28,8 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
     auto& r = test::builtin_registry();
     const std::map<bp::Kind, std::vector<std::string>> expected = {
         {bp::Kind::layer,
-         {"avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "flatten", "global_avg_pool", "max_pool2d"}},
+         {"add", "avg_pool2d", "batch_norm", "concat", "conv2d", "dense", "dropout", "flatten", "global_avg_pool",
+          "max_pool2d", "multiply"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adagrad", "adam", "adamw", "lion", "nadam", "rmsprop", "sgd"}},
@@ -181,6 +182,9 @@ TEST_CASE("a manifest the core could not use is refused by component and paramet
     unchecked.layer<NothingLayer>("bare", "b", {}, {});
     CHECK_THAT(test::error_of([&] { bp::check_manifest(unchecked); }),
                Catch::StartsWith("layer 'bare' gives no check cases: check-plugin builds it on each case's input shape"));
+    // A model entry reads `name:` and `inputs:` beside its layer: no layer may be called so.
+    CHECK(manifest_error("inputs", {}) == "layer 'inputs': a model entry uses the key 'inputs' itself (beside its "
+                                          "layer); name the component otherwise");
     bp::Manifest reserved{"p", "1.0", {}};
     reserved.optimizer<NothingOptimizer>("opt", "o", bp::Schema().text("schedule", "", "s"));
     CHECK(test::error_of([&] { bp::check_manifest(reserved); }) ==
@@ -190,5 +194,5 @@ TEST_CASE("a manifest the core could not use is refused by component and paramet
 
 TEST_CASE("a layer that throws on the isolation check's threads is an error, not a crash or a hang", "[loader][certify]") {
     ThrowingLayer layer;
-    CHECK(test::error_of([&] { bp::isolation_problem(layer, bp::Shape{3}, 1, true); }) == "forward failed");
+    CHECK(test::error_of([&] { bp::isolation_problem(layer, {bp::Shape{3}}, 1, true); }) == "forward failed");
 }

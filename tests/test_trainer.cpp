@@ -81,6 +81,12 @@ TEST_CASE("backward stops at the first layer with parameters", "[trainer]") {
                 "after") == "");
     CHECK(train("  - flatten\n  - dense: {units: 4}\n  - no_backward\n  - dense: {units: 2}\n", "called")
               .find("no_backward: backward was called") != std::string::npos);
+    // In a graph: a branch with nothing that learns at or before it gets no backward, and
+    // no node is asked for the gradient of what such a branch holds.
+    CHECK(train("  - { no_backward: {}, name: raw }\n  - { flatten: {}, name: flat }\n  - { dense: {units: 18}, name: fc }\n"
+                "  - { scale_probe: {expect_dx: false}, name: side, inputs: [flat] }\n"
+                "  - { add: {}, inputs: [flat, fc, side] }\n  - scale_probe: {expect_dx: true}\n  - dense: {units: 2}\n",
+                "graph") == "");
 }
 
 TEST_CASE("a different seed gives different weights", "[trainer][determinism]") {

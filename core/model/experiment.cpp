@@ -51,42 +51,6 @@ void read_data(const YamlReader& r, const YAML::Node& n, Experiment& e) {
     }
 }
 
-// Each entry: "relu", "dense: {units: 8}" or "{dense: {units: 8}}".
-void read_model(const YamlReader& r, const YAML::Node& n, Experiment& e) {
-    if (!n.IsSequence() || n.size() == 0) r.fail(n, "model must be a non-empty list of layers");
-    for (std::size_t i = 0; i < n.size(); ++i) {
-        const YAML::Node entry = n[i];
-        const std::string what = "model[" + std::to_string(i) + "]";
-        // Bind with reset(): yaml-cpp's operator= on a bound node overwrites the node itself.
-        YAML::Node name_node, args;
-        name_node.reset(entry);
-        if (entry.IsMap()) {
-            if (entry.size() != 1) r.fail(entry, what + " must name one layer, e.g. '- dense: {units: 64}'");
-            name_node.reset(entry.begin()->first);
-            args.reset(entry.begin()->second);
-        } else if (!entry.IsScalar()) {
-            r.fail(entry, what + " must be a layer name or 'name: {parameters}'");
-        }
-        ComponentConfig c;
-        c.name = r.scalar(name_node, what);
-        c.where = r.where(name_node);
-        c.kind = Kind::layer;
-        const RegisteredComponent* found = r.registry().find(Kind::layer, c.name);
-        if (!found && (found = r.registry().find(Kind::activation, c.name))) c.kind = Kind::activation;
-        if (!found) {
-            const auto layers = r.registry().names(Kind::layer), acts = r.registry().names(Kind::activation);
-            std::vector<std::string> all = layers;
-            all.insert(all.end(), acts.begin(), acts.end());
-            const std::string suggestion = did_you_mean(c.name, all);
-            r.fail(name_node, "unknown layer '" + c.name + "'" + suggestion + "; known layers: " + join(layers) +
-                                  "; activations usable as layers: " + join(acts) +
-                                  (suggestion.empty() ? r.registry().plugin_hint() : ""));
-        }
-        c.params = r.params(args, found->info->schema, what + " (" + c.name + ")");
-        e.model.push_back(std::move(c));
-    }
-}
-
 // The optimizer, and its schedule (with warmup) when it has one.
 void read_optimizer(const YamlReader& r, const YAML::Node& n, Experiment& e) {
     e.optimizer = r.named_component(n, Kind::optimizer, "optimizer", {"schedule"});
@@ -151,7 +115,7 @@ Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     e.seed = root["seed"] ? uint64_t(r.integer(root["seed"], "seed", 0, double(INT64_MAX))) : 0;
     read_plugins(r, root["plugins"], e);
     read_data(r, r.require(root, "data", "the experiment"), e);
-    read_model(r, r.require(root, "model", "the experiment"), e);
+    e.model = read_model(r, r.require(root, "model", "the experiment"));
     e.loss = r.named_component(r.require(root, "loss", "the experiment"), Kind::loss, "loss");
     const YAML::Node optimizer = r.require(root, "optimizer", "the experiment");
     read_optimizer(r, optimizer, e);
@@ -203,10 +167,13 @@ std::string to_yaml(const Experiment& e) {
     emit_params(out, e.data.params);
     out << YAML::EndMap;
     out << YAML::Key << "model" << YAML::Value << YAML::BeginSeq;
-    for (const auto& layer : e.model) {
-        out << YAML::BeginMap << YAML::Key << layer.name << YAML::Value << YAML::Flow << YAML::BeginMap;
-        emit_params(out, layer.params);
-        out << YAML::EndMap << YAML::EndMap;
+    for (const auto& node : e.model) {
+        out << YAML::BeginMap << YAML::Key << node.component.name << YAML::Value << YAML::Flow << YAML::BeginMap;
+        emit_params(out, node.component.params);
+        out << YAML::EndMap;
+        if (!node.name.empty()) out << YAML::Key << "name" << YAML::Value << node.name;
+        if (!node.inputs.empty()) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << node.inputs;
+        out << YAML::EndMap;
     }
     out << YAML::EndSeq;
     for (const auto* c : {&e.loss, &e.optimizer}) {

@@ -2,6 +2,7 @@
 // known, every value typed and in range, every component found, defaults filled.
 #pragma once
 
+#include "model/graph.hpp"
 #include "model/registry.hpp"
 #include "model/train_config.hpp"
 #include "model/yaml_reader.hpp"
@@ -18,7 +19,7 @@ struct Experiment {
     uint64_t seed = 0;
     ComponentConfig data;           // kind dataset
     double validation_split = 0;    // fraction of the training set held out
-    std::vector<ComponentConfig> model;   // layers and activations, in order
+    std::vector<ModelNode> model;   // layers and activations, in the file's order
     ComponentConfig loss, optimizer;
     ComponentConfig schedule;       // the optimizer's `schedule:`; default constant
     int64_t warmup = 0;             // schedule.warmup: epochs of linear warmup before the schedule

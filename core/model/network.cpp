@@ -10,26 +10,41 @@ std::shared_ptr<Layer> make_layer(const ComponentConfig& c, const Registry& regi
     return registry.create<Layer>(c.name, c.params);
 }
 
-Network::Network(const std::vector<ComponentConfig>& model, const Shape& input, uint64_t seed,
-                 const Registry& registry) {
+Network::Network(const std::vector<ModelNode>& model, const Shape& input, uint64_t seed,
+                 const Registry& registry)
+    : input_(input) {
     const Random init = Random(seed).derive("init");
-    Shape shape = input;
-    for (std::size_t i = 0; i < model.size(); ++i) {
-        const ComponentConfig& c = model[i];
-        NetworkLayer l{std::to_string(i) + "." + c.name, nullptr, shape, {}};
+    std::vector<std::ptrdiff_t> position(model.size(), -1);   // entry -> index in layers_
+    for (const std::size_t i : execution_order(model)) {
+        const ModelNode& node = model[i];
+        const ComponentConfig& c = node.component;
+        NetworkLayer l{node.label(i), i, nullptr, {}, {}, {}};
+        std::string reads;   // "[8, 14, 14] from conv_a, [16, 14, 14] from shortcut"
+        for (const auto s : node.sources) {
+            const std::ptrdiff_t at = s < 0 ? -1 : position[std::size_t(s)];
+            l.sources.push_back(at);
+            l.inputs.push_back(at < 0 ? input : layers_[std::size_t(at)].output);
+            reads += (reads.empty() ? "" : ", ") + l.inputs.back().str() + " from " +
+                     (at < 0 ? std::string(network_input) : layers_[std::size_t(at)].label);
+        }
+        const std::string what = c.where + ": model[" + std::to_string(i) + "] (" + c.name + ")";
         try {
             l.layer = make_layer(c, registry);
-            l.output = l.layer->build(shape, init.derive(i));
+            l.output = l.layer->build_merge(l.inputs, init.derive(i));
         } catch (const Error& e) {
-            throw Error(c.where + ": model[" + std::to_string(i) + "] (" + c.name + ") with input " + shape.str() +
-                        ": " + e.what());
+            throw Error(what + (node.sources.size() > 1 ? " with inputs " : " with input ") +
+                        (node.inputs.empty() ? l.inputs[0].str() : reads) + ": " + e.what());
         }
-        if (l.output.size() <= 0)
-            throw Error(c.where + ": model[" + std::to_string(i) + "] (" + c.name + ") produced the empty shape " +
-                        l.output.str());
-        shape = l.output;
+        if (l.output.size() <= 0) throw Error(what + " produced the empty shape " + l.output.str());
+        position[i] = std::ptrdiff_t(layers_.size());
         layers_.push_back(std::move(l));
     }
+}
+
+bool Network::is_graph() const {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+        if (layers_[i].sources != std::vector<std::ptrdiff_t>{std::ptrdiff_t(i) - 1}) return true;
+    return false;
 }
 
 int64_t Network::parameter_count() const {
@@ -53,21 +68,28 @@ std::vector<Network::Parameter> Network::buffers() const {
 }
 
 std::string Network::summary() const {
+    // A graph's table says what each node reads; a chain's reads the row above.
+    const bool graph = is_graph();
     std::string out;
-    char line[160];
-    std::snprintf(line, sizeof line, "  %-22s %-18s %12s\n", "layer", "output", "parameters");
-    out += line;
-    std::snprintf(line, sizeof line, "  %-22s %-18s %12s\n", "input", input().str().c_str(), "");
-    out += line;
+    char line[320];
+    auto row = [&](const std::string& label, const std::string& shape, const std::string& count,
+                   const std::string& reads) {
+        std::snprintf(line, sizeof line, "  %-22s %-18s %12s", label.c_str(), shape.c_str(), count.c_str());
+        out += line;
+        out += graph && !reads.empty() ? "   " + reads + "\n" : "\n";
+    };
+    row("layer", "output", "parameters", "reads");
+    row("input", input().str(), "", "");
     for (const auto& l : layers_) {
         int64_t n = 0;
         for (const auto& t : l.layer->parameters()) n += t.value.size();
-        std::snprintf(line, sizeof line, "  %-22s %-18s %12lld\n", l.label.c_str(), l.output.str().c_str(),
-                      static_cast<long long>(n));
-        out += line;
+        std::string reads;
+        for (const auto s : l.sources)
+            reads += (reads.empty() ? "" : ", ") + (s < 0 ? std::string(network_input) : layers_[std::size_t(s)].label);
+        row(l.label, l.output.str(), std::to_string(n), reads);
     }
-    std::snprintf(line, sizeof line, "  %-22s %-18s %12lld\n", "total", "", static_cast<long long>(parameter_count()));
-    return out + line;
+    row("total", "", std::to_string(parameter_count()), "");
+    return out;
 }
 
 }  // namespace bp

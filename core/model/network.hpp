@@ -1,5 +1,5 @@
-// A model: the experiment's layer list made into components, shapes inferred and
-// checked before any training, parameters initialised from the seed.
+// A model: the experiment's graph of layers made into components, shapes inferred
+// and checked before any training, parameters initialised from the seed.
 #pragma once
 
 #include "model/experiment.hpp"
@@ -12,27 +12,36 @@
 
 namespace bp {
 
+// One node of the model, as built.
 struct NetworkLayer {
-    std::string label;             // "2.dense": index and component name
+    std::string label;             // the entry's name, or "2.dense": index and component name
+    std::size_t entry;             // its index in the model list: keys its random streams
     std::shared_ptr<Layer> layer;
-    Shape input, output;
+    // What it reads, as positions in layers(); -1 is the network's input.
+    std::vector<std::ptrdiff_t> sources;
+    std::vector<Shape> inputs;     // the shapes of what it reads
+    Shape output;
 };
 
 class Network {
 public:
-    // Builds every layer in order. A layer that rejects its input shape fails
-    // naming its index, its component and where it stands in the experiment file.
-    Network(const std::vector<ComponentConfig>& model, const Shape& input, uint64_t seed, const Registry& registry);
+    // Builds every node in execution order (graph.hpp). A node that rejects its input
+    // shapes fails naming its index, its component, each input's shape and producer,
+    // and where it stands in the experiment file.
+    Network(const std::vector<ModelNode>& model, const Shape& input, uint64_t seed, const Registry& registry);
 
+    // In execution order: each after what it reads; the last is the output.
     const std::vector<NetworkLayer>& layers() const { return layers_; }
-    const Shape& input() const { return layers_.front().input; }
+    const Shape& input() const { return input_; }
     const Shape& output() const { return layers_.back().output; }
     int64_t parameter_count() const;
+    // Whether some node reads other than the node before it.
+    bool is_graph() const;
 
-    // The printed table: index, layer, output shape, parameters.
+    // The printed table: layer, output shape, parameters (and what each reads, for a graph).
     std::string summary() const;
 
-    // Every parameter tensor with its full name "<index>.<layer>.<tensor>", in order.
+    // Every parameter tensor with its full name "<label>.<tensor>", in order.
     struct Parameter {
         std::string name;
         Matrix* value;
@@ -42,6 +51,7 @@ public:
     std::vector<Parameter> buffers() const;
 
 private:
+    Shape input_;
     std::vector<NetworkLayer> layers_;
 };
 

@@ -86,7 +86,11 @@ void check_manifest(const Manifest& manifest) {
         seen.emplace_back(c.kind(), c.name);
         const bool has_factory = std::visit([](const auto& f) { return bool(f); }, c.factory);
         if (!has_factory) throw Error(what + " has no factory");
-        if ((c.kind() == Kind::layer || c.kind() == Kind::activation) && c.checks.empty())
+        const bool layer_like = c.kind() == Kind::layer || c.kind() == Kind::activation;
+        if (layer_like && std::find(model_entry_keys.begin(), model_entry_keys.end(), c.name) != model_entry_keys.end())
+            throw Error(what + ": a model entry uses the key '" + c.name + "' itself (beside its layer); name the "
+                               "component otherwise");
+        if (layer_like && c.checks.empty())
             throw Error(what + " gives no check cases: check-plugin builds it on each case's input shape, so give "
                                "at least one (the default is {{Shape{7}}, {Shape{2, 3}}})");
         const auto reserved = reserved_keys(c.kind());

@@ -3,6 +3,7 @@
 #include "text/format.hpp"
 #include "text/suggest.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -134,9 +135,19 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
                 next = YAML::Node(YAML::NodeType::Map);
                 next[name] = YAML::Node(YAML::NodeType::Map);
             }
-            // A model entry {dense: {...}}: step into its single value.
-            if (!last && next.IsMap() && next.size() == 1 && !std::as_const(next)[parts[i + 1]])
-                next.reset(next.begin()->second);
+            // A model entry {dense: {...}} (with a name: and inputs: beside, maybe): step
+            // into the layer's value, unless the next part is a key of the entry itself.
+            if (!last && next.IsMap() && !std::as_const(next)[parts[i + 1]]) {
+                YAML::Node layer;
+                int layers = 0;
+                for (const auto& kv : next)
+                    if (!kv.first.IsScalar() || std::find(model_entry_keys.begin(), model_entry_keys.end(),
+                                                          kv.first.Scalar()) == model_entry_keys.end()) {
+                        layer.reset(kv.second);
+                        ++layers;
+                    }
+                if (layers == 1) next.reset(layer);
+            }
         } else {
             if (node.IsScalar()) {
                 // "loss: mse" and --set loss.x=1: turn the name into {name: mse}.

@@ -109,7 +109,20 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
         case Kind::layer: {
             const CheckCase& c = info.checks.front();   // check_manifest: there is one
             r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", samples: 96, classes: 3, validation_split: 0.25 }";
-            r.model = "  - " + name + ": " + yaml_params(c.params) + "\n  - flatten\n";
+            if (c.more_inputs.empty()) {
+                r.model = "  - " + name + ": " + yaml_params(c.params) + "\n  - flatten\n";
+                return r;
+            }
+            // A merge layer reads branches that learn: each a batch_norm of the data, so
+            // every input is of the first's shape (the gradient checks cover the rest).
+            std::string branches;
+            r.model.clear();
+            for (std::size_t k = 0; k <= c.more_inputs.size(); ++k) {
+                const std::string branch = "branch" + std::to_string(k + 1);
+                r.model += "  - { batch_norm: {}, name: " + branch + ", inputs: [input] }\n";
+                branches += (k ? ", " : "") + branch;
+            }
+            r.model += "  - { " + name + ": " + yaml_params(c.params) + ", inputs: [" + branches + "] }\n  - flatten\n";
             return r;
         }
         case Kind::activation:
@@ -316,8 +329,9 @@ CheckOutcome check_isolation(const Registry& registry, Kind kind, const std::str
         for (const auto& [key, value] : check.params) params.set(key, value);
         for (const bool training : {true, false}) {
             auto layer = make_layer(ComponentConfig{kind, name, params, "check"}, registry);
-            if (const std::string problem = isolation_problem(*layer, check.input, 1, training); !problem.empty())
-                return {"isolation", false, describe(params) + " on " + check.input.str() +
+            const std::vector<Shape> inputs = inputs_of(check);
+            if (const std::string problem = isolation_problem(*layer, inputs, 1, training); !problem.empty())
+                return {"isolation", false, describe(params) + " on " + shapes_text(inputs) +
                                                 (training ? "" : " (evaluation)") + ": " + problem};
             ++cases;
         }
@@ -389,9 +403,10 @@ std::vector<GradientCheckResult> gradient_checks(const Registry& registry, Kind 
                 for (const auto& [key, value] : check.params) params.set(key, value);
                 for (const auto& [seed, training] : {std::pair{1, true}, {2, true}, {3, false}}) {
                     auto layer = make_layer(ComponentConfig{kind, name, params, "check"}, registry);
-                    auto r = check_layer(*layer, check.input, uint64_t(seed), training);
+                    const std::vector<Shape> inputs = inputs_of(check);
+                    auto r = check_layer(*layer, inputs, uint64_t(seed), training);
                     r.subject = std::string(to_string(kind)) + " " + name + " " + describe(params) + " on " +
-                                check.input.str() + " seed " + std::to_string(seed) + (training ? "" : " (evaluation)");
+                                shapes_text(inputs) + " seed " + std::to_string(seed) + (training ? "" : " (evaluation)");
                     out.push_back(std::move(r));
                 }
             }

@@ -1,6 +1,7 @@
 #include "tools/gradient_check.hpp"
 
 #include "model/network.hpp"
+#include "train/shard_pass.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +11,7 @@ namespace bp {
 
 namespace {
 
-double weighted_sum(const Matrix& y, const Matrix& w) { return (y.cast<double>().array() * w.cast<double>().array()).sum(); }
+double weighted_sum(ConstMatrixRef y, const Matrix& w) { return (y.cast<double>().array() * w.cast<double>().array()).sum(); }
 
 // Compares analytic derivatives with differences of f at seeded points of `t`.
 class Checker {
@@ -110,11 +111,24 @@ std::string GradientCheckResult::report() const {
     return out;
 }
 
-GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, bool training,
+std::vector<Shape> inputs_of(const CheckCase& c) {
+    std::vector<Shape> out{c.input};
+    out.insert(out.end(), c.more_inputs.begin(), c.more_inputs.end());
+    return out;
+}
+
+std::string shapes_text(std::span<const Shape> shapes) {
+    std::string out;
+    for (std::size_t k = 0; k < shapes.size(); ++k)
+        out += (k == 0 ? "" : k + 1 == shapes.size() ? " and " : ", ") + shapes[k].str();
+    return out;
+}
+
+GradientCheckResult check_layer(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training,
                                 const GradientCheckOptions& o) {
     GradientCheckResult r;
     const Random rng = Random(seed).derive("gradient_check");
-    const Shape output = layer.build(input, rng.derive("init"));
+    const Shape output = layer.build_merge(inputs, rng.derive("init"));
     // Away from the initial values, which can hide a mistake (a gain of 1 that backward
     // forgets): each parameter moved by noise of half its RMS, and at least 0.1.
     auto parameters = layer.parameters();
@@ -125,25 +139,60 @@ GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed,
         v += noise * float(0.5 * rms + 0.1);
     }
     const int64_t n = o.rows;
-    Matrix x = normal_matrix(n, input.size(), rng.derive("x"));
+    // Input 1 is drawn as a single-input layer's was, so their checks did not move.
+    std::vector<Matrix> x, dx;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        const Random stream = k == 0 ? rng.derive("x") : rng.derive("x").derive(k);
+        x.push_back(normal_matrix(n, inputs[k].size(), stream));
+        dx.emplace_back(n, inputs[k].size());
+    }
     const Matrix w = normal_matrix(n, output.size(), rng.derive("w"));
-    Matrix y(n, output.size()), dx(n, input.size());
+    Matrix y(n, output.size());
     auto ws = layer.make_workspace(n);
     const StepContext ctx{training, rng.derive("step"), 0};
     std::vector<Matrix> grads;
     for (const auto& p : layer.parameters()) grads.emplace_back(p.value.rows(), p.value.cols());
 
-    layer.forward(x, y, ws.get(), ctx);
-    layer.backward(x, y, w, dx, grads, ws.get(), ctx);
+    std::vector<ConstMatrixRef> xs(x.begin(), x.end());
+    std::vector<MatrixRef> dxs(dx.begin(), dx.end());
+    layer.forward_merge(xs, y, ws.get(), ctx);
+    layer.backward_merge(xs, y, w, dxs, grads, ws.get(), ctx);
 
     auto objective = [&] {
-        layer.forward(x, y, ws.get(), ctx);
+        layer.forward_merge(xs, y, ws.get(), ctx);
         return weighted_sum(y, w);
     };
     Checker check(r, o, rng.derive("pick"));
-    check.tensor("x", x.data(), x.size(), dx, objective);
+    for (std::size_t k = 0; k < x.size(); ++k)
+        check.tensor(x.size() == 1 ? "x" : "x" + std::to_string(k + 1), x[k].data(), x[k].size(), dx[k], objective);
     for (std::size_t i = 0; i < parameters.size(); ++i)
         check.tensor(parameters[i].name, parameters[i].value.data(), parameters[i].value.size(), grads[i], objective);
+    return r;
+}
+
+GradientCheckResult check_network(const Network& network, uint64_t seed, const GradientCheckOptions& o) {
+    GradientCheckResult r;
+    const Random rng = Random(seed).derive("gradient_check");
+    const int64_t n = o.rows;
+    const Matrix x = normal_matrix(n, network.input().size(), rng.derive("x"));
+    const Matrix w = normal_matrix(n, network.output().size(), rng.derive("w"));
+    const StepContext ctx{true, rng.derive("step"), 0};
+    ShardPass pass(network, n);
+    pass.forward(x, n, ctx);
+    pass.output_gradient(n) = w;
+    pass.backward(x, n, ctx);
+    auto objective = [&] {
+        pass.forward(x, n, ctx);
+        return weighted_sum(pass.output(n), w);
+    };
+    Checker check(r, o, rng.derive("pick"));
+    const auto parameters = network.parameters();   // node by node, tensor by tensor: the grads' order
+    std::size_t index = 0;
+    for (const auto& node : pass.grads())
+        for (const Matrix& grad : node) {
+            Matrix& value = *parameters[index].value;
+            check.tensor(parameters[index++].name, value.data(), value.size(), grad, objective);
+        }
     return r;
 }
 

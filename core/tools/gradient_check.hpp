@@ -4,10 +4,12 @@
 // component, so a new plugin is checked without a new test.
 #pragma once
 
+#include "model/network.hpp"
 #include "model/registry.hpp"
 
 #include <backplane/components.hpp>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,11 +37,20 @@ struct GradientCheckResult {
     std::string report() const;
 };
 
-// Builds `layer` for `input`, moves its parameters off their initial values, and checks
-// d(sum w.*y)/dx and /dparameters, in training mode (dropout masks, batch statistics)
-// or evaluation mode.
-GradientCheckResult check_layer(Layer& layer, const Shape& input, uint64_t seed, bool training = true,
+// A check case's input shapes: its input, then a merge layer's more_inputs.
+std::vector<Shape> inputs_of(const CheckCase& c);
+// "[7]", "[7] and [7]", "[3], [4] and [5]"
+std::string shapes_text(std::span<const Shape> shapes);
+
+// Builds `layer` for `inputs`, moves its parameters off their initial values, and checks
+// d(sum w.*y)/dx for every input and /dparameters, in training mode (dropout masks,
+// batch statistics) or evaluation mode.
+GradientCheckResult check_layer(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training = true,
                                 const GradientCheckOptions& o = {});
+
+// Checks d(sum w.*output)/dparameters for every parameter of `network`, through its
+// whole graph: merges, and nodes feeding several others (training mode).
+GradientCheckResult check_network(const Network& network, uint64_t seed, const GradientCheckOptions& o = {});
 
 // Checks dloss/dpred for predictions of shape `pred` against random valid targets.
 GradientCheckResult check_loss(const Loss& loss, const Shape& pred, const TargetInfo& targets, uint64_t seed,

@@ -14,35 +14,49 @@ constexpr int64_t rows = 4;
 
 // One shard's data and what the layer computed from it.
 struct ShardRun {
-    Matrix x, dy, y, dx;
+    std::vector<Matrix> x, dx;   // per input
+    Matrix dy, y;
     std::vector<Matrix> grads;
     std::unique_ptr<Workspace> ws;
     StepContext ctx;
 };
 
-ShardRun make_shard(Layer& layer, const Shape& input, int64_t outputs, const Random& r, int s, bool training) {
+ShardRun make_shard(Layer& layer, const std::vector<Shape>& inputs, int64_t outputs, const Random& r, int s,
+                    bool training) {
     ShardRun run;
-    run.x.resize(rows, input.size());
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        Matrix& x = run.x.emplace_back(rows, inputs[k].size());
+        const Random stream = k == 0 ? r.derive("x").derive(s) : r.derive("x").derive(s).derive(k);
+        for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = float(stream.normal(uint64_t(i)));
+        run.dx.emplace_back(rows, inputs[k].size());
+    }
     run.dy.resize(rows, outputs);
-    for (int64_t i = 0; i < run.x.size(); ++i) run.x.data()[i] = float(r.derive("x").derive(s).normal(uint64_t(i)));
     for (int64_t i = 0; i < run.dy.size(); ++i) run.dy.data()[i] = float(r.derive("dy").derive(s).normal(uint64_t(i)));
     run.y.resize(rows, outputs);
-    run.dx.resize(rows, input.size());
     for (const auto& p : layer.parameters()) run.grads.emplace_back(p.value.rows(), p.value.cols());
     run.ws = layer.make_workspace(rows);
     run.ctx = StepContext{training, r.derive("step"), int64_t(s) * rows};
     return run;
 }
 
-void forward(const Layer& layer, ShardRun& s) { layer.forward(s.x, s.y, s.ws.get(), s.ctx); }
-void backward(const Layer& layer, ShardRun& s) { layer.backward(s.x, s.y, s.dy, s.dx, s.grads, s.ws.get(), s.ctx); }
+void forward(const Layer& layer, ShardRun& s) {
+    const std::vector<ConstMatrixRef> xs(s.x.begin(), s.x.end());
+    layer.forward_merge(xs, s.y, s.ws.get(), s.ctx);
+}
+void backward(const Layer& layer, ShardRun& s) {
+    const std::vector<ConstMatrixRef> xs(s.x.begin(), s.x.end());
+    std::vector<MatrixRef> dxs(s.dx.begin(), s.dx.end());
+    layer.backward_merge(xs, s.y, s.dy, dxs, s.grads, s.ws.get(), s.ctx);
+}
 
 // "" when `got` holds the reference's bits.
 std::string compare(const ShardRun& want, const ShardRun& got, int shard, const std::string& how) {
     auto same = [](const Matrix& a, const Matrix& b) { return a.rows() == b.rows() && a.cols() == b.cols() && a == b; };
     std::string what;
     if (!same(want.y, got.y)) what = "its output";
-    else if (!same(want.dx, got.dx)) what = "its input gradient";
+    for (std::size_t k = 0; what.empty() && k < want.dx.size(); ++k)
+        if (!same(want.dx[k], got.dx[k]))
+            what = want.dx.size() == 1 ? "its input gradient" : "its gradient of input " + std::to_string(k + 1);
     for (std::size_t i = 0; what.empty() && i < want.grads.size(); ++i)
         if (!same(want.grads[i], got.grads[i])) what = "the gradient of parameter " + std::to_string(i);
     if (what.empty()) return "";
@@ -53,12 +67,12 @@ std::string compare(const ShardRun& want, const ShardRun& got, int shard, const 
 
 }  // namespace
 
-std::string isolation_problem(Layer& layer, const Shape& input, uint64_t seed, bool training) {
+std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training) {
     const Random r = Random(seed).derive("isolation");
-    const int64_t outputs = layer.build(input, r.derive("init")).size();
+    const int64_t outputs = layer.build_merge(inputs, r.derive("init")).size();
     auto fresh = [&] {
         std::vector<ShardRun> runs;
-        for (int s = 0; s < shards; ++s) runs.push_back(make_shard(layer, input, outputs, r, s, training));
+        for (int s = 0; s < shards; ++s) runs.push_back(make_shard(layer, inputs, outputs, r, s, training));
         return runs;
     };
     std::vector<ShardRun> alone = fresh();

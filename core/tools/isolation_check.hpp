@@ -10,11 +10,11 @@
 
 namespace bp {
 
-// Runs `layer` (built for `input`) on three shards of seeded data: each alone,
+// Runs `layer` (built for `inputs`) on three shards of seeded data: each alone,
 // forward then backward (the reference); all forwards, then all backwards, on one
 // thread; and on three threads at once, forwards then backwards, many times. Returns
 // "" when every shard's outputs and gradients are the reference's bits, else what
 // differed and where.
-std::string isolation_problem(Layer& layer, const Shape& input, uint64_t seed, bool training);
+std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training);
 
 }  // namespace bp

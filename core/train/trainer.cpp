@@ -28,10 +28,9 @@ int allow_threads(int threads) {
 
 // Everything one shard touches in a step, sized once for shard_size rows.
 struct Trainer::Shard {
-    Matrix x, y;                              // the shard's rows, gathered
-    std::vector<Matrix> out, dout;            // per layer: output and dL/doutput
-    std::vector<std::unique_ptr<Workspace>> workspace;
-    std::vector<std::vector<Matrix>> grads;   // per layer, per parameter
+    Shard(const Network& network, int64_t rows) : x(rows, network.input().size()), pass(network, rows) {}
+    Matrix x, y;      // the shard's rows, gathered
+    ShardPass pass;   // the network's buffers for them
     double loss = 0;
     int64_t correct = 0;
 };
@@ -48,37 +47,23 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       arena_(shared ? *shared : own_arena_) {
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
-    first_trained_ = layers.size();
-    for (std::size_t i = layers.size(); i-- > 0;)
-        if (!layers[i].layer->parameters().empty()) first_trained_ = i;
     const int64_t slots = (config_.batch_size + rows - 1) / rows;
-    for (int64_t s = 0; s < slots; ++s) {
-        auto shard = std::make_unique<Shard>();
-        shard->x.resize(rows, network_.input().size());
-        for (const auto& l : layers) {
-            shard->out.emplace_back(rows, l.output.size());
-            shard->dout.emplace_back(rows, l.output.size());
-            shard->workspace.push_back(l.layer->make_workspace(rows));
-            auto& g = shard->grads.emplace_back();
-            for (const auto& p : l.layer->parameters()) g.emplace_back(p.value.rows(), p.value.cols());
-        }
-        shards_.push_back(std::move(shard));
-    }
+    for (int64_t s = 0; s < slots; ++s) shards_.push_back(std::make_unique<Shard>(network_, rows));
     // The batch's gradient is summed into shard 0's buffers, which the optimizer reads.
     const auto params = network_.parameters();   // layer by layer, parameter by parameter
     parameter_names_.reserve(params.size());
     parameter_refs_.reserve(params.size());
     for (const auto& p : params) parameter_names_.push_back(p.name);
     for (std::size_t l = 0, index = 0; l < layers.size(); ++l) {
-        for (std::size_t p = 0; p < shards_[0]->grads[l].size(); ++p, ++index) {
-            const Matrix& gradient = shards_[0]->grads[l][p];
+        for (std::size_t p = 0; p < shards_[0]->pass.grads()[l].size(); ++p, ++index) {
+            const Matrix& gradient = shards_[0]->pass.grads()[l][p];
             parameter_refs_.push_back({parameter_names_[index], *params[index].value, gradient});
             const Eigen::Index size = gradient.size(), piece = 16384;   // 64 KiB of floats
             for (Eigen::Index at = 0; at < size; at += piece)
                 reduce_pieces_.push_back({l, p, at, std::min(piece, size - at)});
         }
         auto& ws = shard_workspaces_.emplace_back();
-        for (const auto& shard : shards_) ws.push_back(shard->workspace[l].get());
+        for (const auto& shard : shards_) ws.push_back(shard->pass.workspace(l));
     }
 }
 
@@ -111,28 +96,11 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
         s.x.row(r) = data.x.row(src);
         s.y.row(r) = data.y.row(src);
     }
-    const auto& layers = network_.layers();
-    const std::size_t L = layers.size();
-    StepContext ctx = base;
-    for (std::size_t i = 0; i < L; ++i) {
-        ctx.random = base.random.derive(i);
-        const auto in = i == 0 ? s.x.topRows(n) : s.out[i - 1].topRows(n);
-        layers[i].layer->forward(in, s.out[i].topRows(n), s.workspace[i].get(), ctx);
-    }
-    const auto pred = s.out[L - 1].topRows(n);
-    s.loss = loss_->evaluate(pred, s.y.topRows(n), s.dout[L - 1].topRows(training ? n : 0), scale);
+    s.pass.forward(s.x, n, base);
+    const auto pred = s.pass.output(n);
+    s.loss = loss_->evaluate(pred, s.y.topRows(n), s.pass.output_gradient(training ? n : 0), scale);
     s.correct = loss_->count_correct(pred, s.y.topRows(n));
-    if (!training) return;
-    // Backward stops at the first layer with parameters: nothing before it learns, so its
-    // input gradient (0 rows) and the layers before it (flatten, say) are skipped.
-    for (std::size_t i = L; i-- > first_trained_;) {
-        ctx.random = base.random.derive(i);
-        const auto in = i == 0 ? s.x.topRows(n) : s.out[i - 1].topRows(n);
-        const int64_t dx_rows = i == first_trained_ ? 0 : n;
-        auto dx = i == 0 ? s.x.topRows(0) : s.dout[i - 1].topRows(dx_rows);
-        layers[i].layer->backward(in, s.out[i].topRows(n), s.dout[i].topRows(n), dx, s.grads[i],
-                                  s.workspace[i].get(), ctx);
-    }
+    if (training) s.pass.backward(s.x, n, base);
 }
 
 // shard 0 += shard 1, += shard 2, ... in shard order, whatever thread sums it.
@@ -141,8 +109,8 @@ void Trainer::reduce_gradients(std::size_t shards_used) {
     tbb::parallel_for(std::size_t(0), reduce_pieces_.size(), [&](std::size_t i) {
         const ReducePiece& r = reduce_pieces_[i];
         auto piece = [&](Matrix& m) { return m.reshaped<Eigen::RowMajor>().segment(r.offset, r.length); };
-        auto total = piece(shards_[0]->grads[r.layer][r.parameter]);
-        for (std::size_t s = 1; s < shards_used; ++s) total += piece(shards_[s]->grads[r.layer][r.parameter]);
+        auto total = piece(shards_[0]->pass.grads()[r.layer][r.parameter]);
+        for (std::size_t s = 1; s < shards_used; ++s) total += piece(shards_[s]->pass.grads()[r.layer][r.parameter]);
     }, tbb::static_partitioner());
 }
 
@@ -238,7 +206,7 @@ Evaluation Trainer::evaluate(const Split& data) {
 Eigen::MatrixXi Trainer::confusion(const Split& data, int64_t classes) {
     Eigen::MatrixXi counts = Eigen::MatrixXi::Zero(classes, classes);
     for_each_eval_shard(data, [&](const Shard& s, int64_t first, int64_t n) {
-        const Matrix& out = s.out.back();
+        const ConstMatrixRef out = s.pass.output(n);
         for (int64_t r = 0; r < n; ++r) {
             Eigen::Index predicted = out(r, 0) > 0 ? 1 : 0;
             if (out.cols() > 1) out.row(r).maxCoeff(&predicted);

@@ -9,6 +9,7 @@
 
 #include "model/experiment.hpp"
 #include "model/network.hpp"
+#include "train/shard_pass.hpp"
 
 #include <backplane/metrics.hpp>
 
@@ -76,7 +77,6 @@ private:
     int threads_;
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
-    std::size_t first_trained_;                     // the first layer with parameters (or the count)
     std::vector<std::unique_ptr<Shard>> shards_;    // one per shard of a full batch
     // The reduction's work items: a run of `length` elements at `offset` of the
     // gradient of (layer, parameter). Fixed-size pieces instead of whole tensors, so the

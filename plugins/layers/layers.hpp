@@ -9,3 +9,4 @@ void register_dropout(bp::Manifest& manifest);
 void register_conv2d(bp::Manifest& manifest);
 void register_pooling(bp::Manifest& manifest);
 void register_batch_norm(bp::Manifest& manifest);
+void register_merge_layers(bp::Manifest& manifest);

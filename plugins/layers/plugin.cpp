@@ -9,4 +9,5 @@ BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
     register_conv2d(manifest);
     register_pooling(manifest);
     register_batch_norm(manifest);
+    register_merge_layers(manifest);
 }

@@ -54,6 +54,11 @@ struct StepContext {
 
 // A layer owns its parameters and is read-only during a step: everything per-batch
 // lives in the Workspace, so shards run it concurrently without locks.
+//
+// Most layers read one input and override the one-input functions: build, forward,
+// backward. A layer reading several (add, concat) derives from MergeLayer below and
+// overrides their several-input forms instead. The core calls only the several-input
+// forms; for a one-input layer they hand over its single input.
 class BACKPLANE_API Layer {
 public:
     virtual ~Layer() = default;
@@ -84,6 +89,47 @@ public:
     // in shard order, so a layer can fold what its shards saw into its buffers
     // (running statistics) in an order that never depends on threads.
     virtual void end_step(std::span<Workspace* const> /*shards*/) {}
+
+    // The several-input forms, what the core calls: inputs in the order the model lists
+    // them. The defaults take exactly one input and pass it to the functions above.
+    virtual Shape build_merge(std::span<const Shape> inputs, const Random& init) {
+        if (inputs.size() != 1)
+            throw Error("takes one input, but the model gives it " + std::to_string(inputs.size()) +
+                        " (a layer reading several derives from bp::MergeLayer)");
+        return build(inputs[0], init);
+    }
+    virtual void forward_merge(std::span<const ConstMatrixRef> xs, MatrixRef y, Workspace* ws,
+                               const StepContext& ctx) const {
+        forward(xs[0], y, ws, ctx);
+    }
+    // dxs[k] = dL/dxs[k]; a dxs[k] with 0 rows is not needed (nothing before that input learns).
+    virtual void backward_merge(std::span<const ConstMatrixRef> xs, ConstMatrixRef y, ConstMatrixRef dy,
+                                std::span<MatrixRef> dxs, std::span<Matrix> grads, Workspace* ws,
+                                const StepContext& ctx) const {
+        backward(xs[0], y, dy, dxs[0], grads, ws, ctx);
+    }
+};
+
+// A layer reading two or more inputs: overrides build_merge, forward_merge and
+// backward_merge (and parameters, make_workspace... as any layer). Its backward_merge
+// writes a gradient for each input that has rows.
+class BACKPLANE_API MergeLayer : public Layer {
+public:
+    Shape build(const Shape&, const Random&) final { throw Error(one_input); }
+    void forward(ConstMatrixRef, MatrixRef, Workspace*, const StepContext&) const final { throw Error(one_input); }
+    void backward(ConstMatrixRef, ConstMatrixRef, ConstMatrixRef, MatrixRef, std::span<Matrix>, Workspace*,
+                  const StepContext&) const final {
+        throw Error(one_input);
+    }
+    Shape build_merge(std::span<const Shape> inputs, const Random& init) override = 0;
+    void forward_merge(std::span<const ConstMatrixRef> xs, MatrixRef y, Workspace* ws,
+                       const StepContext& ctx) const override = 0;
+    void backward_merge(std::span<const ConstMatrixRef> xs, ConstMatrixRef y, ConstMatrixRef dy,
+                        std::span<MatrixRef> dxs, std::span<Matrix> grads, Workspace* ws,
+                        const StepContext& ctx) const override = 0;
+
+private:
+    static constexpr const char* one_input = "a merge layer reads its inputs through the *_merge functions";
 };
 
 // --------------------------------------------------------------------- loss
@@ -109,7 +155,7 @@ public:
 
 // ---------------------------------------------------------------- optimizer
 struct ParameterRef {
-    const std::string& name;   // "<layer index>.<layer>.<tensor>", e.g. "0.dense.weight"
+    const std::string& name;   // "<index>.<layer>.<tensor>" ("0.dense.weight"), or "<entry name>.<tensor>"
     MatrixRef value;
     ConstMatrixRef grad;       // averaged over the batch
 };

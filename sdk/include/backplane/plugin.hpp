@@ -22,7 +22,7 @@
 // points below, or the sdk's compile definitions. New inline helpers, docs and
 // comments do not bump it. The loader refuses a library built with another number
 // before touching anything else, and names the SDK release it was built against.
-#define BACKPLANE_ABI_VERSION 6u
+#define BACKPLANE_ABI_VERSION 7u
 
 namespace bp {
 
@@ -51,10 +51,12 @@ inline const char* to_string(Kind k) {
 }
 
 // One configuration the generic checks (gradients, determinism) build a layer or
-// activation in: an input shape, and parameters set off their defaults.
+// activation in: input shapes, and parameters set off their defaults.
 struct CheckCase {
     Shape input;
     std::map<std::string, Value> params = {};
+    // A merge layer's second, third, ... inputs; `input` is its first.
+    std::vector<Shape> more_inputs = {};
 };
 
 struct ComponentInfo {
