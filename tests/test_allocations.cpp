@@ -61,7 +61,7 @@ int64_t steady_state_allocations(const std::string& yaml, const std::string& nam
     const auto file = test::write_file(test::temp_dir("alloc-" + name) / "e.yaml", yaml);
     const bp::Experiment e = bp::load_experiment(file, {}, registry);
     bp::PreparedRun run = bp::prepare_run(e, registry);
-    bp::Trainer trainer(*run.network, run.loss, run.optimizer, e.train, e.seed);
+    bp::Trainer trainer(*run.network, run.loss, run.optimizer, e.train, e.seed, e.augment);
     int64_t steps = 0;
     allocations = 0;
     const auto m = trainer.run_epoch(1, run.data.train, [&](const bp::StepProgress&) {

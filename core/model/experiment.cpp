@@ -44,10 +44,15 @@ void read_data(const YamlReader& r, const YAML::Node& n, Experiment& e) {
     e.data.where = r.where(n);
     e.data.name = r.scalar(source, "data.source");
     const Schema& schema = r.lookup(source, Kind::dataset, e.data.name).schema;
-    e.data.params = r.params(n, schema, "data (" + e.data.name + ")", {"source", "validation_split"});
+    e.data.params = r.params(n, schema, "data (" + e.data.name + ")", {"source", "validation_split", "augment"});
     if (const auto v = n["validation_split"]) {
         const ParamSpec spec{"validation_split", ParamType::number, 0.0, 0.0, 0.9, {}, ""};
         e.validation_split = std::get<double>(r.value(spec, v, "data.validation_split"));
+    }
+    if (const auto a = n["augment"]) {
+        if (!a.IsMap()) r.fail(a, "data.augment takes a mapping, e.g. { flip: true, crop: 2 }");
+        e.augment = augment_config(r.params(a, augment_schema(), "data.augment"));
+        e.augment_where = r.where(a);
     }
 }
 
@@ -164,6 +169,11 @@ std::string to_yaml(const Experiment& e) {
     out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "source" << YAML::Value << e.data.name;
     out << YAML::Key << "validation_split" << YAML::Value << shortest_double(e.validation_split);
+    if (e.augment.any()) {
+        out << YAML::Key << "augment" << YAML::Value << YAML::Flow << YAML::BeginMap;
+        emit_params(out, augment_params(e.augment));
+        out << YAML::EndMap;
+    }
     emit_params(out, e.data.params);
     out << YAML::EndMap;
     out << YAML::Key << "model" << YAML::Value << YAML::BeginSeq;

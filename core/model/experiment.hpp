@@ -2,6 +2,7 @@
 // known, every value typed and in range, every component found, defaults filled.
 #pragma once
 
+#include "model/augment.hpp"
 #include "model/graph.hpp"
 #include "model/registry.hpp"
 #include "model/train_config.hpp"
@@ -19,6 +20,8 @@ struct Experiment {
     uint64_t seed = 0;
     ComponentConfig data;           // kind dataset
     double validation_split = 0;    // fraction of the training set held out
+    AugmentConfig augment;          // data.augment
+    std::string augment_where;      // its place, for messages
     std::vector<ModelNode> model;   // layers and activations, in the file's order
     ComponentConfig loss, optimizer;
     ComponentConfig schedule;       // the optimizer's `schedule:`; default constant

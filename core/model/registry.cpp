@@ -43,7 +43,7 @@ namespace {
 // Keys the experiment reader reads beside a component's parameters.
 std::vector<std::string> reserved_keys(Kind kind) {
     switch (kind) {
-        case Kind::dataset: return {"source", "validation_split"};
+        case Kind::dataset: return {"source", "validation_split", "augment"};
         case Kind::optimizer: return {"name", "schedule"};
         case Kind::schedule: return {"name", "warmup"};
         case Kind::loss: return {"name"};

@@ -70,6 +70,9 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     p.validation = split_validation(p.data.train, e.validation_split, e.seed);
     if (p.data.train.x.rows() == 0) throw Error(e.data.where + ": validation_split leaves no training samples");
 
+    if (e.augment.any() && p.data.input.rank() != 3)
+        throw Error(e.augment_where + ": data.augment transforms images [C, H, W], but " + e.data.name +
+                    "'s samples are " + p.data.input.str());
     p.network = std::make_unique<Network>(e.model, p.data.input, e.seed, registry);
     try {
         p.loss = registry.create<Loss>(e.loss.name, e.loss.params);
@@ -234,7 +237,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     // A batch is never larger than the data: buffers are sized for one.
     TrainConfig config = e.train;
     config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
-    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed, options.arena);
+    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed, e.augment, options.arena);
 
     RunResult result;
     // Resuming checks the checkpoint against the model before any file is touched.
@@ -371,7 +374,7 @@ EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<st
     PreparedRun p = prepare_run(r.experiment, registry);
     if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
     restore(c, file.string(), *p.network, *p.optimizer);
-    Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed);
+    Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed, {});
     r.epoch = parse_history_json(nlohmann::json::parse(c.metadata.at("history"))).size();
     r.test = trainer.evaluate(*p.data.test);
     if (outputs_classes(*p.network, p.data.target)) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);

@@ -36,11 +36,12 @@ struct Trainer::Shard {
 };
 
 Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
-                 const TrainConfig& config, uint64_t seed, tbb::task_arena* shared)
+                 const TrainConfig& config, uint64_t seed, const AugmentConfig& augment, tbb::task_arena* shared)
     : network_(network),
       loss_(std::move(loss)),
       optimizer_(std::move(optimizer)),
       config_(config),
+      augment_(augment),
       random_(Random(seed)),
       threads_(allow_threads(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency())),
       own_arena_(threads_),
@@ -91,9 +92,11 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
         const int slot = tbb::this_task_arena::current_thread_index();
         if (slot >= 0 && slot < 64) slots_used_.fetch_or(uint64_t(1) << slot, std::memory_order_relaxed);
     }
+    const bool augmenting = training && augment_.any();
     for (int64_t r = 0; r < n; ++r) {
         const int64_t src = order.empty() ? first + r : order[first + r];
-        s.x.row(r) = data.x.row(src);
+        if (augmenting) augment(data.x.row(src), s.x.row(r), network_.input(), augment_, augment_random_.derive(uint64_t(src)));
+        else s.x.row(r) = data.x.row(src);
         s.y.row(r) = data.y.row(src);
     }
     s.pass.forward(s.x, n, base);
@@ -123,6 +126,7 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     // Fisher-Yates from the counter-based stream of this epoch.
     const Random shuffle = random_.derive("shuffle").derive(uint64_t(epoch));
     const std::vector<int64_t> order = permutation(samples, config_.shuffle ? &shuffle : nullptr);
+    augment_random_ = random_.derive("augment").derive(uint64_t(epoch));
 
     EpochMetrics m;
     m.epoch = epoch;

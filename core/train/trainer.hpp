@@ -7,6 +7,7 @@
 // threads give the same bits.
 #pragma once
 
+#include "model/augment.hpp"
 #include "model/experiment.hpp"
 #include "model/network.hpp"
 #include "train/shard_pass.hpp"
@@ -40,8 +41,10 @@ class Trainer {
 public:
     // `shared`: run in this arena (a comparison's, shared by concurrent runs) instead
     // of one of train.threads workers. The results are the same bits either way.
+    // `augment`: applied to training samples as they are gathered (never in evaluation).
     Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
-            const TrainConfig& config, uint64_t seed, tbb::task_arena* shared = nullptr);
+            const TrainConfig& config, uint64_t seed, const AugmentConfig& augment,
+            tbb::task_arena* shared = nullptr);
     ~Trainer();
 
     // One pass over `train` in shuffled mini-batches; fills epoch, train, samples and
@@ -73,7 +76,9 @@ private:
     std::shared_ptr<const Loss> loss_;
     std::shared_ptr<Optimizer> optimizer_;
     TrainConfig config_;
+    AugmentConfig augment_;
     Random random_;
+    Random augment_random_{0};   // this epoch's augmentation stream: derive(sample index)
     int threads_;
     tbb::task_arena own_arena_;
     tbb::task_arena& arena_;   // own_arena_ or the shared one
