@@ -26,8 +26,9 @@ bp::Random stream_where_flip_is(bool want) {
 }
 
 std::string experiment(const std::string& augment) {
-    return "name: aug\nseed: 5\ndata: { source: gaussian, shape: 2x6x6, samples: 480, classes: 3, validation_split: 0.25, "
-           "augment: " + augment + " }\nmodel:\n  - conv2d: { filters: 4, kernel: 3, padding: 1 }\n  - batch_norm\n"
+    // Wide enough that a shard outlasts a worker's wake-up: every thread takes part.
+    return "name: aug\nseed: 5\ndata: { source: gaussian, shape: 2x12x12, samples: 480, classes: 3, validation_split: 0.25, "
+           "augment: " + augment + " }\nmodel:\n  - conv2d: { filters: 24, kernel: 3, padding: 1 }\n  - batch_norm\n"
            "  - relu\n  - flatten\n  - dense: { units: 3 }\nloss: softmax_cross_entropy\n"
            "optimizer: { name: adam, lr: 0.01 }\ntrain: { epochs: 3, batch_size: 40, shard_size: 8 }\n";
 }

@@ -86,7 +86,7 @@ TEST_CASE("a YAML syntax error gives line and column", "[experiment]") {
 TEST_CASE("an unknown key is named with a suggestion", "[experiment]") {
     CHECK(error_parsing(replace(good, "train:", "trian:")) ==
           "/exp/bad.yaml:10:1: unknown key 'trian' in the experiment (did you mean 'train'?); allowed: name, seed, "
-          "data, model, loss, optimizer, train, plugins, compare");
+          "data, blocks, model, loss, optimizer, train, plugins, compare");
     CHECK_THAT(error_parsing(replace(good, "epochs: 2", "epoch: 2")),
                Catch::StartsWith("/exp/bad.yaml:11:3: unknown key 'epoch' in train (did you mean 'epochs'?)"));
     CHECK_THAT(error_parsing(replace(good, "units: 8,", "unit: 8,")),
@@ -190,8 +190,11 @@ TEST_CASE("an unknown key from --set names the override", "[experiment]") {
                                  "'momentum'?)"));
 }
 
-TEST_CASE("metrics have one name each; the old spellings are refused with the new one", "[experiment]") {
-    CHECK(parse(good, {"train.best_metric=val_accuracy"}).train.best_metric == "val_accuracy");
+// No ';' in a test's name: CMake cuts the name there, and ctest then asks Catch for a test
+// that does not exist (this one passed that way, unrun, until --warn NoTests).
+TEST_CASE("metrics have one name each, and the old spellings are refused with the new one", "[experiment]") {
+    CHECK(parse(good, {"train.best_metric=val_accuracy", "data.validation_split=0.25"}).train.best_metric ==
+          "val_accuracy");
     CHECK_THAT(error_parsing(good, {"train.best_metric=validation_loss"}),
                Catch::StartsWith("--set train.best_metric=validation_loss: train.best_metric = 'validation_loss' is "
                                  "not one of: auto, train_loss, train_accuracy, val_loss, val_accuracy, test_loss, "

@@ -93,23 +93,24 @@ TEST_CASE("every graph error is one message at its place", "[graph][errors]") {
     // A cycle, its nodes named in the order data flows.
     CHECK(error_parsing(experiment("  - flatten\n  - { dense: { units: 4 }, name: a, inputs: [b] }\n"
                                    "  - { dense: { units: 4 }, name: b, inputs: [a] }\n  - dense: { units: 3 }\n")) ==
-          "/exp/g.yaml:6:5: the model has a cycle: a -> b -> a (each reads the one before); a node cannot read its own output");
+          "/exp/g.yaml:6:7: the model has a cycle: a -> b -> a (each reads the one before); a node cannot read its own output");
     CHECK(error_parsing(experiment("  - flatten\n  - { dense: { units: 4 }, name: a, inputs: [a] }\n"
                                    "  - dense: { units: 3 }\n"))
               .find("the model has a cycle: a -> a") != std::string::npos);
     // A node nothing reads.
     CHECK(error_parsing(experiment("  - { flatten: {}, name: flat }\n  - { dense: { units: 4 }, name: lost }\n"
                                    "  - { dense: { units: 3 }, inputs: [flat] }\n")) ==
-          "/exp/g.yaml:6:5: model[1] 'lost' (dense) is read by no entry, so its output would be lost: name it in a "
+          "/exp/g.yaml:6:7: model[1] 'lost' (dense) is read by no entry, so its output would be lost: name it in a "
           "later entry's inputs, or remove it (the last entry, model[2] (dense), is the model's output)");
     // A name given twice, a name that is not an identifier, an entry naming two layers.
     CHECK(error_parsing(experiment("  - { flatten: {}, name: x }\n  - { dense: { units: 3 }, name: x }\n")) ==
-          "/exp/g.yaml:6:5: model[1] is named 'x', as model[0] 'x' (flatten) at /exp/g.yaml:5:7 is: names must differ");
+          "/exp/g.yaml:6:7: model[1] 'x' (dense): the name 'x' is taken by model[0] 'x' (flatten) at /exp/g.yaml:5:7; "
+          "names must differ");
     CHECK(error_parsing(experiment("  - { flatten: {}, name: input }\n  - dense: { units: 3 }\n"))
               .find("/exp/g.yaml:5:26: model[0].name 'input' must be a lowercase identifier") == 0);
     CHECK(error_parsing(experiment("  - { flatten: {}, relu: {} }\n  - dense: { units: 3 }\n")) ==
-          "/exp/g.yaml:5:5: model[0] must name one layer, e.g. '- dense: {units: 64}', with at most name, inputs "
-          "beside it; it names flatten, relu");
+          "/exp/g.yaml:5:5: model[0] must name one layer or block, e.g. '- dense: {units: 64}', with at most name, "
+          "inputs, repeat beside it; it names flatten, relu");
     CHECK(error_parsing(experiment("  - { flatten: {}, inputs: [] }\n  - dense: { units: 3 }\n")) ==
           "/exp/g.yaml:5:28: model[0].inputs must be a non-empty list of entry names, e.g. [conv_a, shortcut]");
 }
@@ -129,8 +130,12 @@ TEST_CASE("a shape mismatch at a merge names both shapes and both producers", "[
 }
 
 TEST_CASE("a graph model trains bitwise identically at 1, 2 and 8 threads", "[graph][determinism]") {
-    const std::string text = experiment(residual, "{ source: gaussian, shape: 4x3x3, samples: 600, classes: 3, "
-                                                  "validation_split: 0.2 }");
+    // Wider than the gradient check's, so that a shard outlasts a worker's wake-up and
+    // every thread takes part.
+    std::string wide = residual;
+    for (std::size_t at; (at = wide.find("filters: 4")) != std::string::npos;) wide.replace(at, 10, "filters: 24");
+    const std::string text = experiment(wide, "{ source: gaussian, shape: 4x10x10, samples: 600, classes: 3, "
+                                              "validation_split: 0.2 }");
     auto with_threads = [&](int t) {
         return train(text, "threads-" + std::to_string(t), {"train.threads=" + std::to_string(t), "train.epochs=3"});
     };
@@ -154,4 +159,108 @@ TEST_CASE("experiments/spirals_residual.yaml reaches 99% training accuracy", "[g
                                                          registry),
                                      test::temp_dir("spirals-residual"));
     CHECK(r.history.back().train.accuracy >= 0.99);
+}
+
+namespace {
+
+// A residual block, used twice by name and once repeated.
+const std::string blocks = R"(blocks:
+  res:
+    parameters: { filters: 4, kernel: 3 }
+    model:
+      - conv2d: { filters: $filters, kernel: $kernel, padding: 1 }
+        name: conv_a
+      - relu
+      - conv2d: { filters: 4, kernel: 3, padding: 1 }
+      - add:
+        inputs: [input, 2.conv2d]
+)";
+
+std::string with_blocks(const std::string& model, const std::string& block_text = blocks) {
+    return block_text + experiment(model);
+}
+
+}  // namespace
+
+TEST_CASE("a model with blocks is the graph they expand to, to the bit, with stable names", "[graph][blocks]") {
+    const std::string used = "  - { conv2d: { filters: 4, kernel: 3, padding: 1 }, name: stem }\n"
+                             "  - { res: {}, name: stage1, repeat: 2 }\n"
+                             "  - { res: { filters: 6 }, name: last }\n  - flatten\n  - dense: { units: 3 }\n";
+    // The same graph written out, entry by entry.
+    std::string flat = "  - { conv2d: { filters: 4, kernel: 3, padding: 1 }, name: stem }\n";
+    for (const std::string p : {"b1", "b2", "c"}) {
+        const std::string filters = p == "c" ? "6" : "4";
+        flat += "  - { conv2d: { filters: " + filters + ", kernel: 3, padding: 1 }, name: " + p + "_a }\n  - relu\n"
+                "  - { conv2d: { filters: 4, kernel: 3, padding: 1 }, name: " + p + "_c }\n"
+                "  - { add: {}, name: " + p + ", inputs: [" + (p == "b1" ? "stem" : p == "b2" ? "b1" : "b2") + ", " + p +
+                "_c] }\n";
+    }
+    flat += "  - flatten\n  - dense: { units: 3 }\n";
+    const auto a = train(with_blocks(used), "blocks");
+    const auto b = train(experiment(flat), "flat");
+    CHECK(a.fingerprint == b.fingerprint);
+
+    const auto net = network_of(with_blocks(used));
+    std::vector<std::string> names;
+    for (const auto& p : net->parameters()) names.push_back(p.name);
+    CHECK(names[2] == "stage1.block1.conv_a.weight");
+    CHECK(names[4] == "stage1.block1.2.conv2d.weight");
+    CHECK(names[6] == "stage1.block2.conv_a.weight");
+    CHECK(names[10] == "last.conv_a.weight");
+    CHECK(net->layers()[12].label == "last.3.add");
+}
+
+TEST_CASE("a block's parameter is set per use and by --set on the use's entry", "[graph][blocks]") {
+    const std::string used = "  - res: { filters: 6 }\n  - res\n  - flatten\n  - dense: { units: 3 }\n";
+    const auto net = network_of(with_blocks(used));
+    CHECK(net->layers()[0].output == bp::Shape{6, 3, 3});
+    CHECK(net->layers()[4].output == bp::Shape{4, 3, 3});   // the second use: the default
+    const auto e = parse(with_blocks(used), {"model.1.filters=6"});
+    CHECK(e.model[4].component.params.integer("filters") == 6);
+    CHECK(e.model[4].name == "res_1.conv_a");   // an unnamed use: its block and place
+}
+
+TEST_CASE("the resolved config of a model with blocks runs again to the same bits", "[graph][blocks]") {
+    const std::string used = "  - { res: {}, name: s, repeat: 2 }\n  - flatten\n  - dense: { units: 3 }\n";
+    const auto e = parse(with_blocks(used));
+    const auto again = parse(bp::to_yaml(e));
+    REQUIRE(again.model.size() == e.model.size());
+    for (std::size_t i = 0; i < e.model.size(); ++i) {
+        CHECK(again.model[i].label(i) == e.model[i].label(i));
+        REQUIRE(again.model[i].inputs.size() == e.model[i].inputs.size());
+        for (std::size_t k = 0; k < e.model[i].inputs.size(); ++k)
+            CHECK(again.model[i].inputs[k].source == e.model[i].inputs[k].source);
+    }
+    CHECK(test::run_quietly(e, test::temp_dir("blocks-a")).fingerprint ==
+          test::run_quietly(again, test::temp_dir("blocks-b")).fingerprint);
+}
+
+TEST_CASE("every block error is one message at its place", "[graph][blocks][errors]") {
+    // A parameter the block does not declare, at the use and in the block's own model.
+    CHECK(error_parsing(with_blocks("  - res: { filtres: 8 }\n  - flatten\n  - dense: { units: 3 }\n")) ==
+          "/exp/g.yaml:15:12: block 'res' has no parameter 'filtres' (did you mean 'filters'?); it takes filters, kernel");
+    CHECK(error_parsing(with_blocks("  - res\n  - flatten\n  - dense: { units: 3 }\n",
+                                    "blocks:\n  res:\n    model:\n      - conv2d: { filters: $width }\n")) ==
+          "/exp/g.yaml:4:28: block 'res' has no parameter 'width'; it declares none");
+    // A block that uses itself, through another.
+    CHECK(error_parsing(with_blocks("  - a\n  - flatten\n  - dense: { units: 3 }\n",
+                                    "blocks:\n  a:\n    model: [ b ]\n  b:\n    model: [ relu, a ]\n")) ==
+          "/exp/g.yaml:5:20: block 'a' uses itself: a -> b -> a");
+    // A block named like a layer, a repeated layer, a use given two inputs.
+    CHECK(error_parsing(with_blocks("  - relu\n  - flatten\n  - dense: { units: 3 }\n",
+                                    "blocks:\n  dense:\n    model: [ relu ]\n"))
+              .find("/exp/g.yaml:2:3: block 'dense' has the name of a layer") == 0);
+    CHECK(error_parsing(experiment("  - { relu: {}, repeat: 2 }\n  - flatten\n  - dense: { units: 3 }\n")) ==
+          "/exp/g.yaml:5:25: model[0].repeat repeats a block; 'relu' is a layer");
+    CHECK(error_parsing(with_blocks("  - { relu: {}, name: a }\n  - { res: {}, inputs: [a, a] }\n  - flatten\n"
+                                    "  - dense: { units: 3 }\n")) ==
+          "/exp/g.yaml:16:7: model[1] uses block 'res', which reads one input (its 'input'); it is given 2");
+    // Inside a block, names are the block's own: an unknown one is named qualified.
+    CHECK(error_parsing(with_blocks("  - { res: {}, name: s }\n  - flatten\n  - dense: { units: 3 }\n",
+                                    "blocks:\n  res:\n    model:\n      - relu\n      - { add: {}, inputs: [input, rleu] }\n")) ==
+          "/exp/g.yaml:5:36: 's.1.add' (add in block res) reads 'rleu', which no entry of its block is named; names: "
+          "input, 0.relu, 1.add ('input' is the block's input)");
+    // A wrong value through a parameter points at the value.
+    CHECK(error_parsing(with_blocks("  - res: { filters: many }\n  - flatten\n  - dense: { units: 3 }\n")) ==
+          "/exp/g.yaml:15:21: blocks.res.model[0] (conv2d).filters must be an integer, got 'many'");
 }

@@ -13,8 +13,8 @@ namespace bp {
 
 namespace {
 
-const std::vector<std::string> top_keys = {"name", "seed", "data", "model", "loss", "optimizer", "train", "plugins",
-                                           "compare"};
+const std::vector<std::string> top_keys = {"name", "seed", "data", "blocks", "model", "loss", "optimizer", "train",
+                                           "plugins", "compare"};
 
 // Plugins first: the sections after may name their components.
 void read_plugins(YamlReader& r, const YAML::Node& plugins, Experiment& e) {
@@ -120,7 +120,7 @@ Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     e.seed = root["seed"] ? uint64_t(r.integer(root["seed"], "seed", 0, double(INT64_MAX))) : 0;
     read_plugins(r, root["plugins"], e);
     read_data(r, r.require(root, "data", "the experiment"), e);
-    e.model = read_model(r, r.require(root, "model", "the experiment"));
+    e.model = read_model(r, r.require(root, "model", "the experiment"), root["blocks"]);
     e.loss = r.named_component(r.require(root, "loss", "the experiment"), Kind::loss, "loss");
     const YAML::Node optimizer = r.require(root, "optimizer", "the experiment");
     read_optimizer(r, optimizer, e);
@@ -177,12 +177,21 @@ std::string to_yaml(const Experiment& e) {
     emit_params(out, e.data.params);
     out << YAML::EndMap;
     out << YAML::Key << "model" << YAML::Value << YAML::BeginSeq;
-    for (const auto& node : e.model) {
+    // Blocks expanded: the model as it runs, each entry's inputs by label when they are
+    // not the entry above.
+    for (std::size_t i = 0; i < e.model.size(); ++i) {
+        const ModelNode& node = e.model[i];
         out << YAML::BeginMap << YAML::Key << node.component.name << YAML::Value << YAML::Flow << YAML::BeginMap;
         emit_params(out, node.component.params);
         out << YAML::EndMap;
         if (!node.name.empty()) out << YAML::Key << "name" << YAML::Value << node.name;
-        if (!node.inputs.empty()) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << node.inputs;
+        if (!(node.inputs.size() == 1 && node.inputs[0].source == std::ptrdiff_t(i) - 1)) {
+            out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+            for (const auto& input : node.inputs)
+                out << (input.source < 0 ? std::string(network_input)
+                                         : e.model[std::size_t(input.source)].label(std::size_t(input.source)));
+            out << YAML::EndSeq;
+        }
         out << YAML::EndMap;
     }
     out << YAML::EndSeq;

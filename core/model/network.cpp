@@ -1,5 +1,6 @@
 #include "model/network.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace bp {
@@ -20,20 +21,21 @@ Network::Network(const std::vector<ModelNode>& model, const Shape& input, uint64
         const ComponentConfig& c = node.component;
         NetworkLayer l{node.label(i), i, nullptr, {}, {}, {}};
         std::string reads;   // "[8, 14, 14] from conv_a, [16, 14, 14] from shortcut"
-        for (const auto s : node.sources) {
-            const std::ptrdiff_t at = s < 0 ? -1 : position[std::size_t(s)];
+        for (const auto& read : node.inputs) {
+            const std::ptrdiff_t at = read.source < 0 ? -1 : position[std::size_t(read.source)];
             l.sources.push_back(at);
             l.inputs.push_back(at < 0 ? input : layers_[std::size_t(at)].output);
             reads += (reads.empty() ? "" : ", ") + l.inputs.back().str() + " from " +
                      (at < 0 ? std::string(network_input) : layers_[std::size_t(at)].label);
         }
-        const std::string what = c.where + ": model[" + std::to_string(i) + "] (" + c.name + ")";
+        const std::string what = c.where + ": " + node.what;
         try {
             l.layer = make_layer(c, registry);
             l.output = l.layer->build_merge(l.inputs, init.derive(i));
         } catch (const Error& e) {
-            throw Error(what + (node.sources.size() > 1 ? " with inputs " : " with input ") +
-                        (node.inputs.empty() ? l.inputs[0].str() : reads) + ": " + e.what());
+            const bool above = node.inputs.size() == 1 && node.inputs[0].name.empty();
+            throw Error(what + (node.inputs.size() > 1 ? " with inputs " : " with input ") +
+                        (above ? l.inputs[0].str() : reads) + ": " + e.what());
         }
         if (l.output.size() <= 0) throw Error(what + " produced the empty shape " + l.output.str());
         position[i] = std::ptrdiff_t(layers_.size());
@@ -70,11 +72,13 @@ std::vector<Network::Parameter> Network::buffers() const {
 std::string Network::summary() const {
     // A graph's table says what each node reads; a chain's reads the row above.
     const bool graph = is_graph();
+    int width = 22;   // the label column: as wide as the longest (a block's names are long)
+    for (const auto& l : layers_) width = std::max(width, int(std::min<std::size_t>(l.label.size(), 120)));
     std::string out;
-    char line[320];
+    char line[512];
     auto row = [&](const std::string& label, const std::string& shape, const std::string& count,
                    const std::string& reads) {
-        std::snprintf(line, sizeof line, "  %-22s %-18s %12s", label.c_str(), shape.c_str(), count.c_str());
+        std::snprintf(line, sizeof line, "  %-*s %-18s %12s", width, label.c_str(), shape.c_str(), count.c_str());
         out += line;
         out += graph && !reads.empty() ? "   " + reads + "\n" : "\n";
     };
