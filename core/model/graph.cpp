@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <queue>
 
 namespace bp {
 
@@ -347,25 +348,23 @@ void check_reachable(const std::vector<ModelNode>& model) {
 }  // namespace
 
 std::vector<std::size_t> execution_order(const std::vector<ModelNode>& model) {
+    // Kahn's topological sort taking the earliest ready node first: a chain, or a graph
+    // whose inputs all come earlier, runs in file order.
+    std::vector<std::size_t> waiting(model.size(), 0);           // inputs not placed yet
+    std::vector<std::vector<std::size_t>> readers(model.size());
+    for (std::size_t i = 0; i < model.size(); ++i)
+        for (const auto& input : model[i].inputs)
+            if (input.source >= 0) ++waiting[i], readers[std::size_t(input.source)].push_back(i);
+    std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> ready;
+    for (std::size_t i = 0; i < model.size(); ++i)
+        if (waiting[i] == 0) ready.push(i);
     std::vector<std::size_t> order;
-    std::vector<bool> done(model.size(), false);
-    // Earliest ready node first: a chain, or a graph whose inputs all come earlier, runs
-    // in file order. Quadratic in the worst case; linear for a model in file order.
-    std::size_t first_open = 0;
-    for (bool progress = true; progress && order.size() < model.size();) {
-        progress = false;
-        while (first_open < model.size() && done[first_open]) ++first_open;
-        for (std::size_t i = first_open; i < model.size(); ++i) {
-            if (done[i]) continue;
-            const auto& in = model[i].inputs;
-            if (std::all_of(in.begin(), in.end(),
-                            [&](const ModelInput& x) { return x.source < 0 || done[std::size_t(x.source)]; })) {
-                done[i] = true;
-                order.push_back(i);
-                progress = true;
-                break;
-            }
-        }
+    while (!ready.empty()) {
+        const std::size_t i = ready.top();
+        ready.pop();
+        order.push_back(i);
+        for (const auto r : readers[i])
+            if (--waiting[r] == 0) ready.push(r);
     }
     return order;
 }
