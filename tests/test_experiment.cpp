@@ -86,7 +86,7 @@ TEST_CASE("a YAML syntax error gives line and column", "[experiment]") {
 TEST_CASE("an unknown key is named with a suggestion", "[experiment]") {
     CHECK(error_parsing(replace(good, "train:", "trian:")) ==
           "/exp/bad.yaml:10:1: unknown key 'trian' in the experiment (did you mean 'train'?); allowed: name, seed, "
-          "data, blocks, model, loss, optimizer, train, plugins, compare");
+          "data, blocks, model, init_from, loss, optimizer, train, plugins, compare");
     CHECK_THAT(error_parsing(replace(good, "epochs: 2", "epoch: 2")),
                Catch::StartsWith("/exp/bad.yaml:11:3: unknown key 'epoch' in train (did you mean 'epochs'?)"));
     CHECK_THAT(error_parsing(replace(good, "units: 8,", "unit: 8,")),

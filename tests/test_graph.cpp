@@ -110,7 +110,7 @@ TEST_CASE("every graph error is one message at its place", "[graph][errors]") {
               .find("/exp/g.yaml:5:26: model[0].name 'input' must be a lowercase identifier") == 0);
     CHECK(error_parsing(experiment("  - { flatten: {}, relu: {} }\n  - dense: { units: 3 }\n")) ==
           "/exp/g.yaml:5:5: model[0] must name one layer or block, e.g. '- dense: {units: 64}', with at most name, "
-          "inputs, repeat beside it; it names flatten, relu");
+          "inputs, repeat, trainable, lr_scale beside it; it names flatten, relu");
     CHECK(error_parsing(experiment("  - { flatten: {}, inputs: [] }\n  - dense: { units: 3 }\n")) ==
           "/exp/g.yaml:5:28: model[0].inputs must be a non-empty list of entry names, e.g. [conv_a, shortcut]");
 }

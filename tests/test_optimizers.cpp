@@ -26,7 +26,7 @@ Steps run_optimizer(const std::string& name, const std::map<std::string, bp::Val
     bp::Matrix w(1, 2), g(1, 2);
     w << 1.0f, -2.0f;
     const std::string pname = "0.test.weight";
-    std::vector<bp::ParameterRef> refs{{pname, w, g}};
+    std::vector<bp::ParameterRef> refs{{pname, w, g, pname, bp::ParameterRole::weight, 1.0f}};
     const float grads[3][2] = {{0.5f, -1.0f}, {0.1f, 0.2f}, {-0.3f, 0.4f}};
     Steps out;
     for (const auto& step : grads) {
@@ -158,7 +158,7 @@ double minimise(const std::string& name, const bp::Params& params, double lr, co
     opt->set_learning_rate(lr);
     bp::Matrix w = start, g(1, 2);
     const std::string pname = "w";
-    std::vector<bp::ParameterRef> refs{{pname, w, g}};
+    std::vector<bp::ParameterRef> refs{{pname, w, g, pname, bp::ParameterRole::weight, 1.0f}};
     for (int s = 0; s < steps; ++s) {
         f(w, g);
         opt->step(refs);
@@ -227,7 +227,7 @@ TEST_CASE("optimizer state round-trips, every option that keeps state included",
         bp::Matrix wa(2, 2), g(2, 2);
         wa << 1, 2, 3, 4;
         const std::string pname = "p";
-        std::vector<bp::ParameterRef> ra{{pname, wa, g}};
+        std::vector<bp::ParameterRef> ra{{pname, wa, g, pname, bp::ParameterRole::weight, 1.0f}};
         for (int s = 0; s < 3; ++s) {
             g << 0.1f * float(s + 1), -0.2f, 0.3f, -0.4f / float(s + 1);
             a->step(ra);
@@ -235,7 +235,7 @@ TEST_CASE("optimizer state round-trips, every option that keeps state included",
         // A fresh optimizer given a's state continues exactly as a does.
         auto c = registry.create<bp::Optimizer>(name, params);
         bp::Matrix wc = wa;
-        std::vector<bp::ParameterRef> rc{{pname, wc, g}};
+        std::vector<bp::ParameterRef> rc{{pname, wc, g, pname, bp::ParameterRole::weight, 1.0f}};
         c->load_state(a->state());
         for (int s = 0; s < 3; ++s) {
             g << -0.3f, 0.05f * float(s), 0.2f, 0.1f;

@@ -13,8 +13,8 @@ namespace bp {
 
 namespace {
 
-const std::vector<std::string> top_keys = {"name", "seed", "data", "blocks", "model", "loss", "optimizer", "train",
-                                           "plugins", "compare"};
+const std::vector<std::string> top_keys = {"name", "seed", "data", "blocks", "model", "init_from", "loss", "optimizer",
+                                           "train", "plugins", "compare"};
 
 // Plugins first: the sections after may name their components.
 void read_plugins(YamlReader& r, const YAML::Node& plugins, Experiment& e) {
@@ -54,6 +54,22 @@ void read_data(const YamlReader& r, const YAML::Node& n, Experiment& e) {
         e.augment = augment_config(r.params(a, augment_schema(), "data.augment"));
         e.augment_where = r.where(a);
     }
+}
+
+void read_init_from(const YamlReader& r, const YAML::Node& n, Experiment& e) {
+    if (!n) return;
+    if (!n.IsMap()) r.fail(n, "init_from takes { checkpoint: PATH, nodes: [names] }");
+    r.check_keys(n, {"checkpoint", "nodes"}, "init_from");
+    InitFrom init;
+    init.checkpoint = r.scalar(r.require(n, "checkpoint", "init_from"), "init_from.checkpoint");
+    if (init.checkpoint.is_relative()) init.checkpoint = r.file().parent_path() / init.checkpoint;
+    init.checkpoint = init.checkpoint.lexically_normal();
+    if (const YAML::Node nodes = n["nodes"]) {
+        if (!nodes.IsSequence() || nodes.size() == 0) r.fail(nodes, "init_from.nodes must be a non-empty list of entry names");
+        for (const auto& node : nodes) init.nodes.push_back(r.scalar(node, "init_from.nodes entry"));
+    }
+    init.where = r.where(n);
+    e.init_from = std::move(init);
 }
 
 // The optimizer, and its schedule (with warmup) when it has one.
@@ -121,6 +137,7 @@ Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     read_plugins(r, root["plugins"], e);
     read_data(r, r.require(root, "data", "the experiment"), e);
     e.model = read_model(r, r.require(root, "model", "the experiment"), root["blocks"]);
+    read_init_from(r, root["init_from"], e);
     e.loss = r.named_component(r.require(root, "loss", "the experiment"), Kind::loss, "loss");
     const YAML::Node optimizer = r.require(root, "optimizer", "the experiment");
     read_optimizer(r, optimizer, e);
@@ -185,6 +202,8 @@ std::string to_yaml(const Experiment& e) {
         emit_params(out, node.component.params);
         out << YAML::EndMap;
         if (!node.name.empty()) out << YAML::Key << "name" << YAML::Value << node.name;
+        if (!node.trainable) out << YAML::Key << "trainable" << YAML::Value << false;
+        if (node.lr_scale != 1) out << YAML::Key << "lr_scale" << YAML::Value << shortest_double(node.lr_scale);
         if (!(node.inputs.size() == 1 && node.inputs[0].source == std::ptrdiff_t(i) - 1)) {
             out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << YAML::BeginSeq;
             for (const auto& input : node.inputs)
@@ -195,6 +214,12 @@ std::string to_yaml(const Experiment& e) {
         out << YAML::EndMap;
     }
     out << YAML::EndSeq;
+    if (e.init_from) {
+        out << YAML::Key << "init_from" << YAML::Value << YAML::BeginMap;
+        out << YAML::Key << "checkpoint" << YAML::Value << e.init_from->checkpoint.string();
+        if (!e.init_from->nodes.empty()) out << YAML::Key << "nodes" << YAML::Value << YAML::Flow << e.init_from->nodes;
+        out << YAML::EndMap;
+    }
     for (const auto* c : {&e.loss, &e.optimizer}) {
         out << YAML::Key << to_string(c->kind) << YAML::Value << YAML::BeginMap;
         out << YAML::Key << "name" << YAML::Value << c->name;

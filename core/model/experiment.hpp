@@ -9,10 +9,18 @@
 #include "model/yaml_reader.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace bp {
+
+// `init_from:`: start some model entries from another run's weights (fine-tuning).
+struct InitFrom {
+    std::filesystem::path checkpoint;   // absolute: a checkpoint file, or a run folder (its last checkpoint)
+    std::vector<std::string> nodes;     // entry names (a block's use: all its layers); empty: every entry
+    std::string where;                  // its place, for messages
+};
 
 struct Experiment {
     std::filesystem::path file;     // the YAML file; relative paths in it start at its folder
@@ -28,6 +36,7 @@ struct Experiment {
     int64_t warmup = 0;             // schedule.warmup: epochs of linear warmup before the schedule
     TrainConfig train;
     std::vector<std::filesystem::path> plugins;   // absolute
+    std::optional<InitFrom> init_from;
 };
 
 // Reads `file`, applies `--set key.path=value` overrides, loads the experiment's

@@ -71,6 +71,8 @@ Blocks read_blocks(const YamlReader& r, const YAML::Node& n) {
 // Where an entry stands while it is expanded.
 struct Scope {
     std::string prefix;                   // "stage2.block1." inside a use, "" at the top
+    bool trainable = true;                // the uses around it: all trainable?
+    double lr_scale = 1;                  // and the product of their lr_scale
     std::string block;                    // the block being expanded, "" at the top
     const Arguments* arguments = nullptr; // its parameters' values, for "$name"
     ModelInput input;                     // what `input` reads here
@@ -98,8 +100,8 @@ private:
                                                          : "blocks." + scope.block + ".model[" + std::to_string(k) + "]";
         // Bind with reset(): yaml-cpp's operator= on a bound node overwrites the node itself.
         // A default Node is a defined null, so what was given is kept in flags.
-        YAML::Node key, args, name_node, inputs_node, repeat_node;
-        bool has_name = false, has_inputs = false, has_repeat = false;
+        YAML::Node key, args, name_node, inputs_node, repeat_node, trainable_node, lr_scale_node;
+        bool has_name = false, has_inputs = false, has_repeat = false, has_trainable = false, has_lr_scale = false;
         key.reset(entry);
         if (entry.IsMap()) {
             std::vector<std::pair<YAML::Node, YAML::Node>> layer_keys;
@@ -109,6 +111,8 @@ private:
                 if (word == "name") name_node.reset(kv.second), has_name = true;
                 else if (word == "inputs") inputs_node.reset(kv.second), has_inputs = true;
                 else if (word == "repeat") repeat_node.reset(kv.second), has_repeat = true;
+                else if (word == "trainable") trainable_node.reset(kv.second), has_trainable = true;
+                else if (word == "lr_scale") lr_scale_node.reset(kv.second), has_lr_scale = true;
                 else {
                     layer_keys.emplace_back().first.reset(kv.first);
                     layer_keys.back().second.reset(kv.second);
@@ -146,8 +150,18 @@ private:
                 inputs.push_back(in);
             }
         }
+        // What this entry adds to the fine-tuning settings around it.
+        Scope tuned = scope;
+        if (has_trainable) {
+            const ParamSpec spec{"trainable", ParamType::boolean, true, {}, {}, {}, ""};
+            tuned.trainable = scope.trainable && std::get<bool>(r_.value(spec, bind(trainable_node, scope), where_in + ".trainable"));
+        }
+        if (has_lr_scale) {
+            const ParamSpec spec{"lr_scale", ParamType::number, 1.0, 0.0, 1e3, {}, ""};
+            tuned.lr_scale = scope.lr_scale * std::get<double>(r_.value(spec, bind(lr_scale_node, scope), where_in + ".lr_scale"));
+        }
         if (const auto b = blocks_.find(component); b != blocks_.end())
-            return use(b->first, b->second, key, args, name, inputs, has_repeat ? &repeat_node : nullptr, k, scope,
+            return use(b->first, b->second, key, args, name, inputs, has_repeat ? &repeat_node : nullptr, k, tuned,
                        above, where_in);
         if (has_repeat) r_.fail(repeat_node, where_in + ".repeat repeats a block; '" + component + "' is a layer");
 
@@ -156,6 +170,8 @@ private:
         node.name = !name.empty() ? scope.prefix + name
                     : scope.prefix.empty() ? ""
                                            : scope.prefix + std::to_string(k) + "." + component;
+        node.trainable = tuned.trainable;
+        node.lr_scale = tuned.lr_scale;
         node.inputs = inputs.empty() ? std::vector<ModelInput>{above} : inputs;
         if (inputs.empty()) node.inputs[0].where = node.component.where;
         node.what = scope.block.empty() ? "model[" + std::to_string(k) + "] " + (name.empty() ? "" : "'" + name + "' ") +
@@ -193,7 +209,8 @@ private:
         // An unnamed use is called after its block and place ("basic_3"): its nodes'
         // names must start with a letter to be read back from config.yaml.
         const std::string use_name = scope.prefix + (name.empty() ? block + "_" + std::to_string(k) : name);
-        Scope inner{"", block, &arguments, inputs.empty() ? above : inputs[0], scope.stack};
+        Scope inner{"", scope.trainable, scope.lr_scale, block, &arguments, inputs.empty() ? above : inputs[0],
+                    scope.stack};
         inner.stack.push_back(block);
         for (int64_t c = 1; c <= repeat; ++c) {
             const std::string copy = repeat > 1 ? use_name + ".block" + std::to_string(c) : use_name;

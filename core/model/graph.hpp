@@ -32,14 +32,19 @@ struct ModelNode {
     std::string name;
     std::vector<ModelInput> inputs;
     std::string what;             // how messages call it: "model[3] 'fc' (dense)"
+    // Fine-tuning: `trainable: false` keeps its parameters as they are; `lr_scale`
+    // multiplies the optimizer's rate for them. Set on a block's use, they apply to
+    // every layer of it (lr_scale multiplying any set inside).
+    bool trainable = true;
+    double lr_scale = 1;
 
     // How parameters, messages and the summary name the node: its name, or "2.dense".
     std::string label(std::size_t index) const;
 };
 
 // Reads `model:`, expanding the uses of `blocks:`. An entry is "relu", "dense: {units: 8}",
-// or a mapping with the layer's (or block's) key and `name:` / `inputs:` (and `repeat:`
-// for a block). Throws bp::Error at file:line:column for an unknown layer or block, a
+// or a mapping with the layer's (or block's) key and `name:` / `inputs:` / `trainable:` /
+// `lr_scale:` (and `repeat:` for a block). Throws bp::Error at file:line:column for an unknown layer or block, a
 // name given twice, an input no entry has (with a suggestion), a cycle (its nodes named),
 // an entry nothing reads, a block parameter that is not declared, a block that uses itself.
 std::vector<ModelNode> read_model(YamlReader& r, const YAML::Node& model, const YAML::Node& blocks);

@@ -19,7 +19,7 @@ Network::Network(const std::vector<ModelNode>& model, const Shape& input, uint64
     for (const std::size_t i : execution_order(model)) {
         const ModelNode& node = model[i];
         const ComponentConfig& c = node.component;
-        NetworkLayer l{node.label(i), i, nullptr, {}, {}, {}};
+        NetworkLayer l{node.label(i), i, nullptr, {}, {}, {}, node.trainable, float(node.lr_scale)};
         std::string reads;   // "[8, 14, 14] from conv_a, [16, 14, 14] from shortcut"
         for (const auto& read : node.inputs) {
             const std::ptrdiff_t at = read.source < 0 ? -1 : position[std::size_t(read.source)];
@@ -58,7 +58,7 @@ int64_t Network::parameter_count() const {
 std::vector<Network::Parameter> Network::parameters() const {
     std::vector<Parameter> out;
     for (const auto& l : layers_)
-        for (auto& t : l.layer->parameters()) out.push_back({l.label + "." + t.name, &t.value});
+        for (auto& t : l.layer->parameters()) out.push_back({l.label + "." + t.name, &t.value, &l, t.role});
     return out;
 }
 

@@ -21,6 +21,8 @@ struct NetworkLayer {
     std::vector<std::ptrdiff_t> sources;
     std::vector<Shape> inputs;     // the shapes of what it reads
     Shape output;
+    bool trainable = true;         // false: its parameters are frozen
+    float lr_scale = 1;            // multiplies the learning rate for its parameters
 };
 
 class Network {
@@ -41,10 +43,13 @@ public:
     // The printed table: layer, output shape, parameters (and what each reads, for a graph).
     std::string summary() const;
 
-    // Every parameter tensor with its full name "<label>.<tensor>", in order.
+    // Every parameter tensor with its full name "<label>.<tensor>", in order, with what
+    // the optimizer learns of it.
     struct Parameter {
         std::string name;
         Matrix* value;
+        const NetworkLayer* node = nullptr;
+        ParameterRole role = ParameterRole::weight;
     };
     std::vector<Parameter> parameters() const;
     // Every non-trainable buffer (running statistics), named the same way.

@@ -85,7 +85,7 @@ bool identifier(const std::string& name);
 
 // The keys a model entry takes beside its layer (graph.hpp), so no layer or activation
 // may be named like them.
-inline const std::vector<std::string> model_entry_keys = {"name", "inputs", "repeat"};
+inline const std::vector<std::string> model_entry_keys = {"name", "inputs", "repeat", "trainable", "lr_scale"};
 
 // The folder the built-in plugins are installed in, relative to the executable.
 std::filesystem::path builtin_plugin_dir();

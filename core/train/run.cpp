@@ -58,6 +58,53 @@ Metric best_metric(const Experiment& e, const PreparedRun& p) {
 
 }  // namespace
 
+namespace {
+
+// init_from: the listed entries' parameters and buffers from another run's checkpoint.
+// Every entry name that matches nothing, and every tensor missing or of another shape,
+// is listed before anything is changed.
+void initialise_from(const InitFrom& init, Network& net) {
+    std::error_code ec;
+    const fs::path file = fs::is_directory(init.checkpoint, ec) ? init.checkpoint / "checkpoints" / "last.safetensors"
+                                                                : init.checkpoint;
+    Checkpoint c;
+    try {
+        c = load_checkpoint(file);
+    } catch (const Error& err) {
+        throw Error(init.where + ": init_from: " + err.what());
+    }
+    auto selected = [&](const std::string& label, const std::string& name) {
+        return label == name || label.rfind(name + ".", 0) == 0;   // a block's use: every layer in it
+    };
+    std::vector<std::string> labels;
+    for (const auto& l : net.layers()) labels.push_back(l.label);
+    for (const auto& name : init.nodes)
+        if (std::none_of(labels.begin(), labels.end(), [&](const std::string& l) { return selected(l, name); }))
+            throw Error(init.where + ": init_from.nodes: '" + name + "' is no entry of the model" +
+                        did_you_mean(name, labels));
+    std::vector<std::string> problems;
+    std::vector<std::pair<Matrix*, const Matrix*>> copies;
+    for (const auto& list : {net.parameters(), net.buffers()})
+        for (const auto& p : list) {
+            const std::string label = p.name.substr(0, p.name.rfind('.'));
+            if (!init.nodes.empty() && std::none_of(init.nodes.begin(), init.nodes.end(),
+                                                    [&](const std::string& n) { return selected(label, n); }))
+                continue;
+            const NamedTensor* t = c.find("model." + p.name);
+            if (!t) problems.push_back(p.name + " is not in it");
+            else if (t->value.rows() != p.value->rows() || t->value.cols() != p.value->cols())
+                problems.push_back(p.name + " is " + std::to_string(t->value.rows()) + "x" +
+                                   std::to_string(t->value.cols()) + " there, " + std::to_string(p.value->rows()) + "x" +
+                                   std::to_string(p.value->cols()) + " here");
+            else copies.emplace_back(p.value, &t->value);
+        }
+    if (!problems.empty())
+        throw Error(init.where + ": init_from: checkpoint " + file.string() + " does not fit: " + join(problems, "; "));
+    for (auto [to, from] : copies) *to = *from;
+}
+
+}  // namespace
+
 PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
     PreparedRun p;
     try {
@@ -74,6 +121,7 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
         throw Error(e.augment_where + ": data.augment transforms images [C, H, W], but " + e.data.name +
                     "'s samples are " + p.data.input.str());
     p.network = std::make_unique<Network>(e.model, p.data.input, e.seed, registry);
+    if (e.init_from) initialise_from(*e.init_from, *p.network);
     try {
         p.loss = registry.create<Loss>(e.loss.name, e.loss.params);
         p.loss->check(p.network->output(), p.data.target);

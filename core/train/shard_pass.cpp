@@ -14,7 +14,7 @@ ShardPass::ShardPass(const Network& network, int64_t rows)
         workspace_.push_back(l.layer->make_workspace(rows));
         auto& g = grads_.emplace_back();
         for (const auto& p : l.layer->parameters()) g.emplace_back(p.value.rows(), p.value.cols());
-        bool learns = !l.layer->parameters().empty();
+        bool learns = l.trainable && !l.layer->parameters().empty();
         for (const auto s : l.sources) learns = learns || (s >= 0 && learns_[std::size_t(s)]);
         learns_.push_back(learns);
         widest = std::max(widest, l.sources.size());

@@ -5,8 +5,8 @@
 // order writes its output gradient; each later reader writes into a buffer of its own,
 // which is then added, so where a node feeds several (a residual's skip) the gradients
 // are summed in one fixed order and the bits never depend on threads. Backward skips
-// every node with nothing that learns at or before it (a leading flatten), and asks
-// no node for the gradient of an input nothing before learns from.
+// every node with nothing that learns at or before it (a leading flatten, a frozen
+// stem), and asks no node for the gradient of an input nothing before learns from.
 #pragma once
 
 #include "model/network.hpp"
@@ -50,7 +50,7 @@ private:
     std::vector<Matrix> out_, dout_;                     // per node: output, dL/doutput
     std::vector<std::unique_ptr<Workspace>> workspace_;  // per node
     std::vector<std::vector<Matrix>> grads_;             // per node, per parameter
-    std::vector<bool> learns_;                           // per node: it or a node before it has parameters
+    std::vector<bool> learns_;                           // per node: it or a node before it has trainable parameters
     std::vector<std::vector<InputGradient>> input_gradients_;   // per node, per input
     std::vector<Matrix> extras_;
     Matrix no_input_gradient_;                           // 0 rows: nothing learns from the input

@@ -55,10 +55,13 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
     parameter_names_.reserve(params.size());
     parameter_refs_.reserve(params.size());
     for (const auto& p : params) parameter_names_.push_back(p.name);
+    // A frozen node's parameters are neither reduced nor given to the optimizer.
     for (std::size_t l = 0, index = 0; l < layers.size(); ++l) {
         for (std::size_t p = 0; p < shards_[0]->pass.grads()[l].size(); ++p, ++index) {
+            if (!layers[l].trainable) continue;
             const Matrix& gradient = shards_[0]->pass.grads()[l][p];
-            parameter_refs_.push_back({parameter_names_[index], *params[index].value, gradient});
+            parameter_refs_.push_back({parameter_names_[index], *params[index].value, gradient, layers[l].label,
+                                       params[index].role, layers[l].lr_scale});
             const Eigen::Index size = gradient.size(), piece = 16384;   // 64 KiB of floats
             for (Eigen::Index at = 0; at < size; at += piece)
                 reduce_pieces_.push_back({l, p, at, std::min(piece, size - at)});

@@ -32,7 +32,8 @@ public:
     bp::Shape build(const bp::Shape& input, const bp::Random&) override {
         channels_ = input.rank() == 3 ? input.dims[0] : input.size();
         area_ = input.size() / channels_;
-        params_ = {{"weight", bp::Matrix::Ones(1, channels_)}, {"bias", bp::Matrix::Zero(1, channels_)}};
+        params_ = {{"weight", bp::Matrix::Ones(1, channels_), bp::ParameterRole::norm_gain},
+                   {"bias", bp::Matrix::Zero(1, channels_), bp::ParameterRole::norm_shift}};
         buffers_ = {{"running_mean", bp::Matrix::Zero(1, channels_)}, {"running_var", bp::Matrix::Ones(1, channels_)}};
         return input;
     }

@@ -51,7 +51,7 @@ public:
         const int64_t fan_in = g_.channels * kernel_ * kernel_, fan_out = filters_ * kernel_ * kernel_;
         params_.clear();
         params_.push_back({"weight", bp::Matrix(filters_, fan_in)});
-        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, filters_)});
+        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, filters_), bp::ParameterRole::bias});
         const double sd = std::sqrt(2.0 / double(xavier_ ? fan_in + fan_out : fan_in));
         bp::Matrix& w = params_[0].value;
         for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = float(init.normal(uint64_t(i)) * sd);

@@ -32,7 +32,7 @@ public:
         if (in <= 0) throw bp::Error("dense needs a non-empty input, got " + input.str());
         params_.clear();
         params_.push_back({"weight", bp::Matrix(in, units_)});
-        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, units_)});
+        if (bias_) params_.push_back({"bias", bp::Matrix::Zero(1, units_), bp::ParameterRole::bias});
 
         const double variance = 2.0 / double(xavier_ ? in + units_ : in);
         bp::Matrix& w = params_[0].value;

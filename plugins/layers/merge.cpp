@@ -34,7 +34,7 @@ public:
         if (learn_) {
             bp::Matrix scale = bp::Matrix::Constant(1, Eigen::Index(inputs.size()), init_);
             scale(0, 0) = 1;
-            params_ = {{"scale", scale}};
+            params_ = {{"scale", scale, bp::ParameterRole::other}};
         }
         return inputs[0];
     }

@@ -15,7 +15,7 @@ public:
     explicit RmsNorm(const bp::Params& p) : eps_(float(p.number("eps"))) {}
 
     bp::Shape build(const bp::Shape& input, const bp::Random&) override {
-        params_ = {{"gain", bp::Matrix::Ones(1, input.size())}};
+        params_ = {{"gain", bp::Matrix::Ones(1, input.size()), bp::ParameterRole::norm_gain}};
         return input;
     }
     std::span<bp::NamedTensor> parameters() override { return params_; }

@@ -154,10 +154,15 @@ public:
 };
 
 // ---------------------------------------------------------------- optimizer
+// One trainable tensor as the optimizer sees it. Frozen ones (`trainable: false`) are
+// not passed at all.
 struct ParameterRef {
     const std::string& name;   // "<index>.<layer>.<tensor>" ("0.dense.weight"), or "<entry name>.<tensor>"
     MatrixRef value;
     ConstMatrixRef grad;       // averaged over the batch
+    const std::string& node;   // the model entry it belongs to: its label ("0.dense", "stage2.block1.conv_a")
+    ParameterRole role;        // from its layer: weight, bias, norm gain or shift, ...
+    float lr_scale;            // the entry's lr_scale (1 unless set): multiply the learning rate by it
 };
 
 class BACKPLANE_API Optimizer {

@@ -41,10 +41,15 @@ struct Shape {
     }
 };
 
-// A named tensor: a layer's parameter, an optimizer's state entry.
+// What a parameter is to its layer, so that an optimizer can treat kinds apart (weight
+// decay on weights only, the AdamW practice).
+enum class ParameterRole { weight, bias, norm_gain, norm_shift, embedding, other };
+
+// A named tensor: a layer's parameter (with its role), a buffer, an optimizer's state entry.
 struct NamedTensor {
     std::string name;
     Matrix value;
+    ParameterRole role = ParameterRole::weight;
 };
 
 }  // namespace bp
