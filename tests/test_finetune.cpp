@@ -150,3 +150,20 @@ TEST_CASE("a frozen entry before every trainable one gets no backward", "[finetu
     std::ostringstream log;
     CHECK(test::error_of([&] { bp::run_experiment(bp::load_experiment(file, {}, registry), registry, options, log); }) == "");
 }
+
+TEST_CASE("a fine-tuned run resumes from its own checkpoint, without init_from's", "[finetune][checkpoint]") {
+    const auto dir = test::temp_dir("ft-resume");
+    test::run_quietly(parse(experiment(model)), dir / "source");
+    const auto file = test::write_file(dir / "tuned.yaml", experiment(model, "init_from: { checkpoint: source }\n"));
+    const bp::Experiment e = bp::load_experiment(file, {"train.epochs=3"}, test::builtin_registry());
+    const auto whole = test::run_quietly(e, dir / "whole");
+    bp::RunOptions options;
+    options.out = dir / "cut";
+    options.quiet = true;
+    options.stop_after = 1;
+    std::ostringstream log;
+    bp::run_experiment(e, test::builtin_registry(), options, log);
+    fs::remove_all(dir / "source");   // gone: the resume must not need it
+    const auto resumed = test::run_quietly(e, {}, dir / "cut");
+    CHECK(resumed.fingerprint == whole.fingerprint);
+}

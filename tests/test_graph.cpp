@@ -264,3 +264,37 @@ TEST_CASE("every block error is one message at its place", "[graph][blocks][erro
     CHECK(error_parsing(with_blocks("  - res: { filters: many }\n  - flatten\n  - dense: { units: 3 }\n")) ==
           "/exp/g.yaml:15:21: blocks.res.model[0] (conv2d).filters must be an integer, got 'many'");
 }
+
+TEST_CASE("names in inputs: an empty one, and a use's input, are refused at their place", "[graph][blocks][errors]") {
+    CHECK(error_parsing(experiment("  - { flatten: {}, name: a }\n  - { dense: { units: 3 }, inputs: [a, \"\"] }\n")) ==
+          "/exp/g.yaml:6:40: model[1].inputs: an empty name names no entry");
+    // The name a use reads is checked where the use wrote it, not inside the block.
+    CHECK(error_parsing(with_blocks("  - { conv2d: { filters: 4, kernel: 1 }, name: stem }\n  - { res: {}, inputs: [stme] }\n"
+                                    "  - flatten\n  - dense: { units: 3 }\n"))
+              .find("/exp/g.yaml:16:25: 'res_1.conv_a' (conv2d in block res) reads 'stme', which no entry is named "
+                    "(did you mean 'stem'?)") == 0);
+    // Blocks named like an entry's own keys, or nested past the limit.
+    CHECK(error_parsing(with_blocks("  - relu\n  - flatten\n  - dense: { units: 3 }\n", "blocks:\n  repeat:\n    model: [ relu ]\n"))
+              .find("/exp/g.yaml:2:3: block 'repeat' has the name of a model entry's own key") == 0);
+    std::string deep = "blocks:\n";
+    for (int b = 0; b < 40; ++b) deep += "  b" + std::to_string(b) + ":\n    model: [ " + (b == 39 ? "relu" : "b" + std::to_string(b + 1)) + " ]\n";
+    CHECK(error_parsing(with_blocks("  - b0\n  - flatten\n  - dense: { units: 3 }\n", deep)).find("blocks nest more than 32 deep") !=
+          std::string::npos);
+}
+
+TEST_CASE("--set reaches an entry's own keys, not its layer's", "[graph][finetune]") {
+    const auto e = parse(experiment("  - flatten\n  - dense: { units: 3 }\n"), {"model.1.trainable=false", "model.1.lr_scale=0.5",
+                                                                             "model.0.name=flat"});
+    CHECK_FALSE(e.model[1].trainable);
+    CHECK(e.model[1].lr_scale == 0.5);
+    CHECK(e.model[0].name == "flat");
+}
+
+TEST_CASE("the network gradient check leaves frozen entries out", "[graph][gradients][finetune]") {
+    const auto net = network_of(experiment("  - { conv2d: { filters: 4, kernel: 3, padding: 1 }, name: stem, trainable: false }\n"
+                                           "  - relu\n  - { add: {}, inputs: [stem, 1.relu] }\n  - flatten\n  - dense: { units: 3 }\n"));
+    const auto r = bp::check_network(*net, 1);
+    INFO(r.report());
+    CHECK(r.passed());
+    CHECK(r.checked == 111);   // the dense layer's 108 weights and 3 biases
+}

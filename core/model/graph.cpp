@@ -46,6 +46,9 @@ Blocks read_blocks(const YamlReader& r, const YAML::Node& n) {
         const std::string name = r.scalar(kv.first, "a block's name");
         if (!identifier(name) || name == network_input)
             r.fail(kv.first, "block name '" + name + "' must be a lowercase identifier ([a-z][a-z0-9_]*)");
+        if (std::find(model_entry_keys.begin(), model_entry_keys.end(), name) != model_entry_keys.end())
+            r.fail(kv.first, "block '" + name + "' has the name of a model entry's own key (" + join(model_entry_keys) +
+                                 "); name the block otherwise");
         if (r.registry().find(Kind::layer, name) || r.registry().find(Kind::activation, name))
             r.fail(kv.first, "block '" + name + "' has the name of a layer: a model entry '" + name +
                                  "' could not say which it means; name the block otherwise");
@@ -145,8 +148,10 @@ private:
                 r_.fail(inputs_node, where_in + ".inputs must be a non-empty list of entry names, e.g. [conv_a, shortcut]");
             for (const auto& input : inputs_node) {
                 const std::string word = r_.scalar(input, where_in + ".inputs entry");
-                ModelInput in = word == network_input ? scope.input : ModelInput{scope.prefix + word, scope.prefix, 0, ""};
-                in.where = r_.where(input);
+                if (word.empty()) r_.fail(input, where_in + ".inputs: an empty name names no entry");
+                ModelInput in = word == network_input ? scope.input : ModelInput{scope.prefix + word, scope.prefix, -1, ""};
+                // A use's input read by its name keeps the place that name was written.
+                if (in.name.empty() || word != network_input) in.where = r_.where(input);
                 inputs.push_back(in);
             }
         }
@@ -173,7 +178,7 @@ private:
         node.trainable = tuned.trainable;
         node.lr_scale = tuned.lr_scale;
         node.inputs = inputs.empty() ? std::vector<ModelInput>{above} : inputs;
-        if (inputs.empty()) node.inputs[0].where = node.component.where;
+        if (inputs.empty() && node.inputs[0].name.empty()) node.inputs[0].where = node.component.where;
         node.what = scope.block.empty() ? "model[" + std::to_string(k) + "] " + (name.empty() ? "" : "'" + name + "' ") +
                                               "(" + component + ")"
                                         : "'" + node.name + "' (" + component + " in block " + scope.block + ")";
@@ -187,8 +192,10 @@ private:
     ModelInput use(const std::string& block, const Block& def, const YAML::Node& key, const YAML::Node& args,
                    const std::string& name, const std::vector<ModelInput>& inputs, const YAML::Node* repeat_node,
                    std::size_t k, const Scope& scope, const ModelInput& above, const std::string& where_in) {
-        if (std::find(scope.stack.begin(), scope.stack.end(), block) != scope.stack.end() || scope.stack.size() >= max_depth)
+        if (std::find(scope.stack.begin(), scope.stack.end(), block) != scope.stack.end())
             r_.fail(key, "block '" + block + "' uses itself: " + join(scope.stack, " -> ") + " -> " + block);
+        if (scope.stack.size() >= max_depth)
+            r_.fail(key, "blocks nest more than " + std::to_string(max_depth) + " deep here: " + join(scope.stack, " -> "));
         if (inputs.size() > 1)
             r_.fail(key, where_in + " uses block '" + block + "', which reads one input (its 'input'); it is given " +
                              std::to_string(inputs.size()));

@@ -65,7 +65,7 @@ std::vector<Network::Parameter> Network::parameters() const {
 std::vector<Network::Parameter> Network::buffers() const {
     std::vector<Parameter> out;
     for (const auto& l : layers_)
-        for (auto& t : l.layer->buffers()) out.push_back({l.label + "." + t.name, &t.value});
+        for (auto& t : l.layer->buffers()) out.push_back({l.label + "." + t.name, &t.value, &l, t.role});
     return out;
 }
 

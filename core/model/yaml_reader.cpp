@@ -137,7 +137,9 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
             }
             // A model entry {dense: {...}} (with a name: and inputs: beside, maybe): step
             // into the layer's value, unless the next part is a key of the entry itself.
-            if (!last && next.IsMap() && !std::as_const(next)[parts[i + 1]]) {
+            // (name:, trainable:, ... are the entry's own, never the layer's).
+            if (!last && next.IsMap() && !std::as_const(next)[parts[i + 1]] &&
+                std::find(model_entry_keys.begin(), model_entry_keys.end(), parts[i + 1]) == model_entry_keys.end()) {
                 YAML::Node layer;
                 int layers = 0;
                 for (const auto& kv : next)

@@ -187,11 +187,12 @@ GradientCheckResult check_network(const Network& network, uint64_t seed, const G
     };
     Checker check(r, o, rng.derive("pick"));
     const auto parameters = network.parameters();   // node by node, tensor by tensor: the grads' order
+    // Frozen nodes' gradients are never computed: their parameters are not checked.
     std::size_t index = 0;
-    for (const auto& node : pass.grads())
-        for (const Matrix& grad : node) {
-            Matrix& value = *parameters[index].value;
-            check.tensor(parameters[index++].name, value.data(), value.size(), grad, objective);
+    for (std::size_t node = 0; node < pass.grads().size(); ++node)
+        for (const Matrix& grad : pass.grads()[node]) {
+            const auto& p = parameters[index++];
+            if (network.layers()[node].trainable) check.tensor(p.name, p.value->data(), p.value->size(), grad, objective);
         }
     return r;
 }

@@ -86,7 +86,7 @@ void initialise_from(const InitFrom& init, Network& net) {
     std::vector<std::pair<Matrix*, const Matrix*>> copies;
     for (const auto& list : {net.parameters(), net.buffers()})
         for (const auto& p : list) {
-            const std::string label = p.name.substr(0, p.name.rfind('.'));
+            const std::string& label = p.node->label;
             if (!init.nodes.empty() && std::none_of(init.nodes.begin(), init.nodes.end(),
                                                     [&](const std::string& n) { return selected(label, n); }))
                 continue;
@@ -105,7 +105,7 @@ void initialise_from(const InitFrom& init, Network& net) {
 
 }  // namespace
 
-PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
+PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fresh) {
     PreparedRun p;
     try {
         auto dataset = registry.create<Dataset>(e.data.name, e.data.params);
@@ -121,7 +121,7 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry) {
         throw Error(e.augment_where + ": data.augment transforms images [C, H, W], but " + e.data.name +
                     "'s samples are " + p.data.input.str());
     p.network = std::make_unique<Network>(e.model, p.data.input, e.seed, registry);
-    if (e.init_from) initialise_from(*e.init_from, *p.network);
+    if (e.init_from && fresh) initialise_from(*e.init_from, *p.network);
     try {
         p.loss = registry.create<Loss>(e.loss.name, e.loss.params);
         p.loss->check(p.network->output(), p.data.target);
@@ -280,7 +280,7 @@ std::filesystem::path checkpoint_file(const fs::path& run_or_file) {
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
-    PreparedRun p = prepare_run(e, registry);
+    PreparedRun p = prepare_run(e, registry, options.resume.empty());
     const Metric best_by = p.best_by;
     // A batch is never larger than the data: buffers are sized for one.
     TrainConfig config = e.train;
@@ -419,7 +419,7 @@ EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<st
     // Relative paths in the config start at the original experiment's folder.
     r.experiment = parse_experiment(c.metadata.at("config"), fs::path(c.metadata.at("experiment_dir")) / "config.yaml",
                                     overrides, registry);
-    PreparedRun p = prepare_run(r.experiment, registry);
+    PreparedRun p = prepare_run(r.experiment, registry, false);
     if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
     restore(c, file.string(), *p.network, *p.optimizer);
     Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed, {});

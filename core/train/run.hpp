@@ -24,7 +24,10 @@ struct PreparedRun {
     Metric best_by = Metric::train_loss;   // what best.safetensors and train.patience follow
 };
 
-PreparedRun prepare_run(const Experiment& e, const Registry& registry);
+// Data, network, loss, optimizer and schedule of `e`, all checked. `fresh`: the run
+// starts from its initialisation, so init_from applies (a resumed or evaluated run
+// takes every tensor from its own checkpoint instead).
+PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fresh = true);
 
 // The learning rate of `epoch` (1-based): linear warmup from base / (warmup + 1) over
 // the first e.warmup epochs, then the schedule over the rest, given the results of

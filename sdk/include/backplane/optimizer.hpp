@@ -40,8 +40,9 @@ class ElementwiseOptimizer : public Optimizer {
 public:
     // Elements [offset, offset + length) of one parameter: its value, the gradient the
     // update uses (clipped, with coupled weight decay), its state tensors, and what
-    // applies to it: the learning rate times its lr_scale, and the weight decay (0 when
-    // `decay` leaves it out).
+    // applies to it: the learning rate times its lr_scale, and the decoupled weight decay
+    // the update applies itself (0 when coupled, already in g, or when `decay` leaves the
+    // parameter out).
     struct Piece {
         Eigen::Map<Eigen::ArrayXf> w;
         Eigen::Map<const Eigen::ArrayXf> g;
@@ -138,7 +139,8 @@ protected:
             const ConstMatrixRef grad = adjusted_.empty() ? params[i].grad : ConstMatrixRef(adjusted_[i]);
             update(Piece{Eigen::Map<Eigen::ArrayXf>(params[i].value.data() + offset, length),
                          Eigen::Map<const Eigen::ArrayXf>(grad.data() + offset, length),
-                         lr_ * double(params[i].lr_scale), decays(params[i]) ? weight_decay_ : 0.0f, slots_.data(),
+                         lr_ * double(params[i].lr_scale), !coupled_ && decays(params[i]) ? weight_decay_ : 0.0f,
+                         slots_.data(),
                          i, offset, length});
         };
         if (total_ < 2 * piece_size) {   // small models: not worth waking a thread
