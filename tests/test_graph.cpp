@@ -282,7 +282,7 @@ TEST_CASE("names in inputs: an empty one, and a use's input, are refused at thei
           std::string::npos);
 }
 
-TEST_CASE("--set reaches an entry's own keys, not its layer's", "[graph][finetune]") {
+TEST_CASE("an override reaches an entry's own keys (--set model.1.trainable=false), not its layer's", "[graph][finetune]") {
     const auto e = parse(experiment("  - flatten\n  - dense: { units: 3 }\n"), {"model.1.trainable=false", "model.1.lr_scale=0.5",
                                                                              "model.0.name=flat"});
     CHECK_FALSE(e.model[1].trainable);
