@@ -1,7 +1,6 @@
 #include "model/experiment.hpp"
 
 #include "text/format.hpp"
-#include "text/suggest.hpp"
 
 #include <fstream>
 #include <map>
