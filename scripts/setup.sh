@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev                                 # gzipped data files
   catch2                                     # tests
   dataset-fashion-mnist                      # real data: /usr/share/datasets/fashion-mnist
+  fortunes                                   # real text: /usr/share/games/fortunes
   "$@"
 )
 

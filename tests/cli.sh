@@ -58,7 +58,7 @@ f=$(yaml unknown.yaml <<<'data: { source: xor }
 model: [ conv9d ]
 loss: mse
 optimizer: sgd')
-expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, flatten, global_avg_pool, max_pool2d, multiply" -- "$bp" validate "$f"
+expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, embedding, flatten, global_avg_pool, layer_norm, max_pool2d, multi_head_attention, multiply, positional_embedding" -- "$bp" validate "$f"
 expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
   "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
 expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3
@@ -119,10 +119,10 @@ grep -q 'FAIL  gradients' "$tmp/out" || fail "check-plugin does not say the grad
 grep -q 'FAIL  resume' "$tmp/out" || fail "check-plugin does not say resume failed"
 # A check that cannot run is no pass: csv needs a file, given with --set.
 datasets=$(dirname "$bp")/../lib/backplane/plugins/libbackplane-datasets.so
-expect 1 '1 of 6 components failed their checks: dataset csv' -- "$bp" check-plugin "$datasets"
+expect 1 '1 of 7 components failed their checks: dataset csv' -- "$bp" check-plugin "$datasets"
 grep -q 'FAIL  data .*--set csv.KEY=VALUE' "$tmp/out" || fail "check-plugin does not say how to give csv data"
 printf 'a,b,label\n0,1,0\n1,0,1\n' >"$tmp/check.csv"
-expect 0 'all 6 components passed' -- "$bp" check-plugin "$datasets" --set "csv.path=$tmp/check.csv"
+expect 0 'all 7 components passed' -- "$bp" check-plugin "$datasets" --set "csv.path=$tmp/check.csv"
 expect 1 "--set cvs.path=x: 'cvs' is not a dataset of .*\\(did you mean 'csv'\\?\\)" -- \
   "$bp" check-plugin "$datasets" --set cvs.path=x
 expect 1 '--set csv.path=x: --set gives a dataset what it needs to load, and .* has no dataset' -- \

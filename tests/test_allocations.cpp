@@ -127,6 +127,17 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "loss: softmax_cross_entropy\n" + train(40, 8),
                                        "graph") == 0);
     }
+    SECTION("a sequence model: embedding, positions, layer norm, attention, a per-position dense") {
+        CHECK(steady_state_allocations("name: seq\nseed: 3\ndata: {source: gaussian, shape: 12, integers: 20, "
+                                       "samples: 400, classes: 3}\nmodel:\n"
+                                       "  - {embedding: {vocabulary: 20, dimension: 8}, name: tokens}\n"
+                                       "  - positional_embedding\n  - layer_norm\n"
+                                       "  - {multi_head_attention: {heads: 2, dropout: 0.1}, name: attention}\n"
+                                       "  - {add: {}, inputs: [tokens, attention]}\n"
+                                       "  - dense: {units: 16, activation: gelu}\n  - flatten\n  - dense: {units: 3}\n"
+                                       "loss: softmax_cross_entropy\n" + train(40, 8),
+                                       "sequence") == 0);
+    }
 }
 
 namespace {

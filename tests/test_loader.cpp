@@ -28,12 +28,12 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
     auto& r = test::builtin_registry();
     const std::map<bp::Kind, std::vector<std::string>> expected = {
         {bp::Kind::layer,
-         {"add", "avg_pool2d", "batch_norm", "concat", "conv2d", "dense", "dropout", "flatten", "global_avg_pool",
-          "max_pool2d", "multiply"}},
+         {"add", "avg_pool2d", "batch_norm", "concat", "conv2d", "dense", "dropout", "embedding", "flatten",
+          "global_avg_pool", "layer_norm", "max_pool2d", "multi_head_attention", "multiply", "positional_embedding"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adagrad", "adam", "adamw", "lion", "nadam", "rmsprop", "sgd"}},
-        {bp::Kind::dataset, {"csv", "gaussian", "idx", "sine", "two_spirals", "xor"}},
+        {bp::Kind::dataset, {"csv", "gaussian", "idx", "sine", "text", "two_spirals", "xor"}},
         {bp::Kind::schedule, {"constant", "cosine", "exponential", "multistep", "reduce_on_plateau", "step"}},
     };
     for (const auto& [kind, names] : expected) CHECK(r.names(kind) == names);

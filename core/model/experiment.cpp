@@ -141,9 +141,8 @@ Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     const YAML::Node optimizer = r.require(root, "optimizer", "the experiment");
     read_optimizer(r, optimizer, e);
     read_train(r, root["train"], e.train);
-    if ((e.train.best_metric == "val_loss" || e.train.best_metric == "val_accuracy") && e.validation_split == 0)
-        r.fail(root["train"]["best_metric"], "train.best_metric is " + e.train.best_metric +
-                                                 ", but the run has no validation split (set data.validation_split)");
+    const YAML::Node train = root["train"];
+    e.best_metric_where = r.where(train && train.IsMap() && train["best_metric"] ? train["best_metric"] : root);
     if (e.warmup >= e.train.epochs)
         r.fail(optimizer["schedule"]["warmup"], "optimizer.schedule.warmup = " + std::to_string(e.warmup) +
                                                     " leaves no epoch of the " + std::to_string(e.train.epochs) +

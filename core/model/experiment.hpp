@@ -35,6 +35,7 @@ struct Experiment {
     ComponentConfig schedule;       // the optimizer's `schedule:`; default constant
     int64_t warmup = 0;             // schedule.warmup: epochs of linear warmup before the schedule
     TrainConfig train;
+    std::string best_metric_where;  // train.best_metric's place (the data may hold its own validation split)
     std::vector<std::filesystem::path> plugins;   // absolute
     std::optional<InitFrom> init_from;
 };

@@ -108,7 +108,8 @@ std::optional<Recipe> recipe_for(const Registry& registry, Kind kind, const std:
     switch (kind) {
         case Kind::layer: {
             const CheckCase& c = info.checks.front();   // check_manifest: there is one
-            r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", samples: 96, classes: 3, validation_split: 0.25 }";
+            r.data = "{ source: gaussian, shape: \"" + shape_text(c.input) + "\", integers: " + std::to_string(c.indices) +
+                     ", samples: 96, classes: 3, validation_split: 0.25 }";
             if (c.more_inputs.empty()) {
                 r.model = "  - " + name + ": " + yaml_params(c.params) + "\n  - flatten\n";
                 return r;
@@ -330,7 +331,8 @@ CheckOutcome check_isolation(const Registry& registry, Kind kind, const std::str
         for (const bool training : {true, false}) {
             auto layer = make_layer(ComponentConfig{kind, name, params, "check"}, registry);
             const std::vector<Shape> inputs = inputs_of(check);
-            if (const std::string problem = isolation_problem(*layer, inputs, 1, training); !problem.empty())
+            if (const std::string problem = isolation_problem(*layer, inputs, 1, training, check.indices);
+                !problem.empty())
                 return {"isolation", false, describe(params) + " on " + shapes_text(inputs) +
                                                 (training ? "" : " (evaluation)") + ": " + problem};
             ++cases;
@@ -404,7 +406,9 @@ std::vector<GradientCheckResult> gradient_checks(const Registry& registry, Kind 
                 for (const auto& [seed, training] : {std::pair{1, true}, {2, true}, {3, false}}) {
                     auto layer = make_layer(ComponentConfig{kind, name, params, "check"}, registry);
                     const std::vector<Shape> inputs = inputs_of(check);
-                    auto r = check_layer(*layer, inputs, uint64_t(seed), training);
+                    GradientCheckOptions options;
+                    options.indices = check.indices;
+                    auto r = check_layer(*layer, inputs, uint64_t(seed), training, options);
                     r.subject = std::string(to_string(kind)) + " " + name + " " + describe(params) + " on " +
                                 shapes_text(inputs) + " seed " + std::to_string(seed) + (training ? "" : " (evaluation)");
                     out.push_back(std::move(r));

@@ -98,6 +98,13 @@ Matrix normal_matrix(int64_t rows, int64_t cols, const Random& r) {
 
 }  // namespace
 
+Matrix check_input(int64_t rows, int64_t cols, const Random& r, int64_t indices) {
+    if (indices <= 0) return normal_matrix(rows, cols, r);
+    Matrix m(rows, cols);
+    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(r.below(uint64_t(i), uint64_t(indices)));
+    return m;
+}
+
 std::string GradientCheckResult::report() const {
     char counts[120];   // the subject (a component's parameters) has no bound: it goes in whole
     std::snprintf(counts, sizeof counts, ": %lld points, %lld at kinks, %lld at larger steps, worst %.2f of tolerance",
@@ -143,8 +150,9 @@ GradientCheckResult check_layer(Layer& layer, const std::vector<Shape>& inputs, 
     std::vector<Matrix> x, dx;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
         const Random stream = k == 0 ? rng.derive("x") : rng.derive("x").derive(k);
-        x.push_back(normal_matrix(n, inputs[k].size(), stream));
-        dx.emplace_back(n, inputs[k].size());
+        const int64_t indices = k == 0 ? o.indices : 0;
+        x.push_back(check_input(n, inputs[k].size(), stream, indices));
+        dx.emplace_back(indices > 0 ? 0 : n, inputs[k].size());   // ids have no gradient
     }
     const Matrix w = normal_matrix(n, output.size(), rng.derive("w"));
     Matrix y(n, output.size());
@@ -163,7 +171,7 @@ GradientCheckResult check_layer(Layer& layer, const std::vector<Shape>& inputs, 
         return weighted_sum(y, w);
     };
     Checker check(r, o, rng.derive("pick"));
-    for (std::size_t k = 0; k < x.size(); ++k)
+    for (std::size_t k = o.indices > 0 ? 1 : 0; k < x.size(); ++k)
         check.tensor(x.size() == 1 ? "x" : "x" + std::to_string(k + 1), x[k].data(), x[k].size(), dx[k], objective);
     for (std::size_t i = 0; i < parameters.size(); ++i)
         check.tensor(parameters[i].name, parameters[i].value.data(), parameters[i].value.size(), grads[i], objective);

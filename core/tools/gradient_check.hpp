@@ -21,7 +21,11 @@ struct GradientCheckOptions {
     double rel_tol = 1e-2;
     int64_t rows = 3;          // samples in the checked batch
     int64_t max_per_tensor = 200;   // elements checked per tensor (a seeded sample beyond that)
+    int64_t indices = 0;       // > 0: the first input holds integers in [0, indices), not checked (CheckCase::indices)
 };
+
+// A check's input: normal values, or (indices > 0) integers in [0, indices), token ids.
+Matrix check_input(int64_t rows, int64_t cols, const Random& r, int64_t indices = 0);
 
 struct GradientCheckResult {
     std::string subject;              // "layer dense {units: 32, ...} on [7]"

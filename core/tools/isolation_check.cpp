@@ -1,5 +1,7 @@
 #include "tools/isolation_check.hpp"
 
+#include "tools/gradient_check.hpp"
+
 #include <barrier>
 #include <exception>
 #include <thread>
@@ -22,13 +24,13 @@ struct ShardRun {
 };
 
 ShardRun make_shard(Layer& layer, const std::vector<Shape>& inputs, int64_t outputs, const Random& r, int s,
-                    bool training) {
+                    bool training, int64_t indices) {
     ShardRun run;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
-        Matrix& x = run.x.emplace_back(rows, inputs[k].size());
         const Random stream = k == 0 ? r.derive("x").derive(s) : r.derive("x").derive(s).derive(k);
-        for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = float(stream.normal(uint64_t(i)));
-        run.dx.emplace_back(rows, inputs[k].size());
+        const int64_t ids = k == 0 ? indices : 0;
+        run.x.push_back(check_input(rows, inputs[k].size(), stream, ids));
+        run.dx.emplace_back(ids > 0 ? 0 : rows, inputs[k].size());
     }
     run.dy.resize(rows, outputs);
     for (int64_t i = 0; i < run.dy.size(); ++i) run.dy.data()[i] = float(r.derive("dy").derive(s).normal(uint64_t(i)));
@@ -67,12 +69,13 @@ std::string compare(const ShardRun& want, const ShardRun& got, int shard, const 
 
 }  // namespace
 
-std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training) {
+std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training,
+                              int64_t indices) {
     const Random r = Random(seed).derive("isolation");
     const int64_t outputs = layer.build_merge(inputs, r.derive("init")).size();
     auto fresh = [&] {
         std::vector<ShardRun> runs;
-        for (int s = 0; s < shards; ++s) runs.push_back(make_shard(layer, inputs, outputs, r, s, training));
+        for (int s = 0; s < shards; ++s) runs.push_back(make_shard(layer, inputs, outputs, r, s, training, indices));
         return runs;
     };
     std::vector<ShardRun> alone = fresh();

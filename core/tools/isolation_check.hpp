@@ -14,7 +14,8 @@ namespace bp {
 // forward then backward (the reference); all forwards, then all backwards, on one
 // thread; and on three threads at once, forwards then backwards, many times. Returns
 // "" when every shard's outputs and gradients are the reference's bits, else what
-// differed and where.
-std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training);
+// differed and where. `indices` > 0: the first input holds token ids (CheckCase::indices).
+std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, uint64_t seed, bool training,
+                              int64_t indices = 0);
 
 }  // namespace bp

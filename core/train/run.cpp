@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <ostream>
+#include <utility>
 
 namespace fs = std::filesystem;
 
@@ -43,12 +44,16 @@ void check_data(const Data& d, const std::string& where, const std::string& sour
     if (d.train.x.rows() == 0) fail("the training set is empty");
     check_split(d.train, "the training set");
     if (d.test) check_split(*d.test, "the test set");
+    if (d.validation) check_split(*d.validation, "the validation set");
 }
 
 // The metric checkpoints/best.safetensors and train.patience follow.
 Metric best_metric(const Experiment& e, const PreparedRun& p) {
     if (e.train.best_metric == "auto") return p.validation.x.rows() > 0 ? Metric::val_loss : Metric::train_loss;
     const Metric m = *metric_named(e.train.best_metric);
+    if ((m == Metric::val_loss || m == Metric::val_accuracy) && p.validation.x.rows() == 0)
+        throw Error(e.best_metric_where + ": train.best_metric is " + to_string(m) +
+                    ", but the run has no validation split (set data.validation_split)");
     // (A validation split of 0 is refused where the experiment is read.)
     if ((m == Metric::test_loss || m == Metric::test_accuracy) && !p.data.test)
         throw Error(e.data.where + ": train.best_metric is " + to_string(m) + ", but the data (" + e.data.name +
@@ -114,7 +119,11 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fres
         throw Error(e.data.where + ": " + err.what());
     }
     check_data(p.data, e.data.where, e.data.name);
-    p.validation = split_validation(p.data.train, e.validation_split, e.seed);
+    if (p.data.validation && e.validation_split > 0)
+        throw Error(e.data.where + ": dataset '" + e.data.name + "' holds out its own validation set; remove "
+                    "data.validation_split");
+    p.validation = p.data.validation ? *std::exchange(p.data.validation, std::nullopt)
+                                     : split_validation(p.data.train, e.validation_split, e.seed);
     if (p.data.train.x.rows() == 0) throw Error(e.data.where + ": validation_split leaves no training samples");
 
     if (e.augment.any() && p.data.input.rank() != 3)

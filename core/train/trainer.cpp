@@ -171,7 +171,7 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     m.train_seconds = std::chrono::duration<double>(clock::now() - start).count();
     m.samples = done;
     m.train.loss = loss_sum / double(done);
-    if (shards_[0]->correct >= 0) m.train.accuracy = double(correct) / double(done);
+    if (shards_[0]->correct >= 0) m.train.accuracy = double(correct) / (double(done) * double(train.y.cols()));
     m.seconds = m.train_seconds;
     return m;
 }
@@ -206,7 +206,7 @@ Evaluation Trainer::evaluate(const Split& data) {
     });
     Evaluation e;
     e.loss = loss_sum / double(data.x.rows());
-    if (shards_[0]->correct >= 0) e.accuracy = double(correct) / double(data.x.rows());
+    if (shards_[0]->correct >= 0) e.accuracy = double(correct) / (double(data.x.rows()) * double(data.y.cols()));
     return e;
 }
 
@@ -214,11 +214,14 @@ Eigen::MatrixXi Trainer::confusion(const Split& data, int64_t classes) {
     Eigen::MatrixXi counts = Eigen::MatrixXi::Zero(classes, classes);
     for_each_eval_shard(data, [&](const Shard& s, int64_t first, int64_t n) {
         const ConstMatrixRef out = s.pass.output(n);
-        for (int64_t r = 0; r < n; ++r) {
-            Eigen::Index predicted = out(r, 0) > 0 ? 1 : 0;
-            if (out.cols() > 1) out.row(r).maxCoeff(&predicted);
-            counts(int64_t(data.y(first + r, 0)), predicted) += 1;
-        }
+        const Eigen::Index positions = data.y.cols(), width = out.cols() / positions;   // a sequence: [T, classes]
+        for (int64_t r = 0; r < n; ++r)
+            for (Eigen::Index t = 0; t < positions; ++t) {
+                const auto logits = out.row(r).segment(t * width, width);
+                Eigen::Index predicted = logits(0) > 0 ? 1 : 0;
+                if (width > 1) logits.maxCoeff(&predicted);
+                counts(int64_t(data.y(first + r, t)), predicted) += 1;
+            }
     });
     return counts;
 }

@@ -6,3 +6,4 @@
 void register_synthetic_datasets(bp::Manifest& manifest);
 void register_csv_dataset(bp::Manifest& manifest);
 void register_idx_dataset(bp::Manifest& manifest);
+void register_text_dataset(bp::Manifest& manifest);

@@ -19,7 +19,7 @@ public:
     explicit Xor(const bp::Params& p) : repeat_(p.integer("repeat")) {}
 
     bp::Data load(const bp::DataContext&) const override {
-        bp::Data d{bp::Shape{2}, {1, 2}, {bp::Matrix(4 * repeat_, 2), bp::Matrix(4 * repeat_, 1)}, {}};
+        bp::Data d{bp::Shape{2}, {1, 2}, {bp::Matrix(4 * repeat_, 2), bp::Matrix(4 * repeat_, 1)}, {}, {}};
         for (int64_t r = 0; r < 4 * repeat_; ++r) {
             const int a = int(r % 4) >> 1, b = int(r % 4) & 1;
             d.train.x.row(r) << float(a), float(b);
@@ -49,7 +49,7 @@ public:
     bp::Data load(const bp::DataContext& ctx) const override {
         const bp::Random rng = bp::Random(ctx.seed).derive("two_spirals");
         const int64_t per_class = samples_ / 2;
-        bp::Data d{bp::Shape{2}, {1, 2}, {bp::Matrix(samples_, 2), bp::Matrix(samples_, 1)}, {}};
+        bp::Data d{bp::Shape{2}, {1, 2}, {bp::Matrix(samples_, 2), bp::Matrix(samples_, 1)}, {}, {}};
         for (int64_t r = 0; r < samples_; ++r) {
             const int64_t cls = r % 2, i = r / 2;
             const double t = (double(i) + 0.5) / double(per_class);
@@ -80,7 +80,7 @@ public:
 
     bp::Data load(const bp::DataContext& ctx) const override {
         const bp::Random rng = bp::Random(ctx.seed).derive("sine");
-        bp::Data d{bp::Shape{1}, {1, 0}, {bp::Matrix(samples_, 1), bp::Matrix(samples_, 1)}, {}};
+        bp::Data d{bp::Shape{1}, {1, 0}, {bp::Matrix(samples_, 1), bp::Matrix(samples_, 1)}, {}, {}};
         for (int64_t r = 0; r < samples_; ++r) {
             const double x = rng.derive("x").uniform(r, float(-range_), float(range_));
             d.train.x(r, 0) = float(x);
@@ -105,11 +105,12 @@ public:
             .text("shape", "8", "per-sample input shape, dimensions joined by x: 8, or 3x16x16 for images")
             .integer("samples", 256, 1, 1 << 24, "number of samples")
             .integer("classes", 3, 0, 1 << 16, "classes to label; 0 for regression targets")
-            .integer("outputs", 1, 1, 1 << 16, "regression targets per sample (classes: 0)");
+            .integer("outputs", 1, 1, 1 << 16, "regression targets per sample (classes: 0)")
+            .integer("integers", 0, 0, 1 << 24, "> 0: inputs are integers 0..integers-1 (token ids) instead of normal values");
     }
     explicit Gaussian(const bp::Params& p)
         : input_(parse_shape(p.text("shape"))), samples_(p.integer("samples")), classes_(p.integer("classes")),
-          outputs_(classes_ > 0 ? classes_ : p.integer("outputs")) {}
+          outputs_(classes_ > 0 ? classes_ : p.integer("outputs")), integers_(p.integer("integers")) {}
 
     bp::Data load(const bp::DataContext& ctx) const override {
         const bp::Random rng = bp::Random(ctx.seed).derive("gaussian");
@@ -118,8 +119,9 @@ public:
         bp::Matrix teacher(d, outputs_);
         for (int64_t i = 0; i < teacher.size(); ++i)
             teacher.data()[i] = teacher_rng.normal(i) / float(std::sqrt(double(d)));
-        bp::Data data{input_, {classes_ > 0 ? 1 : outputs_, classes_}, {bp::Matrix(samples_, d), {}}, {}};
-        for (int64_t i = 0; i < data.train.x.size(); ++i) data.train.x.data()[i] = x_rng.normal(i);
+        bp::Data data{input_, {classes_ > 0 ? 1 : outputs_, classes_}, {bp::Matrix(samples_, d), {}}, {}, {}};
+        for (int64_t i = 0; i < data.train.x.size(); ++i)
+            data.train.x.data()[i] = integers_ > 0 ? float(x_rng.below(uint64_t(i), uint64_t(integers_))) : x_rng.normal(i);
         const bp::Matrix out = data.train.x * teacher;
         if (classes_ == 0) {
             data.train.y = out;
@@ -151,7 +153,7 @@ private:
     }
 
     bp::Shape input_;
-    int64_t samples_, classes_, outputs_;
+    int64_t samples_, classes_, outputs_, integers_;
 };
 
 }  // namespace

@@ -1,10 +1,12 @@
 // dense: y = act(x W + b). x is (n, in), W is (in, units), b is (1, units).
+// On a sequence [T, C] it acts on each position alike: [T, C] -> [T, units].
 #include <backplane/backplane.hpp>
 
 #include <cmath>
 
 #include "gemm.hpp"
 #include "layers.hpp"
+#include "sequence.hpp"
 
 namespace {
 
@@ -28,7 +30,8 @@ public:
           bias_(p.boolean("bias")) {}
 
     bp::Shape build(const bp::Shape& input, const bp::Random& init) override {
-        const int64_t in = input.size();
+        positions_ = input.rank() == 2 ? input.dims[0] : 1;
+        const int64_t in = input.size() / positions_;
         if (in <= 0) throw bp::Error("dense needs a non-empty input, got " + input.str());
         params_.clear();
         params_.push_back({"weight", bp::Matrix(in, units_)});
@@ -40,7 +43,7 @@ public:
             w.data()[i] = uniform_ ? init.uniform(i, -1.0f, 1.0f) * float(std::sqrt(3.0 * variance))
                                    : float(init.normal(i) * std::sqrt(variance));
         }
-        return bp::Shape{units_};
+        return input.rank() == 2 ? bp::Shape{positions_, units_} : bp::Shape{units_};
     }
 
     std::span<bp::NamedTensor> parameters() override { return params_; }
@@ -53,8 +56,8 @@ public:
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
         if (fused()) {
             auto ws = std::make_unique<Scratch>();
-            ws->z.resize(max_rows, units_);
-            ws->dz.resize(max_rows, units_);
+            ws->z.resize(max_rows, positions_ * units_);
+            ws->dz.resize(max_rows, positions_ * units_);
             return ws;
         }
         return nullptr;
@@ -80,23 +83,39 @@ public:
 private:
     bool fused() const { return activation_name_ != "identity"; }
 
+    // A sequence's positions are rows of their own: (n*T, C) views of the batch.
     void affine(bp::ConstMatrixRef x, bp::MatrixRef z) const {
+        if (positions_ > 1) return affine_rows(sequence::positions(x, in()), sequence::positions(z, units_));
+        affine_rows(x, z);
+    }
+    void affine_backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
+                         std::span<bp::Matrix> grads) const {
+        if (positions_ > 1)
+            return affine_backward_rows(sequence::positions(x, in()), sequence::positions(dz, units_),
+                                        sequence::positions(dx, in()), grads);
+        affine_backward_rows(x, dz, dx, grads);
+    }
+
+    void affine_rows(bp::ConstMatrixRef x, bp::MatrixRef z) const {
         gemm(x, false, params_[0].value, false, z);
         if (bias_) z.rowwise() += params_[1].value.row(0);
     }
 
     // dW = x^T dz, db = sum over rows of dz, dx = dz W^T
-    void affine_backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
-                         std::span<bp::Matrix> grads) const {
+    void affine_backward_rows(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
+                              std::span<bp::Matrix> grads) const {
         gemm(x, true, dz, false, grads[0]);
         if (bias_) grads[1] = dz.colwise().sum();
         if (dx.rows() > 0) gemm(dz, false, params_[0].value, true, dx);
     }
 
+    int64_t in() const { return params_[0].value.rows(); }
+
     int64_t units_;
     std::string activation_name_;
     std::shared_ptr<const bp::Activation> activation_;
     bool xavier_, uniform_, bias_;
+    int64_t positions_ = 1;   // T of a sequence input [T, C]
     std::vector<bp::NamedTensor> params_;
 };
 

@@ -10,3 +10,6 @@ void register_conv2d(bp::Manifest& manifest);
 void register_pooling(bp::Manifest& manifest);
 void register_batch_norm(bp::Manifest& manifest);
 void register_merge_layers(bp::Manifest& manifest);
+void register_embeddings(bp::Manifest& manifest);
+void register_layer_norm(bp::Manifest& manifest);
+void register_attention(bp::Manifest& manifest);

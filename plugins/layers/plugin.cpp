@@ -10,4 +10,7 @@ BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
     register_pooling(manifest);
     register_batch_norm(manifest);
     register_merge_layers(manifest);
+    register_embeddings(manifest);
+    register_layer_norm(manifest);
+    register_attention(manifest);
 }

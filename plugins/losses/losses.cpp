@@ -26,39 +26,52 @@ struct MeanSquaredError final : bp::Loss {
 };
 
 // Cross entropy of softmax(pred) against class indices, computed from the logits
-// with log-sum-exp, so no exp overflows and no log(0) appears.
+// with log-sum-exp, so no exp overflows and no log(0) appears. With a label per
+// position (T target columns, the model outputs [T, classes]: a language model's
+// next-token targets) a sample's loss is the mean over its positions, in nats per token.
 struct SoftmaxCrossEntropy final : bp::Loss {
     void check(const bp::Shape& pred, const bp::TargetInfo& t) const override {
-        if (t.classes < 2 || t.columns != 1)
-            throw bp::Error("softmax_cross_entropy needs class labels (one column of class indices); "
+        if (t.classes < 2)
+            throw bp::Error("softmax_cross_entropy needs class labels (columns of class indices); "
                             "this dataset has regression targets: use mse");
-        if (pred.size() != t.classes)
+        if (t.columns == 1 && pred.size() != t.classes)
             throw bp::Error("softmax_cross_entropy needs one logit per class: the model must output " +
                             std::to_string(t.classes) + " values per sample, got " + pred.str());
+        if (t.columns > 1 && pred != bp::Shape{t.columns, t.classes})
+            throw bp::Error("softmax_cross_entropy needs one logit per class at each of the " +
+                            std::to_string(t.columns) + " positions: the model must output " +
+                            bp::Shape{t.columns, t.classes}.str() + ", got " + pred.str());
     }
-    // loss = logsumexp(z) - z_label; dz = softmax(z) - onehot(label)
+    // loss = logsumexp(z) - z_label; dz = softmax(z) - onehot(label), per position,
+    // both divided by the positions.
     double evaluate(ConstMatrixRef pred, ConstMatrixRef target, MatrixRef dpred, float scale) const override {
+        const Eigen::Index positions = target.cols(), classes = pred.cols() / positions;
+        const float step = scale / float(positions);
         double total = 0;
-        for (Eigen::Index r = 0; r < pred.rows(); ++r) {
-            const auto z = pred.row(r);
-            const auto label = static_cast<Eigen::Index>(target(r, 0));
-            const float m = z.maxCoeff();
-            const float sum = (z.array() - m).exp().sum();
-            total += double(m) + std::log(double(sum)) - double(z(label));
-            if (dpred.rows() > 0) {
-                dpred.row(r) = (z.array() - m).exp() * (scale / sum);
-                dpred(r, label) -= scale;
+        for (Eigen::Index r = 0; r < pred.rows(); ++r)
+            for (Eigen::Index t = 0; t < positions; ++t) {
+                const auto z = pred.row(r).segment(t * classes, classes);
+                const auto label = static_cast<Eigen::Index>(target(r, t));
+                const float m = z.maxCoeff();
+                const float sum = (z.array() - m).exp().sum();
+                total += (double(m) + std::log(double(sum)) - double(z(label))) / double(positions);
+                if (dpred.rows() > 0) {
+                    auto d = dpred.row(r).segment(t * classes, classes);
+                    d = (z.array() - m).exp() * (step / sum);
+                    d(label) -= step;
+                }
             }
-        }
         return total;
     }
     int64_t count_correct(ConstMatrixRef pred, ConstMatrixRef target) const override {
+        const Eigen::Index positions = target.cols(), classes = pred.cols() / positions;
         int64_t correct = 0;
-        for (Eigen::Index r = 0; r < pred.rows(); ++r) {
-            Eigen::Index best;
-            pred.row(r).maxCoeff(&best);
-            correct += best == static_cast<Eigen::Index>(target(r, 0));
-        }
+        for (Eigen::Index r = 0; r < pred.rows(); ++r)
+            for (Eigen::Index t = 0; t < positions; ++t) {
+                Eigen::Index best;
+                pred.row(r).segment(t * classes, classes).maxCoeff(&best);
+                correct += best == static_cast<Eigen::Index>(target(r, t));
+            }
         return correct;
     }
 };
@@ -82,9 +95,9 @@ struct BinaryCrossEntropy final : bp::Loss {
         if (dpred.rows() > 0) dpred = ((1.0f + (-z).exp()).inverse() - t) * (per * scale);
         return double(per) * (z.max(0.0f) - z * t + (1.0f + (-z.abs()).exp()).log()).cast<double>().sum();
     }
-    // A row is right when every output is on the right side of 0.5.
+    // Each output on the right side of 0.5 counts (per label, for several).
     int64_t count_correct(ConstMatrixRef pred, ConstMatrixRef target) const override {
-        return ((pred.array() > 0.0f) == (target.array() > 0.5f)).rowwise().all().count();
+        return ((pred.array() > 0.0f) == (target.array() > 0.5f)).count();
     }
 };
 

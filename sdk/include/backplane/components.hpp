@@ -134,7 +134,9 @@ private:
 
 // --------------------------------------------------------------------- loss
 // What a dataset's targets are: `columns` per sample; `classes` > 0 for
-// classification, where the single column holds the class index 0..classes-1.
+// classification, where each column holds a class index 0..classes-1: one column for
+// a label per sample, T columns for a label per position of a sequence (the model then
+// outputs [T, classes]: a language model's next-token targets).
 struct TargetInfo {
     int64_t columns = 1;
     int64_t classes = 0;
@@ -149,7 +151,9 @@ public:
     // Returns the sum over rows of the per-sample loss. When dpred has rows, writes
     // dpred = scale * d(sum)/d(pred). pred, dpred: (n, outputs); target: (n, columns).
     virtual double evaluate(ConstMatrixRef pred, ConstMatrixRef target, MatrixRef dpred, float scale) const = 0;
-    // Rows predicted right; -1 when accuracy means nothing (regression).
+    // Predictions right, one per target column (a sample's label, a sequence's
+    // positions, a multi-label output): the core divides by rows x columns. -1 when
+    // accuracy means nothing (regression).
     virtual int64_t count_correct(ConstMatrixRef /*pred*/, ConstMatrixRef /*target*/) const { return -1; }
 };
 
@@ -204,6 +208,10 @@ struct Data {
     TargetInfo target;
     Split train;
     std::optional<Split> test;
+    // Held out by the dataset itself (a text's windows by position, so that no
+    // validation window overlaps a training one); the experiment's validation_split
+    // must then be 0.
+    std::optional<Split> validation;
 };
 
 struct DataContext {

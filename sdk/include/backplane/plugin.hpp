@@ -22,7 +22,7 @@
 // points below, or the sdk's compile definitions. New inline helpers, docs and
 // comments do not bump it. The loader refuses a library built with another number
 // before touching anything else, and names the SDK release it was built against.
-#define BACKPLANE_ABI_VERSION 7u
+#define BACKPLANE_ABI_VERSION 8u
 
 namespace bp {
 
@@ -57,6 +57,9 @@ struct CheckCase {
     std::map<std::string, Value> params = {};
     // A merge layer's second, third, ... inputs; `input` is its first.
     std::vector<Shape> more_inputs = {};
+    // > 0: the first input holds integers in [0, indices) (an embedding's token ids):
+    // the checks draw such inputs, and check no gradient with respect to them.
+    int64_t indices = 0;
 };
 
 struct ComponentInfo {
