@@ -182,7 +182,7 @@ train: { epochs: 4, batch_size: 16, shard_size: 4, best_metric: val_loss }
 }
 
 TEST_CASE("the text dataset's default corpus is Debian's fortunes", "[sequence]") {
-    // scripts/setup.sh installs the package: 2.5 MB of English in 44 files.
+    // scripts/setup.sh installs the package: 2.6 MB of English in 43 files.
     auto& registry = test::builtin_registry();
     const bp::Params p = bp::Params::defaults(registry.get(bp::Kind::dataset, "text").info->schema);
     const bp::Data d = registry.create<bp::Dataset>("text", p)->load({1, ""});
@@ -191,4 +191,71 @@ TEST_CASE("the text dataset's default corpus is Debian's fortunes", "[sequence]"
     REQUIRE(d.validation);
     CHECK(d.validation->x.rows() > 3000);
     CHECK(d.validation->x.rows() < d.train.x.rows() / 8);
+}
+
+TEST_CASE("attention over one position passes its values through both projections", "[sequence]") {
+    // softmax over a single score is 1: y = (x W_q|k|v + b) restricted to V, then W_out + b_out.
+    const auto att = make_layer("multi_head_attention", {{"heads", int64_t(2)}});
+    REQUIRE(att->build(bp::Shape{1, 4}, bp::Random(5)) == bp::Shape{1, 4});
+    auto p = att->parameters();
+    for (auto& t : p) t.value.setRandom();   // biases off zero too
+    const bp::Matrix x = bp::check_input(3, 4, bp::Random(6));
+    bp::Matrix y(3, 4);
+    auto ws = att->make_workspace(3);
+    att->forward(x, y, ws.get(), bp::StepContext{false});
+    const bp::Matrix v = (x * p[0].value).rightCols(4).rowwise() + p[2].value.rightCols(4).row(0);
+    const bp::Matrix want = (v * p[1].value).rowwise() + p[3].value.row(0);
+    CHECK(y.isApprox(want, 1e-5f));
+}
+
+TEST_CASE("causal attention never lets a position see the ones after it", "[sequence]") {
+    const auto att = make_layer("multi_head_attention", {{"heads", int64_t(2)}});
+    REQUIRE(att->build(bp::Shape{5, 4}, bp::Random(7)) == bp::Shape{5, 4});
+    bp::Matrix x = bp::check_input(2, 20, bp::Random(8));
+    bp::Matrix before(2, 20), after(2, 20);
+    auto ws = att->make_workspace(2);
+    att->forward(x, before, ws.get(), bp::StepContext{false});
+    x.rightCols(8).array() += 1.0f;   // positions 3 and 4 change
+    att->forward(x, after, ws.get(), bp::StepContext{false});
+    CHECK(after.leftCols(12) == before.leftCols(12));                  // positions 0-2: the same bits
+    CHECK((after.rightCols(8) - before.rightCols(8)).norm() > 0.1f);
+
+    const auto open = make_layer("multi_head_attention", {{"heads", int64_t(2)}, {"causal", false}});
+    REQUIRE(open->build(bp::Shape{5, 4}, bp::Random(7)) == bp::Shape{5, 4});
+    auto ws2 = open->make_workspace(2);
+    open->forward(x, after, ws2.get(), bp::StepContext{false});
+    x.rightCols(8).array() -= 1.0f;
+    open->forward(x, before, ws2.get(), bp::StepContext{false});
+    CHECK((after.leftCols(4) - before.leftCols(4)).norm() > 1e-3f);    // without the mask, position 0 sees them
+}
+
+TEST_CASE("sinusoidal positions are Vaswani's table", "[sequence]") {
+    const auto pos = make_layer("positional_embedding", {{"kind", std::string("sinusoidal")}});
+    REQUIRE(pos->build(bp::Shape{3, 4}, bp::Random(1)) == bp::Shape{3, 4});
+    CHECK(pos->parameters().empty());
+    const bp::Matrix x = bp::Matrix::Zero(1, 12);
+    bp::Matrix y(1, 12);
+    pos->forward(x, y, nullptr, {});
+    // position 2: sin(2), cos(2), sin(2 / 100), cos(2 / 100) (10000^(2/4) = 100)
+    CHECK(y(0, 8) == Approx(std::sin(2.0)));
+    CHECK(y(0, 9) == Approx(std::cos(2.0)));
+    CHECK(y(0, 10) == Approx(std::sin(0.02)));
+    CHECK(y(0, 11) == Approx(std::cos(0.02)));
+    CHECK(y(0, 0) == 0.0f);
+    CHECK(y(0, 1) == 1.0f);
+}
+
+TEST_CASE("a softmax on a sequence normalises each position, and mse refuses a class per position", "[sequence]") {
+    auto& registry = test::builtin_registry();
+    const auto softmax = bp::make_layer(bp::ComponentConfig{bp::Kind::activation, "softmax", {}, "test"}, registry);
+    REQUIRE(softmax->build(bp::Shape{2, 3}, bp::Random(1)) == bp::Shape{2, 3});
+    bp::Matrix x(1, 6), y(1, 6);
+    x << 1, 2, 3, 0, 0, 0;
+    softmax->forward(x, y, nullptr, {});
+    CHECK(y.leftCols(3).sum() == Approx(1.0));
+    CHECK(y.rightCols(3).sum() == Approx(1.0));
+    CHECK(y(0, 3) == Approx(1.0 / 3));
+    const auto mse = registry.create<bp::Loss>("mse", {});
+    CHECK(test::error_of([&] { mse->check(bp::Shape{1}, bp::TargetInfo{64, 256}); }) ==
+          "mse regresses numbers; these targets are a class at each of 64 positions: use softmax_cross_entropy");
 }

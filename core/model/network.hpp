@@ -61,18 +61,28 @@ private:
 };
 
 // A parameter-free activation used as a layer in a model list.
+// On a sequence [T, C] the activation sees one position per row (softmax normalises
+// each position's channels).
 class ActivationLayer final : public Layer {
 public:
     explicit ActivationLayer(std::shared_ptr<const Activation> f) : f_(std::move(f)) {}
-    Shape build(const Shape& input, const Random&) override { return input; }
-    void forward(ConstMatrixRef x, MatrixRef y, Workspace*, const StepContext&) const override { f_->forward(x, y); }
+    Shape build(const Shape& input, const Random&) override {
+        width_ = input.rank() == 2 ? input.dims[1] : input.size();
+        return input;
+    }
+    void forward(ConstMatrixRef x, MatrixRef y, Workspace*, const StepContext&) const override {
+        f_->forward(per_position(x, width_), per_position(y, width_));
+    }
     void backward(ConstMatrixRef x, ConstMatrixRef y, ConstMatrixRef dy, MatrixRef dx, std::span<Matrix>, Workspace*,
                   const StepContext&) const override {
-        if (dx.rows() > 0) f_->backward(x, y, dy, dx);
+        if (dx.rows() > 0)
+            f_->backward(per_position(x, width_), per_position(y, width_), per_position(dy, width_),
+                         per_position(dx, width_));
     }
 
 private:
     std::shared_ptr<const Activation> f_;
+    Eigen::Index width_ = 1;
 };
 
 // The layer for one model entry: the layer itself, or an activation wrapped as one.

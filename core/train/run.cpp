@@ -53,8 +53,8 @@ Metric best_metric(const Experiment& e, const PreparedRun& p) {
     const Metric m = *metric_named(e.train.best_metric);
     if ((m == Metric::val_loss || m == Metric::val_accuracy) && p.validation.x.rows() == 0)
         throw Error(e.best_metric_where + ": train.best_metric is " + to_string(m) +
-                    ", but the run has no validation split (set data.validation_split)");
-    // (A validation split of 0 is refused where the experiment is read.)
+                    ", but the run has no validation split (set data.validation_split, or the held-out part of a "
+                    "dataset that keeps its own, such as text's validation)");
     if ((m == Metric::test_loss || m == Metric::test_accuracy) && !p.data.test)
         throw Error(e.data.where + ": train.best_metric is " + to_string(m) + ", but the data (" + e.data.name +
                     ") has no test set");

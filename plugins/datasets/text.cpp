@@ -50,8 +50,8 @@ public:
         bp::Data d;
         d.input = bp::Shape{context_};
         d.target = {context_, 256};
-        d.train = windows(train, "training");
-        if (validation_ > 0) d.validation = windows(held_out, "validation");
+        d.train = windows(train, "training", path);
+        if (validation_ > 0) d.validation = windows(held_out, "validation", path);
         return d;
     }
 
@@ -81,10 +81,10 @@ private:
     static bool is_text(const fs::path& file) { return read(file).find('\0') == std::string::npos; }
 
     // Windows at 0, stride, 2 stride, ... that fit with their next byte.
-    bp::Split windows(const std::string& bytes, const char* which) const {
+    bp::Split windows(const std::string& bytes, const char* which, const fs::path& path) const {
         const int64_t size = int64_t(bytes.size());
         if (size < context_ + 1)
-            throw bp::Error("text: the " + std::string(which) + " text of " + path_ + " is " + std::to_string(size) +
+            throw bp::Error("text: the " + std::string(which) + " text of " + path.string() + " is " + std::to_string(size) +
                             " bytes; a window of context " + std::to_string(context_) + " needs " +
                             std::to_string(context_ + 1) + " (a smaller context or validation, or more text)");
         const int64_t count = (size - context_ - 1) / stride_ + 1;

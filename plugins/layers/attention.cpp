@@ -13,7 +13,6 @@
 
 #include "gemm.hpp"
 #include "layers.hpp"
-#include "sequence.hpp"
 
 namespace {
 
@@ -79,7 +78,7 @@ public:
         const Eigen::Index n = x.rows(), rows = n * positions_, d = channels_ / heads_;
         auto qkv = s.qkv.topRows(rows);
         auto heads = s.heads.topRows(rows);
-        gemm(sequence::positions(x, channels_), false, params_[0].value, false, qkv);
+        gemm(bp::per_position(x, channels_), false, params_[0].value, false, qkv);
         if (bias_) qkv.rowwise() += params_[2].value.row(0);
         const float scale = float(1.0 / std::sqrt(double(d)));
         for (Eigen::Index r = 0; r < n; ++r)
@@ -100,7 +99,7 @@ public:
                     gemm(p, false, v, false, o);
                 }
             }
-        auto out = sequence::positions(y, channels_);
+        auto out = bp::per_position(y, channels_);
         gemm(heads, false, params_[1].value, false, out);
         if (bias_) out.rowwise() += params_[3].value.row(0);
     }
@@ -109,7 +108,7 @@ public:
                   std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext& ctx) const override {
         auto& s = static_cast<Scratch&>(*ws);
         const Eigen::Index n = x.rows(), rows = n * positions_, d = channels_ / heads_;
-        const auto dout = sequence::positions(dy, channels_);
+        const auto dout = bp::per_position(dy, channels_);
         const auto qkv = s.qkv.topRows(rows);
         auto dqkv = s.dqkv.topRows(rows);
         auto dheads = s.dheads.topRows(rows);
@@ -141,9 +140,9 @@ public:
                 gemm(s.dprobs, false, k, false, dq);
                 gemm(s.dprobs, true, q, false, dk);
             }
-        gemm(sequence::positions(x, channels_), true, dqkv, false, grads[0]);
+        gemm(bp::per_position(x, channels_), true, dqkv, false, grads[0]);
         if (bias_) grads[2] = dqkv.colwise().sum();
-        if (dx.rows() > 0) gemm(dqkv, false, params_[0].value, true, sequence::positions(dx, channels_));
+        if (dx.rows() > 0) gemm(dqkv, false, params_[0].value, true, bp::per_position(dx, channels_));
     }
 
 private:

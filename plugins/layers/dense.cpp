@@ -6,7 +6,6 @@
 
 #include "gemm.hpp"
 #include "layers.hpp"
-#include "sequence.hpp"
 
 namespace {
 
@@ -63,12 +62,13 @@ public:
         return nullptr;
     }
 
+    // The activation sees one position per row (a softmax normalises each position).
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
         if (!fused()) return affine(x, y);
         auto& s = static_cast<Scratch&>(*ws);
         auto z = s.z.topRows(x.rows());
         affine(x, z);
-        activation_->forward(z, y);
+        activation_->forward(bp::per_position(z, units_), bp::per_position(y, units_));
     }
 
     void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef y, bp::ConstMatrixRef dy, bp::MatrixRef dx,
@@ -76,7 +76,8 @@ public:
         if (!fused()) return affine_backward(x, dy, dx, grads);
         auto& s = static_cast<Scratch&>(*ws);
         const auto n = x.rows();
-        activation_->backward(s.z.topRows(n), y, dy, s.dz.topRows(n));
+        activation_->backward(bp::per_position(s.z.topRows(n), units_), bp::per_position(y, units_),
+                              bp::per_position(dy, units_), bp::per_position(s.dz.topRows(n), units_));
         affine_backward(x, s.dz.topRows(n), dx, grads);
     }
 
@@ -85,14 +86,14 @@ private:
 
     // A sequence's positions are rows of their own: (n*T, C) views of the batch.
     void affine(bp::ConstMatrixRef x, bp::MatrixRef z) const {
-        if (positions_ > 1) return affine_rows(sequence::positions(x, in()), sequence::positions(z, units_));
+        if (positions_ > 1) return affine_rows(bp::per_position(x, in()), bp::per_position(z, units_));
         affine_rows(x, z);
     }
     void affine_backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx,
                          std::span<bp::Matrix> grads) const {
         if (positions_ > 1)
-            return affine_backward_rows(sequence::positions(x, in()), sequence::positions(dz, units_),
-                                        sequence::positions(dx, in()), grads);
+            return affine_backward_rows(bp::per_position(x, in()), bp::per_position(dz, units_),
+                                        bp::per_position(dx, in()), grads);
         affine_backward_rows(x, dz, dx, grads);
     }
 

@@ -12,7 +12,6 @@
 #include <string>
 
 #include "layers.hpp"
-#include "sequence.hpp"
 
 namespace {
 

@@ -10,7 +10,8 @@
 #include <backplane/tensor.hpp>
 
 // c = op(a) op(b), or c += op(a) op(b) when `accumulate`; op transposes when asked.
-// Operands are row-major with unit inner stride (matrices, their blocks of rows, maps).
+// Operands are row-major with unit inner stride (matrices, maps, blocks of rows or of
+// columns: the outer stride is the leading dimension).
 void gemm(bp::ConstMatrixRef a, bool transpose_a, bp::ConstMatrixRef b, bool transpose_b, bp::MatrixRef c,
           bool accumulate = false);
 

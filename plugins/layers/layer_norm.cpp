@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "layers.hpp"
-#include "sequence.hpp"
 
 namespace {
 
@@ -43,9 +42,9 @@ public:
 
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext&) const override {
         auto& s = static_cast<Scratch&>(*ws);
-        const auto in = sequence::positions(x, width_);
-        auto xhat = sequence::positions(s.xhat.topRows(x.rows()), width_);
-        auto out = sequence::positions(y, width_);
+        const auto in = bp::per_position(x, width_);
+        auto xhat = bp::per_position(s.xhat.topRows(x.rows()), width_);
+        auto out = bp::per_position(y, width_);
         const auto& gamma = params_[0].value.row(0).array();
         const auto& beta = params_[1].value.row(0).array();
         for (Eigen::Index p = 0; p < in.rows(); ++p) {
@@ -62,12 +61,12 @@ public:
     void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
                   std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext&) const override {
         auto& s = static_cast<Scratch&>(*ws);
-        const auto xhat = sequence::positions(s.xhat.topRows(x.rows()), width_);
-        const auto d = sequence::positions(dy, width_);
+        const auto xhat = bp::per_position(s.xhat.topRows(x.rows()), width_);
+        const auto d = bp::per_position(dy, width_);
         grads[0] = (d.array() * xhat.array()).colwise().sum();
         grads[1] = d.colwise().sum();
         if (dx.rows() == 0) return;
-        auto out = sequence::positions(dx, width_);
+        auto out = bp::per_position(dx, width_);
         const auto& gamma = params_[0].value.row(0).array();
         auto g = s.g.array();
         for (Eigen::Index p = 0; p < d.rows(); ++p) {

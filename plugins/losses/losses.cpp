@@ -13,6 +13,9 @@ using bp::MatrixRef;
 // (summed over the batch by the trainer, then divided by it, as torch's MSELoss).
 struct MeanSquaredError final : bp::Loss {
     void check(const bp::Shape& pred, const bp::TargetInfo& t) const override {
+        if (t.classes > 0 && t.columns > 1)
+            throw bp::Error("mse regresses numbers; these targets are a class at each of " + std::to_string(t.columns) +
+                            " positions: use softmax_cross_entropy");
         const int64_t want = t.classes > 0 ? 1 : t.columns;
         if (pred.size() != want)
             throw bp::Error("mse needs the model to output " + std::to_string(want) + " value(s) per sample (" +

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <numeric>
+#include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,19 @@ struct Shape {
         return s + "]";
     }
 };
+
+// A batch of sequences seen one position per row: a sample [T, C] is T positions of C
+// channels, position-major in its row, so n such rows are an (n*T, C) matrix over the
+// same memory. A layer acting on each position alike (dense, layer_norm, an activation)
+// makes one product or pass instead of T. The batch's rows must be contiguous, as the
+// core's buffers (a matrix, or its top rows) are.
+template <class Ref>
+auto per_position(Ref&& m, Eigen::Index width) {
+    if (m.rows() > 1 && m.outerStride() != m.cols()) throw std::logic_error("per_position: rows are not contiguous");
+    using Scalar = std::remove_pointer_t<decltype(m.data())>;
+    using Target = std::conditional_t<std::is_const_v<Scalar>, const Matrix, Matrix>;
+    return Eigen::Map<Target>(m.data(), m.rows() * (m.cols() / width), width);
+}
 
 // What a parameter is to its layer, so that an optimizer can treat kinds apart (weight
 // decay on weights only, the AdamW practice).
