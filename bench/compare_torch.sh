@@ -21,21 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
-bash scripts/build.sh --main >/dev/null
-# PyTorch's products go through libblas.so.3: without OpenBLAS, Debian picks the
-# reference BLAS and PyTorch's MLP runs some 30 times slower (3.5k samples/s measured).
-bash scripts/setup.sh python3-torch libopenblas0-pthread libjemalloc2
-blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)
-case "$blas" in *openblas*) ;; *) echo "compare_torch: libblas.so.3 is $blas, not OpenBLAS: PyTorch would be slowed" >&2; exit 1 ;; esac
-jemalloc=$(ls /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
-unset OPENBLAS_CORETYPE
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-g++ -O3 -march=native -pthread bench/peak.cpp -o "$work/peak"
-"$work/peak" >"$work/peak.txt"
-peak_1t=$(sed -n 's/^peak_gflops_1t //p' "$work/peak.txt")
-peak_2t=$(sed -n 's/^peak_gflops_2t //p' "$work/peak.txt")
+source bench/common.sh
 
 sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
 # name | threads | backplane yaml | backplane --set | torch arguments (threads are searched) | FLOPs per sample
@@ -47,16 +33,6 @@ cases=(
   "mlp-adam|1|bench/mlp.yaml||--model mlp --opt adam --epochs 2|1.01e6"
   "cnn-adam|2|bench/cnn.yaml||--model cnn --opt adam --epochs 1 --limit 20000|22.3e6*"
 )
-# The allocators tried: name and environment.
-tuned="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
-allocators=("malloc|" "malloc-tuned|$tuned" "jemalloc|LD_PRELOAD=$jemalloc")
-
-stats() {   # median min max of the numbers on stdin
-  sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
-}
-field() {   # the number after "key": in a file
-  sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" "$2" | head -1
-}
 backplane() {   # out-folder yaml [--set values...]: one run; appends samples/s and RSS
   local out=$1 yaml=$2; shift 2
   local args=()

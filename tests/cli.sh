@@ -58,7 +58,7 @@ f=$(yaml unknown.yaml <<<'data: { source: xor }
 model: [ conv9d ]
 loss: mse
 optimizer: sgd')
-expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, embedding, flatten, global_avg_pool, layer_norm, max_pool2d, multi_head_attention, multiply, positional_embedding" -- "$bp" validate "$f"
+expect 1 "unknown.yaml:2:10: unknown layer 'conv9d'.*known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, embedding, flatten, global_avg_pool, gru, layer_norm, lstm, max_pool2d, multi_head_attention, multiply, positional_embedding" -- "$bp" validate "$f"
 expect 1 "--set train.epochs=x: train.epochs must be an integer" -- \
   "$bp" validate "$src/experiments/xor.yaml" --set train.epochs=x
 expect 1 "model must output 1 value" -- "$bp" validate "$src/experiments/xor.yaml" --set model.1.units=3

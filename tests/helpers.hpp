@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 
@@ -40,6 +42,14 @@ inline bp::RunResult run_quietly(const bp::Experiment& e, const std::filesystem:
     options.quiet = true;
     std::ostringstream log;
     return bp::run_experiment(e, builtin_registry(), options, log);
+}
+
+// A built-in layer with its defaults, `set` overriding some (not built yet).
+inline std::shared_ptr<bp::Layer> make_layer(const std::string& name, const std::map<std::string, bp::Value>& set = {}) {
+    auto& registry = builtin_registry();
+    bp::Params p = bp::Params::defaults(registry.get(bp::Kind::layer, name).info->schema);
+    for (const auto& [k, v] : set) p.set(k, v);
+    return registry.create<bp::Layer>(name, p);
 }
 
 // The message of the bp::Error that `f` throws, or "" when it throws none.

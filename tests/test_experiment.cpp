@@ -115,7 +115,7 @@ TEST_CASE("an out-of-range value shows the range", "[experiment]") {
 TEST_CASE("an unknown component lists the known ones", "[experiment]") {
     CHECK(error_parsing(replace(good, "- tanh", "- tahn")) ==
           "/exp/bad.yaml:6:5: unknown layer 'tahn' (did you mean 'tanh'?); known layers: add, avg_pool2d, batch_norm, concat, conv2d, dense, dropout, embedding, flatten, global_avg_pool, "
-          "layer_norm, max_pool2d, multi_head_attention, multiply, positional_embedding; activations usable "
+          "gru, layer_norm, lstm, max_pool2d, multi_head_attention, multiply, positional_embedding; activations usable "
           "as layers: gelu, identity, leaky_relu, relu, sigmoid, softmax, tanh");
     CHECK(error_parsing(replace(good, "loss: softmax_cross_entropy", "loss: softmax_crossentropy")) ==
           "/exp/bad.yaml:8:7: unknown loss 'softmax_crossentropy' (did you mean 'softmax_cross_entropy'?); known "

@@ -11,13 +11,6 @@
 
 namespace {
 
-std::shared_ptr<bp::Layer> make(const std::string& name, const std::map<std::string, bp::Value>& set = {}) {
-    auto& registry = test::builtin_registry();
-    bp::Params p = bp::Params::defaults(registry.get(bp::Kind::layer, name).info->schema);
-    for (const auto& [k, v] : set) p.set(k, v);
-    return registry.create<bp::Layer>(name, p);
-}
-
 bp::Matrix ramp(int64_t rows, int64_t cols) {
     bp::Matrix m(rows, cols);
     for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(i % 7) - 2.5f + 0.1f * float(i);
@@ -27,7 +20,7 @@ bp::Matrix ramp(int64_t rows, int64_t cols) {
 }  // namespace
 
 TEST_CASE("dropout zeroes about rate of the elements in training and none in evaluation", "[layers]") {
-    auto dropout = make("dropout", {{"rate", 0.25}});
+    auto dropout = test::make_layer("dropout", {{"rate", 0.25}});
     dropout->build(bp::Shape{100}, bp::Random(1));
     const bp::Matrix x = bp::Matrix::Ones(40, 100);
     bp::Matrix y(40, 100), again(40, 100);
@@ -48,7 +41,7 @@ TEST_CASE("dropout zeroes about rate of the elements in training and none in eva
 }
 
 TEST_CASE("max pooling lets NaN through instead of hiding it", "[layers]") {
-    auto pool = make("max_pool2d");
+    auto pool = test::make_layer("max_pool2d");
     pool->build(bp::Shape{1, 2, 2}, bp::Random(1));
     auto ws = pool->make_workspace(2);
     const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
@@ -75,7 +68,7 @@ TEST_CASE("max pooling 2x2 (its fast path) and 3x3 with stride 2 pick the same i
         5, 6, 7, 7, 0,    //
         0, 0, 0, 0, 9;
     auto routed = [&](int64_t kernel, int64_t stride) {
-        auto pool = make("max_pool2d", {{"kernel", kernel}, {"stride", stride}});
+        auto pool = test::make_layer("max_pool2d", {{"kernel", kernel}, {"stride", stride}});
         const bp::Shape out = pool->build(bp::Shape{1, 5, 5}, bp::Random(1));
         auto ws = pool->make_workspace(1);
         bp::Matrix y(1, out.size()), dx(1, 25);
@@ -115,7 +108,7 @@ TEST_CASE("max pooling 2x2 picks like the window order says in its vector lanes 
     const float values[] = {0.0f, -0.0f, 1.0f, 2.0f, std::numeric_limits<float>::quiet_NaN()};
     bp::Matrix x(2, input.size());
     for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = values[bp::Random(11).below(uint64_t(i), 5)];
-    auto pool = make("max_pool2d");
+    auto pool = test::make_layer("max_pool2d");
     const bp::Shape out = pool->build(input, bp::Random(1));
     REQUIRE(out == bp::Shape{3, OH, OW});
     auto ws = pool->make_workspace(2);
@@ -139,7 +132,7 @@ TEST_CASE("max pooling 2x2 picks like the window order says in its vector lanes 
 }
 
 TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {
-    auto bn = make("batch_norm", {{"momentum", 0.5}});
+    auto bn = test::make_layer("batch_norm", {{"momentum", 0.5}});
     bn->build(bp::Shape{2, 1, 3}, bp::Random(1));   // 2 channels of 3 values
     auto ws_a = bn->make_workspace(4), ws_b = bn->make_workspace(4);
     const bp::Matrix a = ramp(4, 6), b = ramp(2, 6) * 3.0f + bp::Matrix::Constant(2, 6, 1.0f);
@@ -243,7 +236,7 @@ struct ConvRun {
 
 ConvRun run_conv(const std::string& algorithm, const bp::Shape& input, int64_t kernel, int64_t padding,
                  int64_t filters, const bp::Matrix& x) {
-    auto conv = make("conv2d", {{"algorithm", algorithm}, {"kernel", kernel}, {"padding", padding},
+    auto conv = test::make_layer("conv2d", {{"algorithm", algorithm}, {"kernel", kernel}, {"padding", padding},
                                 {"filters", filters}});
     const bp::Shape out = conv->build(input, bp::Random(5));
     auto params = conv->parameters();

@@ -29,7 +29,7 @@ TEST_CASE("the built-in plugins provide every component of the spine", "[loader]
     const std::map<bp::Kind, std::vector<std::string>> expected = {
         {bp::Kind::layer,
          {"add", "avg_pool2d", "batch_norm", "concat", "conv2d", "dense", "dropout", "embedding", "flatten",
-          "global_avg_pool", "layer_norm", "max_pool2d", "multi_head_attention", "multiply", "positional_embedding"}},
+          "global_avg_pool", "gru", "layer_norm", "lstm", "max_pool2d", "multi_head_attention", "multiply", "positional_embedding"}},
         {bp::Kind::activation, {"gelu", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"}},
         {bp::Kind::loss, {"binary_cross_entropy", "mse", "softmax_cross_entropy"}},
         {bp::Kind::optimizer, {"adagrad", "adam", "adamw", "lion", "nadam", "rmsprop", "sgd"}},

@@ -24,13 +24,6 @@ std::string row_text(const bp::Matrix& m, Eigen::Index r) {
     return s;
 }
 
-std::shared_ptr<bp::Layer> make_layer(const std::string& name, const std::map<std::string, bp::Value>& values) {
-    auto& registry = test::builtin_registry();
-    bp::Params p = bp::Params::defaults(registry.get(bp::Kind::layer, name).info->schema);
-    for (const auto& [k, v] : values) p.set(k, v);
-    return registry.create<bp::Layer>(name, p);
-}
-
 }  // namespace
 
 TEST_CASE("text cuts each file's end off for validation and windows the rest", "[sequence]") {
@@ -102,8 +95,8 @@ TEST_CASE("softmax cross entropy scores every position of a sequence", "[sequenc
 }
 
 TEST_CASE("dense acts on each position of a sequence alike", "[sequence]") {
-    const auto seq = make_layer("dense", {{"units", int64_t(5)}});
-    const auto one = make_layer("dense", {{"units", int64_t(5)}});
+    const auto seq = test::make_layer("dense", {{"units", int64_t(5)}});
+    const auto one = test::make_layer("dense", {{"units", int64_t(5)}});
     const bp::Random init(3);
     CHECK(seq->build(bp::Shape{4, 3}, init) == bp::Shape{4, 5});
     CHECK(one->build(bp::Shape{3}, init) == bp::Shape{5});   // the same weights
@@ -118,7 +111,7 @@ TEST_CASE("dense acts on each position of a sequence alike", "[sequence]") {
 }
 
 TEST_CASE("an embedding looks its ids up and refuses what is not one", "[sequence]") {
-    const auto emb = make_layer("embedding", {{"vocabulary", int64_t(5)}, {"dimension", int64_t(2)}});
+    const auto emb = test::make_layer("embedding", {{"vocabulary", int64_t(5)}, {"dimension", int64_t(2)}});
     CHECK(emb->build(bp::Shape{3}, bp::Random(1)) == bp::Shape{3, 2});
     const bp::Matrix& w = emb->parameters()[0].value;
     CHECK(emb->parameters()[0].role == bp::ParameterRole::embedding);
@@ -195,7 +188,7 @@ TEST_CASE("the text dataset's default corpus is Debian's fortunes", "[sequence]"
 
 TEST_CASE("attention over one position passes its values through both projections", "[sequence]") {
     // softmax over a single score is 1: y = (x W_q|k|v + b) restricted to V, then W_out + b_out.
-    const auto att = make_layer("multi_head_attention", {{"heads", int64_t(2)}});
+    const auto att = test::make_layer("multi_head_attention", {{"heads", int64_t(2)}});
     REQUIRE(att->build(bp::Shape{1, 4}, bp::Random(5)) == bp::Shape{1, 4});
     auto p = att->parameters();
     for (auto& t : p) t.value.setRandom();   // biases off zero too
@@ -209,7 +202,7 @@ TEST_CASE("attention over one position passes its values through both projection
 }
 
 TEST_CASE("causal attention never lets a position see the ones after it", "[sequence]") {
-    const auto att = make_layer("multi_head_attention", {{"heads", int64_t(2)}});
+    const auto att = test::make_layer("multi_head_attention", {{"heads", int64_t(2)}});
     REQUIRE(att->build(bp::Shape{5, 4}, bp::Random(7)) == bp::Shape{5, 4});
     bp::Matrix x = bp::check_input(2, 20, bp::Random(8));
     bp::Matrix before(2, 20), after(2, 20);
@@ -220,7 +213,7 @@ TEST_CASE("causal attention never lets a position see the ones after it", "[sequ
     CHECK(after.leftCols(12) == before.leftCols(12));                  // positions 0-2: the same bits
     CHECK((after.rightCols(8) - before.rightCols(8)).norm() > 0.1f);
 
-    const auto open = make_layer("multi_head_attention", {{"heads", int64_t(2)}, {"causal", false}});
+    const auto open = test::make_layer("multi_head_attention", {{"heads", int64_t(2)}, {"causal", false}});
     REQUIRE(open->build(bp::Shape{5, 4}, bp::Random(7)) == bp::Shape{5, 4});
     auto ws2 = open->make_workspace(2);
     open->forward(x, after, ws2.get(), bp::StepContext{false});
@@ -230,7 +223,7 @@ TEST_CASE("causal attention never lets a position see the ones after it", "[sequ
 }
 
 TEST_CASE("sinusoidal positions are Vaswani's table", "[sequence]") {
-    const auto pos = make_layer("positional_embedding", {{"kind", std::string("sinusoidal")}});
+    const auto pos = test::make_layer("positional_embedding", {{"kind", std::string("sinusoidal")}});
     REQUIRE(pos->build(bp::Shape{3, 4}, bp::Random(1)) == bp::Shape{3, 4});
     CHECK(pos->parameters().empty());
     const bp::Matrix x = bp::Matrix::Zero(1, 12);

@@ -4,6 +4,7 @@
 #include "compare/compare.hpp"
 #include "model/experiment.hpp"
 #include "model/registry.hpp"
+#include "train/generate.hpp"
 #include "train/run.hpp"
 #include "tools/scaffold.hpp"
 #include "text/format.hpp"
@@ -181,6 +182,19 @@ int main(int argc, char** argv) {
     eval->add_option("--set", sets, "override a key of the saved config, e.g. --set data.test_limit=1000")
         ->allow_extra_args(false);
 
+    bp::GenerateOptions gen;
+    auto* generate = app.add_subcommand("generate", "sample text from a trained language model (a run of a text dataset)");
+    generate->add_option("run", target, "a run folder (its checkpoints/last.safetensors) or a .safetensors checkpoint")
+        ->required();
+    generate->add_option("--prompt", gen.prompt, "the text to continue (default: a newline)");
+    generate->add_option("--tokens", gen.tokens, "bytes to sample (default 400)")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+    generate->add_option("--temperature", gen.temperature, "divides the logits: below 1 safer, above 1 wilder; "
+                                                           "0 takes the most likely byte (default 1)")
+        ->check(CLI::Range(0.0, 100.0));
+    generate->add_option("--seed", gen.seed, "the same seed gives the same text (default 1)");
+    generate->add_option("--set", gen.overrides, "override a key of the saved config, e.g. --set data.path=corpus.txt")
+        ->allow_extra_args(false);
+
     auto* plugins = app.add_subcommand("plugins", "list every component with its parameters, defaults and docs");
     plugins->add_option("--kind", kind, "only this kind")->check(
         CLI::IsMember({"layer", "activation", "loss", "optimizer", "dataset", "schedule"}));
@@ -229,6 +243,13 @@ int main(int argc, char** argv) {
         if (*eval) {
             registry.load_default_paths();
             print_evaluation(bp::evaluate_checkpoint(target, sets, registry));
+            warn_skipped(registry);
+            return ok;
+        }
+        if (*generate) {
+            registry.load_default_paths();
+            bp::generate(target, gen, registry, [](std::string_view s) { std::cout << s << std::flush; });
+            std::cout << "\n";
             warn_skipped(registry);
             return ok;
         }

@@ -19,8 +19,8 @@ std::string metrics_line(const EpochMetrics& m) {
     return out;
 }
 
-ProgressPrinter::ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs)
-    : out_(out), in_place_(in_place), epochs_(epochs) {}
+ProgressPrinter::ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs, bool bits)
+    : out_(out), in_place_(in_place), epochs_(epochs), bits_(bits) {}
 
 std::string ProgressPrinter::eta(double seconds_left) const { return "ETA " + human_seconds(seconds_left); }
 
@@ -44,6 +44,13 @@ void ProgressPrinter::epoch(const EpochMetrics& m) {
     finished_seconds_ += m.seconds;
     ++finished_;
     std::string line = "epoch " + std::to_string(m.epoch) + "/" + std::to_string(epochs_) + "  " + metrics_line(m);
+    if (bits_) {
+        const bool val = !std::isnan(m.validation.loss);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "  (%s %.3f bits/byte)", val ? "val" : "train",
+                      (val ? m.validation.loss : m.train.loss) / std::log(2.0));
+        line += buf;
+    }
     line += "  " + human_count(m.samples_per_second()) + " samples/s";
     if (m.diverged) line += "  DIVERGED";
     else if (m.epoch < epochs_) line += "  " + eta(finished_seconds_ / double(finished_) * double(epochs_ - m.epoch));

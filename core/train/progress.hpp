@@ -15,7 +15,9 @@ std::string metrics_line(const EpochMetrics& m);
 class ProgressPrinter {
 public:
     // `in_place`: the stream is a terminal, so lines can be redrawn with '\r'.
-    ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs);
+    // `bits`: the loss is a cross entropy per byte in nats (a language model on bytes):
+    // the line adds it in bits per byte, the unit character models are compared in.
+    ProgressPrinter(std::ostream& out, bool in_place, int64_t epochs, bool bits = false);
 
     // During an epoch (terminal only, at most 10 times a second).
     void step(const StepProgress& p);
@@ -27,6 +29,7 @@ private:
     std::ostream& out_;
     bool in_place_;
     int64_t epochs_;
+    bool bits_;
     double finished_seconds_ = 0;   // wall time of the epochs this process ran
     int64_t finished_ = 0;          // how many (a resumed run starts later than epoch 1)
     std::chrono::steady_clock::time_point last_draw_{};

@@ -344,7 +344,9 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         if (const double score = best_score(best_by, m); score < best) best = score, best_epoch = m.epoch;
     bool stopped_early = false;
 
-    ProgressPrinter progress(log, options.terminal, e.train.epochs);
+    const bool bytes = e.loss.name == "softmax_cross_entropy" && p.data.target.columns > 1 &&
+                       p.data.target.classes == 256;
+    ProgressPrinter progress(log, options.terminal, e.train.epochs, bytes);
     const double base_lr = p.optimizer->learning_rate();
     const int64_t first_epoch = result.history.empty() ? 1 : result.history.back().epoch + 1;
     for (int64_t epoch = first_epoch; epoch <= e.train.epochs; ++epoch) {
@@ -418,21 +420,31 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     return result;
 }
 
+TrainedModel load_trained(const fs::path& run_or_file, const std::vector<std::string>& overrides,
+                          Registry& registry) {
+    TrainedModel m;
+    m.file = checkpoint_file(run_or_file);
+    const Checkpoint c = load_checkpoint(m.file);
+    for (const char* key : {"config", "experiment_dir", "format", "epoch", "history"})
+        if (!c.metadata.count(key)) throw Error("checkpoint " + m.file.string() + " has no '" + key + "' in its metadata");
+    // Relative paths in the config start at the original experiment's folder.
+    m.experiment = parse_experiment(c.metadata.at("config"), fs::path(c.metadata.at("experiment_dir")) / "config.yaml",
+                                    overrides, registry);
+    m.run = prepare_run(m.experiment, registry, false);
+    restore(c, m.file.string(), *m.run.network, *m.run.optimizer);
+    m.epoch = int64_t(parse_history_json(nlohmann::json::parse(c.metadata.at("history"))).size());
+    return m;
+}
+
 EvalResult evaluate_checkpoint(const fs::path& run_or_file, const std::vector<std::string>& overrides,
                                Registry& registry) {
-    const fs::path file = checkpoint_file(run_or_file);
-    const Checkpoint c = load_checkpoint(file);
-    for (const char* key : {"config", "experiment_dir", "format", "epoch", "history"})
-        if (!c.metadata.count(key)) throw Error("checkpoint " + file.string() + " has no '" + key + "' in its metadata");
-    EvalResult r;
-    // Relative paths in the config start at the original experiment's folder.
-    r.experiment = parse_experiment(c.metadata.at("config"), fs::path(c.metadata.at("experiment_dir")) / "config.yaml",
-                                    overrides, registry);
-    PreparedRun p = prepare_run(r.experiment, registry, false);
+    TrainedModel m = load_trained(run_or_file, overrides, registry);
+    PreparedRun& p = m.run;
     if (!p.data.test) throw Error("the dataset has no test set to evaluate (set data.test_images or data.test_path)");
-    restore(c, file.string(), *p.network, *p.optimizer);
+    EvalResult r;
+    r.experiment = m.experiment;
+    r.epoch = m.epoch;
     Trainer trainer(*p.network, p.loss, p.optimizer, r.experiment.train, r.experiment.seed, {});
-    r.epoch = parse_history_json(nlohmann::json::parse(c.metadata.at("history"))).size();
     r.test = trainer.evaluate(*p.data.test);
     if (outputs_classes(*p.network, p.data.target)) r.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
     return r;

@@ -68,7 +68,20 @@ std::vector<std::string> config_changes_refused(const std::string& saved_config,
 // The checkpoint a run folder continues from (checkpoints/last.safetensors), or the file itself.
 std::filesystem::path checkpoint_file(const std::filesystem::path& run_or_file);
 
-// A trained model's test-set results, from a checkpoint and the config saved in it.
+// A trained model: its checkpoint restored into what the config saved in it builds.
+struct TrainedModel {
+    std::filesystem::path file;   // the checkpoint read
+    Experiment experiment;
+    PreparedRun run;
+    int64_t epoch = 0;            // epochs trained
+};
+
+// `overrides` apply to the saved config (e.g. data.test_images=...). Throws bp::Error
+// when the checkpoint does not fit the model its config builds.
+TrainedModel load_trained(const std::filesystem::path& run_or_file, const std::vector<std::string>& overrides,
+                          Registry& registry);
+
+// A trained model's test-set results.
 struct EvalResult {
     Experiment experiment;
     int64_t epoch = 0;
@@ -76,8 +89,6 @@ struct EvalResult {
     Eigen::MatrixXi confusion;   // (true, predicted); empty for regression
 };
 
-// `overrides` apply to the saved config (e.g. data.test_images=...). Throws bp::Error
-// when the checkpoint does not fit the model its config builds.
 EvalResult evaluate_checkpoint(const std::filesystem::path& run_or_file, const std::vector<std::string>& overrides,
                                Registry& registry);
 

@@ -13,3 +13,5 @@ void register_merge_layers(bp::Manifest& manifest);
 void register_embeddings(bp::Manifest& manifest);
 void register_layer_norm(bp::Manifest& manifest);
 void register_attention(bp::Manifest& manifest);
+void register_lstm(bp::Manifest& manifest);
+void register_gru(bp::Manifest& manifest);

@@ -13,4 +13,6 @@ BACKPLANE_PLUGIN("backplane-layers", "0.2.0") {
     register_embeddings(manifest);
     register_layer_norm(manifest);
     register_attention(manifest);
+    register_lstm(manifest);
+    register_gru(manifest);
 }
