@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "gemm.hpp"
 #include "layers.hpp"
@@ -83,14 +84,12 @@ public:
         const float scale = float(1.0 / std::sqrt(double(d)));
         for (Eigen::Index r = 0; r < n; ++r)
             for (Eigen::Index h = 0; h < heads_; ++h) {
-                const auto q = qkv.block(r * positions_, h * d, positions_, d);
-                const auto k = qkv.block(r * positions_, channels_ + h * d, positions_, d);
-                const auto v = qkv.block(r * positions_, 2 * channels_ + h * d, positions_, d);
+                const auto q = part(qkv, 0, r, h), k = part(qkv, 1, r, h), v = part(qkv, 2, r, h);
                 auto p = probs(s, r, h);
                 gemm(q, false, k, true, p);
                 p *= scale;
                 softmax_rows(p);
-                auto o = heads.block(r * positions_, h * d, positions_, d);
+                auto o = part(heads, 0, r, h);
                 if (dropping(ctx)) {
                     s.dprobs = p;
                     apply_dropout(s.dprobs, ctx, r, h);
@@ -118,14 +117,10 @@ public:
         const float scale = float(1.0 / std::sqrt(double(d)));
         for (Eigen::Index r = 0; r < n; ++r)
             for (Eigen::Index h = 0; h < heads_; ++h) {
-                const auto q = qkv.block(r * positions_, h * d, positions_, d);
-                const auto k = qkv.block(r * positions_, channels_ + h * d, positions_, d);
-                const auto v = qkv.block(r * positions_, 2 * channels_ + h * d, positions_, d);
+                const auto q = part(qkv, 0, r, h), k = part(qkv, 1, r, h), v = part(qkv, 2, r, h);
                 const auto p = probs(s, r, h);
-                const auto dout_h = dheads.block(r * positions_, h * d, positions_, d);
-                auto dq = dqkv.block(r * positions_, h * d, positions_, d);
-                auto dk = dqkv.block(r * positions_, channels_ + h * d, positions_, d);
-                auto dv = dqkv.block(r * positions_, 2 * channels_ + h * d, positions_, d);
+                const auto dout_h = part(dheads, 0, r, h);
+                auto dq = part(dqkv, 0, r, h), dk = part(dqkv, 1, r, h), dv = part(dqkv, 2, r, h);
                 // dV = dropout(P)^T dO; dP = dropout'(dO V^T)
                 s.dprobs = p;
                 if (dropping(ctx)) apply_dropout(s.dprobs, ctx, r, h);
@@ -146,6 +141,14 @@ public:
     }
 
 private:
+    // Sample r's T rows of head h in projection `which` (0 Q, 1 K, 2 V) of a (rows*T, 3C)
+    // matrix, or (which 0) of a (rows*T, C) one.
+    template <class M>
+    Eigen::Block<std::remove_reference_t<M>> part(M&& m, Eigen::Index which, Eigen::Index r, Eigen::Index h) const {
+        const Eigen::Index d = channels_ / heads_;
+        return m.block(r * positions_, which * channels_ + h * d, positions_, d);
+    }
+
     Eigen::Block<bp::Matrix> probs(Scratch& s, Eigen::Index r, Eigen::Index h) const {
         return s.probs.block((r * heads_ + h) * positions_, 0, positions_, positions_);
     }
