@@ -138,6 +138,15 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "loss: softmax_cross_entropy\n" + train(40, 8),
                                        "sequence") == 0);
     }
+    SECTION("recurrent layers: an lstm's states into a gru's last state") {
+        CHECK(steady_state_allocations("name: rnn\nseed: 3\ndata: {source: gaussian, shape: 12, integers: 20, "
+                                       "samples: 400, classes: 3}\nmodel:\n"
+                                       "  - embedding: {vocabulary: 20, dimension: 8}\n"
+                                       "  - lstm: {units: 24}\n  - gru: {units: 16, return_sequences: false}\n"
+                                       "  - dense: {units: 3}\n"
+                                       "loss: softmax_cross_entropy\n" + train(40, 8),
+                                       "recurrent") == 0);
+    }
 }
 
 namespace {
