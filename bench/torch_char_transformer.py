@@ -15,8 +15,8 @@ What is the same as Backplane's run:
   biases), a final layer norm, a dense 256 (He-normal);
 - loss: cross entropy averaged over positions and samples (nats per byte);
 - optimizer: AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.1 on weights and
-  embeddings only), the rate per epoch as Backplane's warmup 1 + cosine: lr/2 in epoch 1,
-  then a half cosine from lr to lr/10 over the remaining epochs.
+  embeddings only), the rate per epoch as Backplane's warmup + cosine: with one warmup
+  epoch lr/2 in epoch 1, then a half cosine from lr to lr/10 over the remaining epochs.
 The random numbers differ (each framework its own generator), so the two runs agree in
 distribution, not in bits."""
 import argparse, json, math, os, resource, time
@@ -30,6 +30,7 @@ p.add_argument("--stride", type=int, default=0, help="0: the context")
 p.add_argument("--epochs", type=int, default=5)
 p.add_argument("--steps", type=int, default=0,
                help="stop each epoch after N steps and skip validation (0: all), for a quick timing")
+p.add_argument("--warmup", type=int, default=1, help="warmup epochs, as the yaml's optimizer.schedule.warmup")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--seed", type=int, default=1)
 a = p.parse_args()
@@ -110,10 +111,10 @@ class Gpt(nn.Module):
         return self.head(self.ln(self.blocks(self.tok(ids) + self.pos)))
 
 
-def rate(epoch):   # 1-based, Backplane's warmup 1 + cosine with min_factor 0.1
-    if epoch == 1:
-        return LR / 2
-    rest, e = a.epochs - 1, epoch - 1
+def rate(epoch):   # 1-based, Backplane's scheduled_rate: linear warmup, then cosine with min_factor 0.1
+    if epoch <= a.warmup:
+        return LR * epoch / (a.warmup + 1)
+    rest, e = a.epochs - a.warmup, epoch - a.warmup
     t = (e - 1) / (rest - 1) if rest > 1 else 0.0
     return LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 

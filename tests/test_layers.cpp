@@ -333,3 +333,19 @@ TEST_CASE("conv2d's Winograd path and im2col compute the convolution, forward an
         CHECK(fast.db == direct.db);   // both sum dy the same way
     }
 }
+
+TEST_CASE("gelu is x Phi(x), and its derivative Phi(x) + x phi(x), to float precision", "[layers]") {
+    const auto gelu = test::builtin_registry().create<bp::Activation>("gelu", {});
+    bp::Matrix x(1, 801);
+    for (Eigen::Index i = 0; i < x.cols(); ++i) x(0, i) = -8.0f + 0.02f * float(i);   // past erf's saturation
+    bp::Matrix y(1, 801), dx(1, 801);
+    const bp::Matrix dy = bp::Matrix::Ones(1, 801);
+    gelu->forward(x, y);
+    gelu->backward(x, y, dy, dx);
+    for (Eigen::Index i = 0; i < x.cols(); ++i) {
+        const double v = x(0, i), phi = 0.5 * (1.0 + std::erf(v / std::sqrt(2.0)));
+        INFO("x = " << v);
+        CHECK(y(0, i) == Approx(v * phi).margin(2e-6));
+        CHECK(dx(0, i) == Approx(phi + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI)).margin(2e-6));
+    }
+}
