@@ -36,6 +36,11 @@ Case run_case(const std::string& kind, bool sequences, int64_t n = 3, int64_t T 
     c.y.resize(n, out.size());
     auto ws = c.layer->make_workspace(n);
     c.layer->forward(c.x, c.y, ws.get(), bp::StepContext{false});
+    // A shard smaller than its workspace (a batch's last) computes the same bits.
+    bp::Matrix roomy(n, out.size());
+    auto big = c.layer->make_workspace(n + 3);
+    c.layer->forward(c.x, roomy, big.get(), bp::StepContext{false});
+    CHECK(roomy == c.y);
     return c;
 }
 
@@ -248,4 +253,13 @@ TEST_CASE("generate refuses a model that is not a causal language model", "[sequ
               "[T, V] out, trained on next-token targets (the text dataset); this model maps [2] to [1]");
     o.prompt = "";
     CHECK(test::error_of([&] { generate(xor_run, o); }) == "--prompt is empty: give at least one byte to continue");
+    // a prompt longer than the context, and nothing to sample: still refused, before any text
+    o.prompt = std::string(20, '5');
+    o.tokens = 0;
+    std::string emitted;
+    CHECK_THAT(test::error_of([&] {
+                   bp::generate(open, o, test::builtin_registry(), [&](std::string_view s) { emitted += s; });
+               }),
+               Catch::EndsWith("so it cannot predict the next byte from a prompt"));
+    CHECK(emitted.empty());
 }

@@ -248,8 +248,13 @@ int main(int argc, char** argv) {
         }
         if (*generate) {
             registry.load_default_paths();
-            bp::generate(target, gen, registry, [](std::string_view s) { std::cout << s << std::flush; });
-            std::cout << "\n";
+            char last = '\n';
+            bp::generate(target, gen, registry, [&](std::string_view s) {
+                std::cout << s << std::flush;
+                if (!s.empty()) last = s.back();
+            });
+            if (last != '\n') std::cout << "\n";   // end the text's last line
+
             warn_skipped(registry);
             return ok;
         }

@@ -26,6 +26,34 @@ void check_language_model(const TrainedModel& m) {
                     std::to_string(out.dims[1]) + " tokens");
 }
 
+// The window holding the last k = min(T, size) bytes of `text` at positions 0..k-1, the
+// rest `pad`; returns k.
+int64_t fill_window(Matrix& x, const std::string& text, float pad) {
+    const int64_t T = x.cols(), k = std::min<int64_t>(T, int64_t(text.size()));
+    x.setConstant(pad);
+    for (int64_t j = 0; j < k; ++j) x(0, j) = float(static_cast<unsigned char>(text[text.size() - k + j]));
+    return k;
+}
+
+// Refuses a model whose prediction at a position changes with the positions after it
+// (attention with causal: false): generation reads position k-1 of a window filled up
+// to k. Checked with the prompt's first bytes, ids 0 and 1 after them (valid for any
+// vocabulary).
+void check_causal(ShardPass& pass, Matrix& x, const std::string& prompt, const TrainedModel& m, int64_t V) {
+    const int64_t T = x.cols();
+    if (T == 1) return;
+    const std::string head = prompt.substr(0, std::size_t(T - 1));
+    const StepContext eval{false};
+    const int64_t k = fill_window(x, head, 0.0f);
+    pass.forward(x, 1, eval);
+    const Eigen::RowVectorXf zeros = pass.output(1).row(0).segment((k - 1) * V, V);
+    fill_window(x, head, 1.0f);
+    pass.forward(x, 1, eval);
+    if (pass.output(1).row(0).segment((k - 1) * V, V) != zeros)
+        throw Error(m.file.string() + ": the model's output at a position depends on later positions "
+                    "(attention with causal: false?), so it cannot predict the next byte from a prompt");
+}
+
 // The index drawn from softmax(logits / temperature) with uniform u, or the argmax at 0.
 int64_t sample(Eigen::Ref<const Eigen::RowVectorXf> logits, double temperature, double u) {
     Eigen::Index best = 0;
@@ -57,26 +85,16 @@ void generate(const std::filesystem::path& run_or_file, const GenerateOptions& o
             throw Error("--prompt has a byte (" + std::to_string(int(static_cast<unsigned char>(c))) +
                         ") outside the model's " + std::to_string(V) + " tokens");
 
-    emit(opts.prompt);
     ShardPass pass(*m.run.network, 1);
-    Matrix x = Matrix::Zero(1, T);
+    Matrix x(1, T);
+    check_causal(pass, x, opts.prompt, m, V);
+    emit(opts.prompt);
     std::string text = opts.prompt;
-    const StepContext eval{false};
     const Random draws = Random(opts.seed).derive("generate");
     for (int64_t i = 0; i < opts.tokens; ++i) {
-        const int64_t k = std::min<int64_t>(T, int64_t(text.size()));   // bytes of context
-        x.setZero();
-        for (int64_t j = 0; j < k; ++j) x(0, j) = float(static_cast<unsigned char>(text[text.size() - k + j]));
-        pass.forward(x, 1, eval);
+        const int64_t k = fill_window(x, text, 0.0f);
+        pass.forward(x, 1, StepContext{false});
         const Eigen::RowVectorXf logits = pass.output(1).row(0).segment((k - 1) * V, V);
-        if (i == 0 && k < T) {
-            // Padding the unused positions otherwise must not change the prediction.
-            x.rightCols(T - k).setConstant(float(V - 1));
-            pass.forward(x, 1, eval);
-            if (pass.output(1).row(0).segment((k - 1) * V, V) != logits)
-                throw Error(m.file.string() + ": the model's output at a position depends on later positions "
-                            "(attention with causal: false?), so it cannot predict the next byte from a prompt");
-        }
         const char next = char(sample(logits, opts.temperature, double(draws.uniform(uint64_t(i)))));
         text += next;
         emit(std::string_view(&next, 1));

@@ -25,9 +25,9 @@ struct GenerateOptions {
 // once the model is loaded and checked, then with each byte sampled. The
 // model must read T token ids and score every byte at every position ([T] -> [T, V],
 // V <= 256, ids are bytes, as the text dataset makes them), and be causal (an output
-// never sees later positions: LSTM, GRU, causal attention); both are checked. The
-// context is the last T bytes; while there are fewer, they sit at positions 0..k-1 and
-// the prediction is read at k-1, as in training.
+// never sees later positions: LSTM, GRU, causal attention); both are checked before
+// anything is emitted. The context is the last T bytes; while there are fewer, they sit
+// at positions 0..k-1 and the prediction is read at k-1, as in training.
 void generate(const std::filesystem::path& run_or_file, const GenerateOptions& opts, Registry& registry,
               const std::function<void(std::string_view)>& emit);
 

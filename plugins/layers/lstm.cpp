@@ -101,5 +101,6 @@ void register_lstm(bp::Manifest& manifest) {
         Recurrent::schema(),
         {{bp::Shape{5, 3}, {{"units", int64_t(4)}}},
          {bp::Shape{4, 2}, {{"units", int64_t(3)}, {"return_sequences", false}}},
+         {bp::Shape{1, 3}, {{"units", int64_t(2)}}},       // one step: no recurrent gradient
          {bp::Shape{48, 2}, {{"units", int64_t(3)}}}});   // long: gradients through 48 steps
 }
