@@ -201,5 +201,16 @@ expect 1 'checkpoint .*nothing.safetensors: cannot open' -- "$bp" eval "$tmp/not
 expect 0 'test_accuracy 0\.[0-9]+' -- "$bp" eval "$tmp/fashion"
 [ "$(grep -cE '^ +[0-9] +[0-9.]+ +( +[0-9]+){10}$' "$tmp/out")" -eq 10 ] || fail "eval: no 10-row confusion matrix: $(cat "$tmp/out")"
 
+# generate: text from a language model (the char LSTM, one epoch on a sliver of the fortunes)
+expect 1 'generate needs a language model: .* this model maps \[2\] to \[2\]' -- "$bp" generate "$tmp/killed"
+"$bp" run "$src/experiments/char_lstm.yaml" --set data.stride=4096 --set data.validation=0.01 --set train.epochs=1 \
+  --out "$tmp/lm" -q
+expect 0 '^Once upon' -- "$bp" generate "$tmp/lm" --prompt "Once upon" --tokens 40 --seed 3
+[ "$(head -c 49 "$tmp/out" | wc -c)" -eq 49 ] || fail "generate printed less than prompt + 40 bytes: $(cat "$tmp/out")"
+cp "$tmp/out" "$tmp/generated"
+expect 0 '^Once upon' -- "$bp" generate "$tmp/lm" --prompt "Once upon" --tokens 40 --seed 3
+cmp -s "$tmp/out" "$tmp/generated" || fail "generate gave another text for the same seed"
+expect 2 'temperature' -- "$bp" generate "$tmp/lm" --temperature -1
+
 echo "cli: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]
