@@ -103,9 +103,5 @@ public:
 void register_gru(bp::Manifest& manifest) {
     manifest.layer<Gru>(
         "gru", "gated recurrent unit over a sequence [T, C] -> [T, units] or its last state [units]",
-        Recurrent::schema(),
-        {{bp::Shape{5, 3}, {{"units", int64_t(4)}}},
-         {bp::Shape{4, 2}, {{"units", int64_t(3)}, {"return_sequences", false}}},
-         {bp::Shape{1, 3}, {{"units", int64_t(2)}}},       // one step: no recurrent gradient
-         {bp::Shape{48, 2}, {{"units", int64_t(3)}}}});   // long: gradients through 48 steps
+        Recurrent::schema(), Recurrent::checks());
 }

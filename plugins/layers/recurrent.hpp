@@ -24,6 +24,15 @@ public:
             .boolean("return_sequences", true, "output the state at every position [T, H]; false: the last one [H]");
     }
 
+    // Where check-plugin checks a cell: short sequences, the last state alone, one step (no
+    // recurrent gradient) and 48 steps (gradients through a long window).
+    static std::vector<bp::CheckCase> checks() {
+        return {{bp::Shape{5, 3}, {{"units", int64_t(4)}}},
+                {bp::Shape{4, 2}, {{"units", int64_t(3)}, {"return_sequences", false}}},
+                {bp::Shape{1, 3}, {{"units", int64_t(2)}}},
+                {bp::Shape{48, 2}, {{"units", int64_t(3)}}}};
+    }
+
     bp::Shape build(const bp::Shape& input, const bp::Random& init) override;
     std::span<bp::NamedTensor> parameters() override { return params_; }
 
