@@ -14,10 +14,7 @@ unset OPENBLAS_CORETYPE
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-g++ -O3 -march=native -pthread bench/peak.cpp -o "$work/peak"
-"$work/peak" >"$work/peak.txt"
-peak_1t=$(sed -n 's/^peak_gflops_1t //p' "$work/peak.txt")
-peak_2t=$(sed -n 's/^peak_gflops_2t //p' "$work/peak.txt")
+source bench/peak.sh
 
 # The allocators a PyTorch search tries: name and environment. glibc's tunables alone
 # moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.

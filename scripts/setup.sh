@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev                              # tensors
   libopenblas-pthread-dev                    # the layers' matrix products (BACKPLANE_BLAS)
   libtbb-dev                                 # data-parallel training
+  libopenmpi-dev openmpi-bin                 # ... over several processes (mpirun; BACKPLANE_MPI)
   libyaml-cpp-dev                            # experiment files
   libboost-dev libboost-filesystem-dev       # Boost.DLL plugin loading
   nlohmann-json3-dev                         # summary.json

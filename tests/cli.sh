@@ -128,7 +128,7 @@ expect 1 "--set cvs.path=x: 'cvs' is not a dataset of .*\\(did you mean 'csv'\\?
 expect 1 '--set csv.path=x: --set gives a dataset what it needs to load, and .* has no dataset' -- \
   "$bp" check-plugin "$(dirname "$datasets")/libbackplane-losses.so" --set csv.path=x
 # Bugs that pass at the initial parameters, in one shard, or on one thread.
-expect 1 '3 of 3 components failed their checks: layer gainless_norm, loss mean_loss, layer cached_scale' -- \
+expect 1 '4 of 4 components failed their checks: layer gainless_norm, loss mean_loss, layer cached_scale, layer hidden_statistics' -- \
   "$bp" check-plugin "$broken/blind_spots/libblind_spots.so"
 grep -q 'FAIL  isolation' "$tmp/out" || fail "check-plugin does not say the layer keeps a shard's data"
 

@@ -69,6 +69,16 @@ TEST_CASE("check-plugin finds a loss that is not a sum over rows", "[certify]") 
     CHECK_THAT(outcome(cert, "rows")->detail, Catch::Contains("must return the sum over rows"));
 }
 
+TEST_CASE("check-plugin finds an end_step that reads past the workspace's step statistics", "[certify][mpi]") {
+    const auto cert = certify_blind_spot(bp::Kind::layer, "hidden_statistics");
+    INFO(cert.report());
+    REQUIRE(outcome(cert, "isolation"));
+    CHECK_FALSE(outcome(cert, "isolation")->passed);
+    CHECK_THAT(outcome(cert, "isolation")->detail,
+               Catch::Contains("end_step folds another running_mean from workspaces holding only their "
+                               "step_statistics()"));
+}
+
 TEST_CASE("check-plugin finds a layer that keeps a shard's data in itself", "[certify]") {
     const auto cert = certify_blind_spot(bp::Kind::layer, "cached_scale");
     INFO(cert.report());

@@ -1,6 +1,7 @@
 // The `backplane` command: parses arguments, calls the core, prints one message
 // and exits non-zero on any error.
 #include "tools/certify.hpp"
+#include "cluster/cluster.hpp"
 #include "compare/compare.hpp"
 #include "model/experiment.hpp"
 #include "model/registry.hpp"
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -224,7 +226,20 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? ok : usage;
     }
 
+    // Under mpirun, several processes: `run` trains over all of them; rank 0 prints.
+    bp::Cluster* cluster = nullptr;
+    struct Leave {
+        ~Leave() { bp::Cluster::leave(); }
+    } leave;
     try {
+        bp::Cluster& world = bp::Cluster::join();
+        if (!world.alone()) cluster = &world;
+        const bool speaks = !cluster || cluster->rank() == 0;
+        if (cluster && !*run)
+            cluster->agree([&] {
+                throw bp::Error("'backplane " + app.get_subcommands().front()->get_name() + "' runs in one process; "
+                                "start it without mpirun (only 'backplane run' trains over several)");
+            });
         bp::Registry registry;
         if (*plugins) {
             registry.load_default_paths();
@@ -258,15 +273,24 @@ int main(int argc, char** argv) {
             warn_skipped(registry);
             return ok;
         }
-        registry.load_default_paths();
         bp::RunOptions options;
         options.out = out;
         options.overwrite = overwrite;
         options.resume = resume;
         options.quiet = quiet;
         options.terminal = ::isatty(STDOUT_FILENO);
-        if (const auto comparison = bp::load_comparison(file, sets, registry)) {
-            warn_skipped(registry);
+        options.cluster = cluster;
+        std::optional<bp::Comparison> comparison;
+        bp::Experiment e;
+        auto load = [&] {
+            registry.load_default_paths();
+            comparison = bp::load_comparison(file, sets, registry);
+            if (!comparison) e = bp::load_experiment(file, sets, registry);
+        };
+        if (cluster) cluster->agree(load);
+        else load();
+        if (speaks) warn_skipped(registry);
+        if (comparison) {
             if (*validate) {
                 for (const auto& runs : comparison->runs) bp::prepare_run(runs.front(), registry);
                 std::cout << file << ": ok (" << comparison->variants.size() << " variants x "
@@ -277,14 +301,13 @@ int main(int argc, char** argv) {
             std::vector<std::string> failed;
             for (const auto& run : result.runs)
                 if (!run.error.empty()) failed.push_back(run.variant + " seed " + std::to_string(run.seed));
-            if (!failed.empty())
-                throw bp::Error(std::to_string(failed.size()) + " of " + std::to_string(result.runs.size()) +
-                                " runs failed (" + bp::join(failed) + "): the table leaves them out; their errors are "
-                                "in " + (result.dir / "comparison.json").string());
-            return ok;
+            if (failed.empty()) return ok;
+            // Said, not thrown: every process is past the comparison, none to abort.
+            std::cerr << "backplane: error: " << failed.size() << " of " << result.runs.size() << " runs failed ("
+                      << bp::join(failed) << "): the table leaves them out; their errors are in "
+                      << (result.dir / "comparison.json").string() << "\n";
+            return Exit::failed;
         }
-        const bp::Experiment e = bp::load_experiment(file, sets, registry);
-        warn_skipped(registry);
         if (*validate) {
             const bp::PreparedRun p = bp::prepare_run(e, registry);
             std::cout << file << ": ok (" << p.data.train.x.rows() << " training samples, input "
@@ -297,13 +320,16 @@ int main(int argc, char** argv) {
                             " is one run (use train.threads for its threads)");
         const bp::RunResult r = bp::run_experiment(e, registry, options, std::cout);
         if (r.diverged) {
-            std::cerr << "backplane: training diverged (the loss became NaN or infinite) at epoch "
-                      << r.history.back().epoch << "; try a smaller learning rate. Results so far are in "
-                      << r.dir.string() << "\n";
+            if (speaks)
+                std::cerr << "backplane: training diverged (the loss became NaN or infinite) at epoch "
+                          << r.history.back().epoch << "; try a smaller learning rate. Results so far are in "
+                          << r.dir.string() << "\n";
             return diverged;
         }
-        if (!quiet) std::cout << "results in " << r.dir.string() << "\n";
+        if (!quiet && speaks) std::cout << "results in " << r.dir.string() << "\n";
         return ok;
+    } catch (const bp::PeerFailed&) {
+        return failed;   // another process failed and said why
     } catch (const bp::Error& e) {
         std::cerr << "backplane: error: " << e.what() << "\n";
     } catch (const std::filesystem::filesystem_error& e) {
@@ -313,5 +339,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::cerr << "backplane: internal error: " << e.what() << " (please report it)\n";
     }
+    // An error on one process while the others may wait for it in a step: end them all.
+    if (cluster && !cluster->failed_together()) bp::Cluster::abort(failed);
     return failed;
 }

@@ -2,6 +2,7 @@
 
 #include "train/progress.hpp"
 #include "compare/report.hpp"
+#include "compare/run_queue.hpp"
 #include "train/run_files.hpp"
 #include "text/format.hpp"
 #include "text/suggest.hpp"
@@ -20,6 +21,7 @@
 #include <map>
 #include <ostream>
 #include <sstream>
+#include <thread>
 
 namespace bp {
 
@@ -260,26 +262,51 @@ RunResult finished_result(const fs::path& dir) {
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log) {
     ComparisonResult r;
-    r.dir = comparison_dir(c, options);
+    // Over several processes, rank 0 leads: it keeps the queue, the table and every
+    // file but the runs' own, and prints.
+    Cluster* cluster = options.cluster;
+    const bool leads = !cluster || cluster->rank() == 0;
     const std::size_t total = c.variants.size() * c.seeds.size();
     // Every run in its slot, so the order of the files never depends on which ends first.
     r.runs.resize(total);
     std::vector<RunState> states(total, RunState::fresh);
     std::size_t done = 0, cut = 0;
-    if (!options.resume.empty()) {
+    auto prepare = [&] {
+        if (cluster) {
+            std::vector<Experiment> all;
+            for (const auto& runs : c.runs) all.insert(all.end(), runs.begin(), runs.end());
+            check_same_experiments(*cluster, all);
+        }
+        if (!leads) return;
+        r.dir = comparison_dir(c, options);
+        if (options.resume.empty()) return;
         // Every run is checked before any is trained: a changed experiment changes nothing.
         for (std::size_t i = 0; i < total; ++i)
             states[i] = state_of(c.runs[i / c.seeds.size()][i % c.seeds.size()], run_dir(c, r.dir, i));
-        for (std::size_t i = 0; i < total; ++i) {
-            if (states[i] == RunState::cut) ++cut;
-            if (states[i] != RunState::finished) continue;
-            r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
-            ++done;
-        }
+    };
+    if (cluster) {
+        cluster->agree(prepare);
+        r.dir = cluster->broadcast(r.dir.string());
+    } else {
+        prepare();
     }
-    if (!options.quiet) {
+    std::deque<RunQueue::Assignment> todo;
+    for (std::size_t i = 0; i < total; ++i) {
+        if (states[i] == RunState::cut) ++cut;
+        if (states[i] != RunState::finished) {
+            todo.push_back({i, states[i] == RunState::cut});
+            continue;
+        }
+        r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
+        ++done;
+    }
+    RunQueue queue(cluster, std::move(todo));
+    const bool quiet = options.quiet || !leads;
+    if (!quiet) {
         log << "comparing " << c.variants.size() << " variants x " << c.seeds.size() << " seeds (" << total
-            << " runs) in " << r.dir.string() << "\n";
+            << " runs) in " << r.dir.string();
+        if (cluster) log << " over " << cluster->size() << " processes";
+        log << "\n";
         if (!options.resume.empty())
             log << "resuming: " << done << " runs finished, " << cut << " continue from their last checkpoint, "
                 << total - done - cut << " to run\n";
@@ -292,7 +319,7 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     std::map<std::size_t, int64_t> running;   // run index -> epochs done
     const int64_t epochs = c.runs[0][0].train.epochs;
     auto redraw = [&] {
-        if (options.quiet || !options.terminal) return;
+        if (quiet || !options.terminal) return;
         std::string line = "\r\033[K[" + std::to_string(done) + "/" + std::to_string(total) + " done]";
         for (const auto& [i, e] : running)
             line += "  " + c.variants[i / c.seeds.size()] + " seed " + std::to_string(c.seeds[i % c.seeds.size()]) +
@@ -304,50 +331,58 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             line += "  ETA " + human_seconds(elapsed / progress_runs * (double(total - done_before) - progress_runs));
         log << line << std::flush;
     };
-    auto train = [&](std::size_t i) {
-        if (states[i] == RunState::finished) return;
-        const std::size_t v = i / c.seeds.size(), s = i % c.seeds.size();
-        RunOptions one = options;
-        one.out = run_dir(c, r.dir, i);
-        one.resume.clear();
-        // A run killed before its first checkpoint starts again in its own folder.
-        one.overwrite = states[i] == RunState::fresh;
-        if (states[i] == RunState::cut) std::swap(one.out, one.resume);
-        one.quiet = true;
-        one.arena = shared_arena;
-        one.on_epoch = [&, i](const EpochMetrics& m) {
-            const std::lock_guard lock(progress);
-            running[i] = m.epoch;
-            redraw();
-        };
-        std::ostringstream quiet;
-        ComparisonRun run{c.variants[v], c.seeds[s], {}, {}};
-        try {
-            run.result = run_experiment(c.runs[v][s], registry, one, quiet);
-        } catch (const std::exception& e) {   // one failed run does not cost the others
-            run.error = e.what();
-            run.result.dir = run_dir(c, r.dir, i);
-        }
+    // A run has ended, here or (rank >= 0) in another process: its slot and its line.
+    auto record = [&](std::size_t i, ComparisonRun run, int rank) {
         const std::lock_guard lock(progress);
         r.runs[i] = std::move(run);
         ++done;
         running.erase(i);
-        if (options.quiet) return;
+        if (quiet) return;
         const auto& h = r.runs[i].result.history;
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const std::string what = !r.runs[i].error.empty() ? "FAILED: " + r.runs[i].error
                                  : r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
                                                              : metrics_line(h.back());
         const double per_run = elapsed / double(done - done_before);
-        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << c.variants[v] << " seed "
-            << c.seeds[s] << ": " << what << "  (" << human_seconds(elapsed) << ", ETA "
-            << human_seconds(per_run * double(total - done)) << ")\n";
+        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << r.runs[i].variant
+            << " seed " << r.runs[i].seed << (rank >= 0 ? " (rank " + std::to_string(rank) + ")" : "") << ": " << what
+            << "  (" << human_seconds(elapsed) << ", ETA " << human_seconds(per_run * double(total - done)) << ")\n";
         redraw();
         log << std::flush;
     };
-    if (jobs <= 1) {
-        for (std::size_t i = 0; i < total; ++i) train(i);
-    } else {
+    auto train = [&](const RunQueue::Assignment& a) {
+        const std::size_t i = a.index, v = i / c.seeds.size(), s = i % c.seeds.size();
+        RunOptions one = options;
+        one.out = run_dir(c, r.dir, i);
+        one.resume.clear();
+        // A run killed before its first checkpoint starts again in its own folder.
+        one.overwrite = !a.cut;
+        if (a.cut) std::swap(one.out, one.resume);
+        one.quiet = true;
+        one.arena = shared_arena;
+        one.cluster = nullptr;   // a run is trained whole by one process
+        one.on_epoch = [&, i](const EpochMetrics& m) {
+            const std::lock_guard lock(progress);
+            running[i] = m.epoch;
+            redraw();
+        };
+        std::ostringstream quiet_log;
+        ComparisonRun run{c.variants[v], c.seeds[s], {}, {}};
+        try {
+            run.result = run_experiment(c.runs[v][s], registry, one, quiet_log);
+        } catch (const std::exception& e) {   // one failed run does not cost the others
+            run.error = e.what();
+            run.result.dir = run_dir(c, r.dir, i);
+        }
+        queue.finished(i, run.error);
+        if (leads) record(i, std::move(run), cluster ? 0 : -1);
+    };
+    // This process's trainers: `jobs` runs at a time, each taken from the queue as one ends.
+    auto work = [&] {
+        if (jobs <= 1) {
+            while (const auto a = queue.next()) train(*a);
+            return;
+        }
         // One arena for every run, as wide as train.threads and no wider than the
         // machine (oneTBB caps workers at the cores the trainers allow): `jobs` runs at a
         // time, each run's shards nested in it.
@@ -357,17 +392,41 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         shared_arena = &arena;
         arena.execute([&] {
             tbb::task_group group;
-            std::atomic<std::size_t> next{0};
             for (int j = 0; j < std::min(jobs, arena.max_concurrency()); ++j)
                 group.run([&] {
                     // Isolated: a worker waiting inside one run's parallel_for must not
                     // pick up another whole run and stall the first behind it.
                     tbb::this_task_arena::isolate([&] {
-                        for (std::size_t i = next++; i < total; i = next++) train(i);
+                        while (const auto a = queue.next()) train(*a);
                     });
                 });
             group.wait();
         });
+    };
+    if (!cluster) {
+        work();
+    } else if (leads) {
+        // Rank 0's own trainers work beside the thread that serves the others.
+        std::exception_ptr failure;
+        std::thread trainers([&] {
+            try {
+                work();
+            } catch (...) {
+                failure = std::current_exception();
+            }
+        });
+        queue.serve([&](std::size_t i, int rank, const std::string& error) {
+            ComparisonRun run{c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], {}, error};
+            if (error.empty()) run.result = finished_result(run_dir(c, r.dir, i));
+            else run.result.dir = run_dir(c, r.dir, i);
+            record(i, std::move(run), rank);
+        });
+        trainers.join();
+        if (failure) std::rethrow_exception(failure);
+    } else {
+        work();
+        queue.leave();
+        return r;   // rank 0 writes the table and the files
     }
     // Accuracy from the test set when the runs have one, else validation, else training.
     r.accuracy = Metric::train_accuracy;
@@ -387,7 +446,7 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     write_file_atomic(r.dir / "comparison.csv", comparison_csv(c, r));
     write_file_atomic(r.dir / "comparison.json", comparison_json(c, r));
     const fs::path report = write_comparison_report(c, r);
-    if (!options.quiet)
+    if (!quiet)
         log << "\n" << comparison_table(c, r) << "\nresults in " << r.dir.string() << "\nreport: " << report.string()
             << "\n";
     return r;

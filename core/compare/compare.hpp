@@ -47,6 +47,9 @@ struct ComparisonResult {
 // prints the table.
 // With jobs > 1, that many runs train at once in one oneTBB arena, each run's shards
 // nested in it; every run's results are the same bits as when it runs alone.
+// With options.cluster (several processes, MPI), every process trains `jobs` runs at a
+// time, handed out by rank 0 (RunQueue), which alone prints and writes the
+// comparison's files; the others return with no runs.
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log);
 

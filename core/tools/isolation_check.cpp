@@ -2,6 +2,7 @@
 
 #include "tools/gradient_check.hpp"
 
+#include <algorithm>
 #include <barrier>
 #include <exception>
 #include <thread>
@@ -51,9 +52,11 @@ void backward(const Layer& layer, ShardRun& s) {
     layer.backward_merge(xs, s.y, s.dy, dxs, s.grads, s.ws.get(), s.ctx);
 }
 
+// The same shape and bits (Eigen's == alone compares no elements of an empty matrix).
+bool same(const Matrix& a, const Matrix& b) { return a.rows() == b.rows() && a.cols() == b.cols() && a == b; }
+
 // "" when `got` holds the reference's bits.
 std::string compare(const ShardRun& want, const ShardRun& got, int shard, const std::string& how) {
-    auto same = [](const Matrix& a, const Matrix& b) { return a.rows() == b.rows() && a.cols() == b.cols() && a == b; };
     std::string what;
     if (!same(want.y, got.y)) what = "its output";
     for (std::size_t k = 0; what.empty() && k < want.dx.size(); ++k)
@@ -65,6 +68,46 @@ std::string compare(const ShardRun& want, const ShardRun& got, int shard, const 
     return "shard " + std::to_string(shard + 1) + " of " + std::to_string(shards) + " got another " + what + " " + how +
            " than alone: the layer keeps a shard's data in itself (a member, a mutable cache); keep it in the "
            "shard's Workspace (make_workspace)";
+}
+
+// end_step must read only each workspace's step_statistics(): over several processes,
+// a shard another process ran arrives as that block alone, in a fresh workspace. ""
+// when end_step folds the same buffers from such copies as from the shards' own.
+std::string end_step_problem(Layer& layer, std::vector<ShardRun>& shards) {
+    auto buffers = [&] {
+        std::vector<Matrix> values;
+        for (const auto& b : layer.buffers()) values.push_back(b.value);
+        return values;
+    };
+    auto restore = [&](const std::vector<Matrix>& values) {
+        for (std::size_t i = 0; i < values.size(); ++i) layer.buffers()[i].value = values[i];
+    };
+    const std::vector<Matrix> before = buffers();
+    std::vector<Workspace*> own;
+    for (auto& s : shards) own.push_back(s.ws.get());
+    layer.end_step(own);
+    const std::vector<Matrix> want = buffers();
+    restore(before);
+    std::vector<std::unique_ptr<Workspace>> copies;
+    std::vector<Workspace*> handed;
+    for (auto& s : shards) {
+        copies.push_back(layer.make_workspace(rows));
+        const std::span<double> from = s.ws->step_statistics(), to = copies.back()->step_statistics();
+        if (from.size() != to.size())
+            return "a workspace's step_statistics() holds " + std::to_string(from.size()) + " values after a forward, " +
+                   std::to_string(to.size()) + " when made: its size must be fixed in make_workspace";
+        std::copy(from.begin(), from.end(), to.begin());
+        handed.push_back(copies.back().get());
+    }
+    layer.end_step(handed);
+    const std::vector<Matrix> got = buffers();
+    restore(before);
+    for (std::size_t i = 0; i < want.size(); ++i)
+        if (!same(want[i], got[i]))
+            return "end_step folds another " + layer.buffers()[i].name + " from workspaces holding only their "
+                   "step_statistics() than from the shards' own: over several processes (MPI) that block is all "
+                   "a shard run elsewhere brings; keep everything end_step reads in it";
+    return "";
 }
 
 }  // namespace
@@ -80,6 +123,8 @@ std::string isolation_problem(Layer& layer, const std::vector<Shape>& inputs, ui
     };
     std::vector<ShardRun> alone = fresh();
     for (auto& s : alone) forward(layer, s), backward(layer, s);
+    if (training && alone[0].ws)
+        if (auto p = end_step_problem(layer, alone); !p.empty()) return p;
 
     // Interleaved on one thread: every forward, then every backward, last shard first.
     std::vector<ShardRun> interleaved = fresh();

@@ -286,55 +286,119 @@ std::filesystem::path checkpoint_file(const fs::path& run_or_file) {
     return fs::is_directory(run_or_file) ? run_or_file / "checkpoints" / "last.safetensors" : run_or_file;
 }
 
+namespace {
+
+// After an epoch: best (when it is `better`), every N epochs, then last, what --resume
+// continues from: a kill between them leaves last at the epoch before, which resume
+// redoes and so writes the others again.
+void save_checkpoints(const Experiment& e, const Network& net, const Optimizer& opt, const RunResult& r, bool better) {
+    const Checkpoint c = capture(e, net, opt, r.history);
+    const int64_t epoch = r.history.back().epoch;
+    if (better) save_checkpoint(r.dir / "checkpoints" / "best.safetensors", c);
+    if (e.train.checkpoint_every > 0 && epoch % e.train.checkpoint_every == 0) {
+        char name[40];
+        std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(epoch));
+        save_checkpoint(r.dir / "checkpoints" / name, c);
+    }
+    save_checkpoint(r.dir / "checkpoints" / "last.safetensors", c);
+}
+
+}  // namespace
+
+void check_same_experiments(Cluster& cluster, std::span<const Experiment> experiments) {
+    std::vector<std::string> own;
+    for (const auto& e : experiments) own.push_back(to_yaml(e));
+    const char* const between = "\n...\n";   // a YAML document's end: no experiment's text holds it
+    const std::string first = cluster.broadcast(join(own, between));
+    std::vector<std::string> theirs;
+    for (std::size_t at = 0, end; at <= first.size(); at = end + std::strlen(between)) {
+        end = std::min(first.find(between, at), first.size());
+        theirs.push_back(first.substr(at, end - at));
+    }
+    if (theirs.size() != own.size())
+        throw Error("its experiment file makes " + std::to_string(own.size()) + " runs, rank 0's " +
+                    std::to_string(theirs.size()) + "; start every process with the same file and the same --set");
+    for (std::size_t i = 0; i < own.size(); ++i) {
+        std::vector<std::string> changes;
+        for (const auto& change : experiment_changes(theirs[i], own[i]))
+            if (change.rfind("train.threads:", 0) != 0) changes.push_back(change);
+        if (!changes.empty())
+            throw Error("its experiment differs from rank 0's" +
+                        (own.size() > 1 ? " in run " + std::to_string(i + 1) + " (" + experiments[i].name + ")" : "") +
+                        ": " + join(changes, "; ") + "; start every process with the same file and the same --set");
+    }
+}
+
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log) {
     const auto start = std::chrono::steady_clock::now();
-    PreparedRun p = prepare_run(e, registry, options.resume.empty());
-    const Metric best_by = p.best_by;
-    // A batch is never larger than the data: buffers are sized for one.
-    TrainConfig config = e.train;
-    config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
-    Trainer trainer(*p.network, p.loss, p.optimizer, config, e.seed, e.augment, options.arena);
-
+    // Over several processes, rank 0 alone writes files and logs.
+    const bool writes = !options.cluster || options.cluster->rank() == 0;
+    const bool quiet = options.quiet || !writes;
+    PreparedRun p;
+    std::unique_ptr<Trainer> trainer;
     RunResult result;
-    // Resuming checks the checkpoint against the model before any file is touched.
-    if (!options.resume.empty()) {
-        if (!fs::is_directory(options.resume))
-            throw Error("--resume " + options.resume.string() + ": give the run's folder (it continues from its "
-                        "checkpoints/last.safetensors)");
-        const fs::path file = checkpoint_file(options.resume);
-        const Checkpoint c = load_checkpoint(file);
-        if (c.metadata.count("format") == 0 || c.metadata.count("config") == 0 || c.metadata.count("history") == 0)
-            throw Error("checkpoint " + file.string() + " was not written by Backplane (no format, config or history)");
-        try {
-            result.history = parse_history_json(nlohmann::json::parse(c.metadata.at("history")));
-        } catch (const std::exception& err) {
-            throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
+    // Everything that can fail before the first step. Over several processes, all of
+    // them go on only if every one succeeded (else one message, from the first failed).
+    auto prepare = [&] {
+        if (options.cluster) check_same_experiments(*options.cluster, std::span(&e, 1));
+        p = prepare_run(e, registry, options.resume.empty());
+        // A batch is never larger than the data: buffers are sized for one.
+        TrainConfig config = e.train;
+        config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
+        trainer = std::make_unique<Trainer>(*p.network, p.loss, p.optimizer, config, e.seed, e.augment, options.arena,
+                                            options.cluster);
+        // Resuming checks the checkpoint against the model before any file is touched.
+        if (!options.resume.empty()) {
+            if (!fs::is_directory(options.resume))
+                throw Error("--resume " + options.resume.string() + ": give the run's folder (it continues from its "
+                            "checkpoints/last.safetensors)");
+            const fs::path file = checkpoint_file(options.resume);
+            const Checkpoint c = load_checkpoint(file);
+            if (c.metadata.count("format") == 0 || c.metadata.count("config") == 0 || c.metadata.count("history") == 0)
+                throw Error("checkpoint " + file.string() + " was not written by Backplane (no format, config or history)");
+            try {
+                result.history = parse_history_json(nlohmann::json::parse(c.metadata.at("history")));
+            } catch (const std::exception& err) {
+                throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
+            }
+            if (const auto refusals = resume_refusals(e, c, p, result.history); !refusals.empty())
+                throw Error("the run in " + options.resume.string() + " cannot be continued by this experiment: " +
+                            join(refusals, "; ") + "; resume it with the experiment it was made with (its config.yaml), "
+                            "or start a new run");
+            restore(c, file.string(), *p.network, *p.optimizer);
         }
-        if (const auto refusals = resume_refusals(e, c, p, result.history); !refusals.empty())
-            throw Error("the run in " + options.resume.string() + " cannot be continued by this experiment: " +
-                        join(refusals, "; ") + "; resume it with the experiment it was made with (its config.yaml), "
-                        "or start a new run");
-        restore(c, file.string(), *p.network, *p.optimizer);
-        result.dir = options.resume;
-    } else if (options.out.empty()) {
-        result.dir = new_run_dir(options.runs_root, e.name);
-    } else {
-        result.dir = options.out;
-        claim_out_dir(result.dir, "run", options.overwrite);
+    };
+    // Then the run folder, once every process has all it needs to train: a failure
+    // above leaves no folder behind.
+    auto claim = [&] {
+        const bool fresh = options.resume.empty();
+        result.dir = fresh ? options.out : options.resume;
+        if (!writes) return;
+        if (fresh && result.dir.empty()) result.dir = new_run_dir(options.runs_root, e.name);
+        else if (fresh) claim_out_dir(result.dir, "run", options.overwrite);
+        std::error_code ec;
+        fs::create_directories(result.dir / "checkpoints", ec);
+        if (ec) throw Error("cannot create the run folder " + result.dir.string() + ": " + ec.message());
+        remove_temporaries(result.dir);
+        remove_temporaries(result.dir / "checkpoints");
+        write_file_atomic(result.dir / "config.yaml", to_yaml(e));
+    };
+    for (const auto& step : {std::function<void()>(prepare), std::function<void()>(claim)}) {
+        if (options.cluster) options.cluster->agree(step);
+        else step();
     }
-    std::error_code ec;
-    fs::create_directories(result.dir / "checkpoints", ec);
-    if (ec) throw Error("cannot create the run folder " + result.dir.string() + ": " + ec.message());
-    remove_temporaries(result.dir);
-    remove_temporaries(result.dir / "checkpoints");
-    write_file_atomic(result.dir / "config.yaml", to_yaml(e));
+    const Metric best_by = p.best_by;
 
-    if (!options.quiet) {
+    if (!quiet) {
         log << "experiment " << e.name << ": " << p.data.train.x.rows() << " training samples";
         if (p.validation.x.rows()) log << ", " << p.validation.x.rows() << " validation";
         if (p.data.test) log << ", " << p.data.test->x.rows() << " test";
-        log << ", " << trainer.threads() << " thread(s)\n" << p.network->summary();
+        if (options.cluster)
+            log << ", " << options.cluster->size() << " processes x " << trainer->threads() << " thread(s), "
+                << human_count(double(trainer->bytes_per_step())) << "B sent per step\n";
+        else log << ", " << trainer->threads() << " thread(s)\n";
+        log << p.network->summary();
         if (!result.history.empty()) log << "resuming after epoch " << result.history.back().epoch << "\n";
         log << std::flush;
     }
@@ -354,44 +418,32 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         // it stopped early stops again instead of training on.
         if (e.train.patience > 0 && epoch - 1 - best_epoch >= e.train.patience) {
             stopped_early = true;
-            if (!options.quiet)
+            if (!quiet)
                 log << "stopping early: " << to_string(best_by) << " has not improved for " << e.train.patience
                     << " epochs (best at epoch " << best_epoch << ")\n";
             break;
         }
-        auto on_step = options.quiet ? std::function<void(const StepProgress&)>{}
-                                     : [&](const StepProgress& s) { progress.step(s); };
+        auto on_step = quiet ? std::function<void(const StepProgress&)>{}
+                             : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
         const double lr = scheduled_rate(e, *p.schedule, base_lr, epoch, result.history);
         p.optimizer->set_learning_rate(lr);
-        EpochMetrics m = trainer.run_epoch(epoch, p.data.train, on_step);
+        EpochMetrics m = trainer->run_epoch(epoch, p.data.train, on_step);
         m.learning_rate = lr;
-        if (!m.diverged && p.validation.x.rows() > 0) m.validation = trainer.evaluate(p.validation);
-        if (!m.diverged && p.data.test) m.test = trainer.evaluate(*p.data.test);
+        if (!m.diverged && p.validation.x.rows() > 0) m.validation = trainer->evaluate(p.validation);
+        if (!m.diverged && p.data.test) m.test = trainer->evaluate(*p.data.test);
         m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
         result.history.push_back(m);
-        if (!options.quiet) progress.epoch(m);
+        if (!quiet) progress.epoch(m);
         if (options.on_epoch) options.on_epoch(m);
-        write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));
+        if (writes) write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));
         if (m.diverged) {
             result.diverged = true;
             break;
         }
-        // best by the chosen metric; every N epochs; then last, what --resume continues
-        // from: a kill between them leaves last at the epoch before, which resume redoes
-        // and so writes the others again.
-        const Checkpoint c = capture(e, *p.network, *p.optimizer, result.history);
-        if (const double score = best_score(best_by, m); score < best) {
-            best = score;
-            best_epoch = epoch;
-            save_checkpoint(result.dir / "checkpoints" / "best.safetensors", c);
-        }
-        if (e.train.checkpoint_every > 0 && epoch % e.train.checkpoint_every == 0) {
-            char name[40];
-            std::snprintf(name, sizeof name, "epoch-%04lld.safetensors", static_cast<long long>(epoch));
-            save_checkpoint(result.dir / "checkpoints" / name, c);
-        }
-        save_checkpoint(result.dir / "checkpoints" / "last.safetensors", c);
+        const bool better = best_score(best_by, m) < best;
+        if (better) best = best_score(best_by, m), best_epoch = epoch;
+        if (writes) save_checkpoints(e, *p.network, *p.optimizer, result, better);
         if (epoch == options.stop_after) break;
     }
 
@@ -401,12 +453,15 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         result.weights.push_back(*param.value);
     }
     result.fingerprint = fingerprint(tensors);
-    result.threads_used = trainer.threads_used();
+    result.threads_used = trainer->threads_used();
+    result.bytes_per_step = trainer->bytes_per_step();
 
     RunSummary s;
     s.name = e.name;
     s.seed = e.seed;
-    s.threads = trainer.threads();
+    s.threads = trainer->threads();
+    s.processes = options.cluster ? options.cluster->size() : 1;
+    s.bytes_per_step = result.bytes_per_step;
     s.parameters = p.network->parameter_count();
     const bool stopped = options.stop_after > 0 && options.stop_after < e.train.epochs;
     s.status = result.diverged ? "diverged" : stopped_early ? "stopped early" : stopped ? "stopped" : "completed";
@@ -414,9 +469,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     s.weights_fingerprint = result.fingerprint;
     s.peak_rss_mib = peak_rss_mib();
+    // Every process counts its shards of the test set, so all of them take part.
     if (!result.diverged && p.data.test && outputs_classes(*p.network, p.data.target))
-        s.confusion = trainer.confusion(*p.data.test, p.data.target.classes);
-    write_file_atomic(result.dir / "summary.json", summary_json(s));
+        s.confusion = trainer->confusion(*p.data.test, p.data.target.classes);
+    if (writes) write_file_atomic(result.dir / "summary.json", summary_json(s));
     return result;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <span>
 
 namespace bp {
 
@@ -44,6 +45,9 @@ struct RunOptions {
     bool terminal = false;                     // redraw progress in place
     int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
     tbb::task_arena* arena = nullptr;          // train in this shared arena (concurrent comparison runs)
+    // Train over these processes (data-parallel, MPI): each runs its share of every
+    // step, all end with the same bits, and rank 0 alone writes the run folder and logs.
+    Cluster* cluster = nullptr;
     std::function<void(const EpochMetrics&)> on_epoch;   // after each epoch, even when quiet
 };
 
@@ -54,10 +58,16 @@ struct RunResult {
     std::vector<Matrix> weights;               // final parameters, in order
     std::string fingerprint;
     int threads_used = 0;                      // threads that ran training shards in this process
+    int64_t bytes_per_step = 0;                // sent to the other processes per step (0 alone)
 };
 
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,
                          std::ostream& log);
+
+// Every process of a job must train the same experiments (the same file, the same
+// --set; train.threads may differ, it never changes the bits): throws bp::Error on a
+// process whose experiments differ from rank 0's, naming the keys. Every process calls it.
+void check_same_experiments(Cluster& cluster, std::span<const Experiment> experiments);
 
 // What differs between a run's saved config (its config.yaml, or its checkpoint's) and
 // `e`, key by key, that forbids `e` to continue the run: everything but train.threads,

@@ -206,6 +206,8 @@ std::string summary_json(const RunSummary& s) {
     j["name"] = s.name;
     j["seed"] = s.seed;
     j["threads"] = s.threads;
+    j["processes"] = s.processes;
+    j["bytes_sent_per_step"] = s.bytes_per_step;
     j["parameters"] = s.parameters;
     j["status"] = s.status;
     j["epochs"] = s.history.size();
@@ -244,6 +246,8 @@ RunSummary read_summary(const fs::path& file) {
         s.name = j.at("name");
         s.seed = j.at("seed");
         s.threads = j.at("threads");
+        s.processes = j.value("processes", 1);   // runs of 0.5 and before: one
+        s.bytes_per_step = j.value("bytes_sent_per_step", int64_t(0));
         s.parameters = j.at("parameters");
         s.status = j.at("status");
         s.wall_seconds = j.at("wall_seconds");

@@ -36,7 +36,8 @@ struct Trainer::Shard {
 };
 
 Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
-                 const TrainConfig& config, uint64_t seed, const AugmentConfig& augment, tbb::task_arena* shared)
+                 const TrainConfig& config, uint64_t seed, const AugmentConfig& augment, tbb::task_arena* shared,
+                 Cluster* cluster)
     : network_(network),
       loss_(std::move(loss)),
       optimizer_(std::move(optimizer)),
@@ -45,7 +46,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
       random_(Random(seed)),
       threads_(allow_threads(config.threads > 0 ? int(config.threads) : tbb::info::default_concurrency())),
       own_arena_(threads_),
-      arena_(shared ? *shared : own_arena_) {
+      arena_(shared ? *shared : own_arena_),
+      cluster_(cluster && !cluster->alone() ? cluster : nullptr) {
     const int64_t rows = config_.shard_size;
     const auto& layers = network_.layers();
     const int64_t slots = (config_.batch_size + rows - 1) / rows;
@@ -69,6 +71,21 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         auto& ws = shard_workspaces_.emplace_back();
         for (const auto& shard : shards_) ws.push_back(shard->pass.workspace(l));
     }
+    if (!cluster_) return;
+    std::vector<StepExchange::Slot> exchange_slots;
+    for (auto& shard : shards_) {
+        StepExchange::Slot& slot = exchange_slots.emplace_back(StepExchange::Slot{&shard->loss, &shard->correct, {}, {}});
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+            if (layers[l].trainable)
+                for (auto& g : shard->pass.grads()[l]) slot.gradients.push_back(&g);
+            if (Workspace* ws = shard->pass.workspace(l)) slot.statistics.push_back(ws->step_statistics());
+        }
+    }
+    exchange_ = std::make_unique<StepExchange>(*cluster_, std::move(exchange_slots));
+}
+
+int64_t Trainer::bytes_per_step() const {
+    return exchange_ ? exchange_->bytes_sent(shards_.size()) : 0;
 }
 
 Trainer::~Trainer() = default;
@@ -141,11 +158,13 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             const int64_t batch = std::min(config_.batch_size, samples - first);
             const std::size_t used = std::size_t((batch + rows - 1) / rows);
             const Random step_random = random_.derive("step").derive(uint64_t(epoch)).derive(uint64_t(step));
-            tbb::parallel_for(std::size_t(0), used, [&](std::size_t s) {
+            const auto [mine_first, mine_last] = exchange_ ? exchange_->mine(used) : std::pair{std::size_t(0), used};
+            tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{true, step_random, int64_t(s) * rows};
                 const int64_t n = std::min(rows, batch - ctx.first_row);
                 run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true);
             }, tbb::static_partitioner());
+            if (exchange_) exchange_->share_results(used, true);
             double batch_loss = 0;
             for (std::size_t s = 0; s < used; ++s) {
                 batch_loss += shards_[s]->loss;
@@ -157,7 +176,8 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                 m.diverged = true;
                 break;
             }
-            reduce_gradients(used);
+            if (exchange_) exchange_->reduce_gradients(used);
+            else reduce_gradients(used);
             optimizer_->step(parameter_refs_);
             const auto& layers = network_.layers();
             for (std::size_t l = 0; l < layers.size(); ++l)
@@ -184,14 +204,16 @@ void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
         for (int64_t first = 0; first < samples; first += chunk) {
             const int64_t count = std::min(chunk, samples - first);
             const std::size_t used = std::size_t((count + rows - 1) / rows);
-            tbb::parallel_for(std::size_t(0), used, [&](std::size_t s) {
+            const auto [mine_first, mine_last] = exchange_ ? exchange_->mine(used) : std::pair{std::size_t(0), used};
+            tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{false, random_, int64_t(s) * rows};
                 const int64_t n = std::min(rows, count - ctx.first_row);
                 run_shard(*shards_[s], data, {}, first + ctx.first_row, n, 1.0f, ctx, false);
             });
+            if (exchange_) exchange_->share_results(used, false);
             for (std::size_t s = 0; s < used; ++s) {
                 const int64_t start = int64_t(s) * rows;
-                visit(*shards_[s], first + start, std::min(rows, count - start));
+                visit(*shards_[s], first + start, std::min(rows, count - start), s >= mine_first && s < mine_last);
             }
         }
     });
@@ -200,7 +222,7 @@ void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
 Evaluation Trainer::evaluate(const Split& data) {
     double loss_sum = 0;
     int64_t correct = 0;
-    for_each_eval_shard(data, [&](const Shard& s, int64_t, int64_t) {
+    for_each_eval_shard(data, [&](const Shard& s, int64_t, int64_t, bool) {
         loss_sum += s.loss;
         correct += s.correct;
     });
@@ -212,7 +234,8 @@ Evaluation Trainer::evaluate(const Split& data) {
 
 Eigen::MatrixXi Trainer::confusion(const Split& data, int64_t classes) {
     Eigen::MatrixXi counts = Eigen::MatrixXi::Zero(classes, classes);
-    for_each_eval_shard(data, [&](const Shard& s, int64_t first, int64_t n) {
+    for_each_eval_shard(data, [&](const Shard& s, int64_t first, int64_t n, bool local) {
+        if (!local) return;   // another process counts it
         const ConstMatrixRef out = s.pass.output(n);
         const Eigen::Index positions = data.y.cols(), width = out.cols() / positions;   // a sequence: [T, classes]
         for (int64_t r = 0; r < n; ++r)
@@ -223,6 +246,7 @@ Eigen::MatrixXi Trainer::confusion(const Split& data, int64_t classes) {
                 counts(int64_t(data.y(first + r, t)), predicted) += 1;
             }
     });
+    if (cluster_) cluster_->sum(std::span<int>(counts.data(), std::size_t(counts.size())));
     return counts;
 }
 

@@ -11,6 +11,7 @@
 #include "model/experiment.hpp"
 #include "model/network.hpp"
 #include "train/shard_pass.hpp"
+#include "train/step_exchange.hpp"
 
 #include <backplane/metrics.hpp>
 
@@ -42,9 +43,12 @@ public:
     // `shared`: run in this arena (a comparison's, shared by concurrent runs) instead
     // of one of train.threads workers. The results are the same bits either way.
     // `augment`: applied to training samples as they are gathered (never in evaluation).
+    // `cluster` of several processes: each runs its share of every batch's shards and
+    // evaluation's, and they exchange what a step needs (StepExchange); every process
+    // then holds the bits one process would.
     Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared_ptr<Optimizer> optimizer,
             const TrainConfig& config, uint64_t seed, const AugmentConfig& augment,
-            tbb::task_arena* shared = nullptr);
+            tbb::task_arena* shared = nullptr, Cluster* cluster = nullptr);
     ~Trainer();
 
     // One pass over `train` in shuffled mini-batches; fills epoch, train, samples and
@@ -57,6 +61,8 @@ public:
     // output > 0 for a single logit.
     Eigen::MatrixXi confusion(const Split& data, int64_t classes);
     int threads() const { return threads_; }
+    // Bytes this process sends to the others in one step of a full batch (0 alone).
+    int64_t bytes_per_step() const;
     // How many of the arena's threads have run a training shard so far: the
     // determinism checks need to know that more than one did.
     int threads_used() const;
@@ -67,7 +73,9 @@ private:
     // [first, first + n) of `order` mapped into `data`.
     void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
                    float scale, const StepContext& ctx, bool training);
-    // Runs `visit(shard, first row, rows)` after an evaluation forward of every shard of `data`.
+    // Runs `visit(shard, first row, rows, local)` after an evaluation forward of every
+    // shard of `data`; over several processes, `local` says this one ran it (its loss and
+    // count are everyone's, its outputs only this process's).
     template <class Visit>
     void for_each_eval_shard(const Split& data, Visit&& visit);
     void reduce_gradients(std::size_t shards_used);
@@ -95,6 +103,8 @@ private:
     std::vector<std::string> parameter_names_;
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
     std::atomic<uint64_t> slots_used_{0};            // bit i: arena slot i ran a training shard
+    Cluster* cluster_ = nullptr;                     // several processes, or null
+    std::unique_ptr<StepExchange> exchange_;         // with cluster_
 };
 
 // Moves a seeded random `fraction` of `train` into the returned validation split.

@@ -40,17 +40,24 @@ public:
     std::span<bp::NamedTensor> parameters() override { return params_; }
     std::span<bp::NamedTensor> buffers() override { return buffers_; }
 
+    // What end_step reads lives in `statistics`: [mean per channel, variance per
+    // channel, values per channel], so another process can be handed it.
     struct Stats final : bp::Workspace {
+        explicit Stats(int64_t channels)
+            : statistics(Eigen::ArrayXd::Zero(2 * channels + 1)),
+              mean(statistics.data(), channels),
+              var(statistics.data() + channels, channels),
+              count(statistics(2 * channels)) {}
+        std::span<double> step_statistics() override { return {statistics.data(), std::size_t(statistics.size())}; }
         bp::Matrix xhat;                         // (rows, features): normalised input
-        Eigen::ArrayXd mean, var;                // per channel, this shard (biased variance)
+        Eigen::ArrayXd statistics;
+        Eigen::Map<Eigen::ArrayXd> mean, var;    // per channel, this shard (biased variance)
+        double& count;                           // values per channel in this shard
         Eigen::ArrayXf rstd;                     // 1 / sqrt(var + eps)
-        int64_t count = 0;                       // values per channel in this shard
     };
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
-        auto ws = std::make_unique<Stats>();
+        auto ws = std::make_unique<Stats>(channels_);
         ws->xhat.resize(max_rows, channels_ * area_);
-        ws->mean.resize(channels_);
-        ws->var.resize(channels_);
         ws->rstd.resize(channels_);
         return ws;
     }
@@ -59,14 +66,14 @@ public:
         auto& s = static_cast<Stats&>(*ws);
         const int64_t n = x.rows();
         if (ctx.training) {
-            s.count = n * area_;
+            s.count = double(n * area_);
             for (int64_t c = 0; c < channels_; ++c) {
                 double sum = 0, sq = 0;
                 for (int64_t r = 0; r < n; ++r) sum += channel(x, r, c, area_).cast<double>().sum();
-                const double mean = sum / double(s.count);
+                const double mean = sum / s.count;
                 for (int64_t r = 0; r < n; ++r) sq += (channel(x, r, c, area_).cast<double>().array() - mean).square().sum();
                 s.mean(c) = mean;
-                s.var(c) = sq / double(s.count);
+                s.var(c) = sq / s.count;
                 s.rstd(c) = float(1.0 / std::sqrt(s.var(c) + double(eps_)));
             }
         }
@@ -122,7 +129,7 @@ public:
             double count = 0, mean = 0, m2 = 0;
             for (auto* w : shards) {
                 const auto& s = static_cast<const Stats&>(*w);
-                const double nb = double(s.count), delta = s.mean(c) - mean;
+                const double nb = s.count, delta = s.mean(c) - mean;
                 const double total = count + nb;
                 mean += delta * nb / total;
                 m2 += s.var(c) * nb + delta * delta * count * nb / total;

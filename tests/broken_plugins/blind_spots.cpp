@@ -82,10 +82,46 @@ private:
     std::vector<bp::NamedTensor> params_;
 };
 
+// y = x, keeping a running mean of its input as batch norm keeps its statistics, but
+// reading in end_step a shard's mean that is not in the workspace's step_statistics():
+// right in one process, stale for shards another process ran.
+class HiddenStatistics final : public bp::Layer {
+public:
+    bp::Shape build(const bp::Shape& input, const bp::Random&) override {
+        buffers_ = {{"running_mean", bp::Matrix::Zero(1, input.size())}};
+        return input;
+    }
+    std::span<bp::NamedTensor> buffers() override { return buffers_; }
+    struct Mean final : bp::Workspace {
+        bp::Matrix mean;   // the bug: not in step_statistics()
+    };
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t) const override {
+        auto ws = std::make_unique<Mean>();
+        ws->mean = bp::Matrix::Zero(1, buffers_[0].value.cols());
+        return ws;
+    }
+    void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext& ctx) const override {
+        if (ctx.training) static_cast<Mean&>(*ws).mean = x.colwise().mean();
+        y = x;
+    }
+    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+                  std::span<bp::Matrix>, bp::Workspace*, const bp::StepContext&) const override {
+        if (dx.rows() > 0) dx = dy;
+    }
+    void end_step(std::span<bp::Workspace* const> shards) override {
+        for (auto* w : shards) buffers_[0].value = 0.9f * buffers_[0].value + 0.1f * static_cast<Mean&>(*w).mean;
+    }
+
+private:
+    std::vector<bp::NamedTensor> buffers_;
+};
+
 }  // namespace
 
 BACKPLANE_PLUGIN("blind-spots", "1.0") {
     manifest.layer<GainlessNorm>("gainless_norm", "rms_norm whose backward forgets the gain", bp::Schema());
     manifest.loss<MeanSquaredError>("mean_loss", "squared error averaged instead of summed");
     manifest.layer<CachedScale>("cached_scale", "a scale that keeps its input in the layer", bp::Schema());
+    manifest.layer<HiddenStatistics>("hidden_statistics", "running statistics end_step reads past step_statistics()",
+                                     bp::Schema());
 }

@@ -43,6 +43,12 @@ public:
 // allocate nothing in a step.
 struct BACKPLANE_API Workspace {
     virtual ~Workspace() = default;
+    // What Layer::end_step reads from this shard: numbers in one block whose size is
+    // fixed when the workspace is made. Over several processes (MPI) each shard runs in
+    // one of them; before end_step the core copies this block of every shard into the
+    // same shard's workspace in every other process. So a layer with an end_step keeps
+    // all it reads there in this block (empty: it reads nothing).
+    virtual std::span<double> step_statistics() { return {}; }
 };
 
 // What a step tells a layer besides its data.
@@ -87,7 +93,9 @@ public:
 
     // After every shard of a training step ran, on one thread: the step's workspaces,
     // in shard order, so a layer can fold what its shards saw into its buffers
-    // (running statistics) in an order that never depends on threads.
+    // (running statistics) in an order that never depends on threads. It reads only
+    // each workspace's step_statistics(): in a process that did not run a shard, that
+    // is all its workspace holds.
     virtual void end_step(std::span<Workspace* const> /*shards*/) {}
 
     // The several-input forms, what the core calls: inputs in the order the model lists

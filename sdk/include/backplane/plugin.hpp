@@ -22,7 +22,7 @@
 // points below, or the sdk's compile definitions. New inline helpers, docs and
 // comments do not bump it. The loader refuses a library built with another number
 // before touching anything else, and names the SDK release it was built against.
-#define BACKPLANE_ABI_VERSION 8u
+#define BACKPLANE_ABI_VERSION 9u
 
 namespace bp {
 
