@@ -4,7 +4,8 @@
 #   process at 2, 3 and 4 processes (more than the shards, too), with any threads per
 #   process: the weights, batch norm's running statistics, the optimizer's state and
 #   every metric;
-# - the log and the run folder are written once, by rank 0;
+# - the log and the run folder are written once, by rank 0; early stopping stops every
+#   process alike;
 # - a process killed with SIGKILL ends the job within seconds, the run keeps its last
 #   checkpoint, and --resume with another process count ends with the unbroken run's bits;
 # - a comparison handed out to 3 processes gives one process's files, and so does one
@@ -15,7 +16,7 @@
 # several refuses to train alone.
 # Usage: mpi.sh BACKPLANE_BINARY SOURCE_DIR [--absent]
 set -u
-bp=$1 src=$2
+bp=$(realpath "$1") src=$(realpath "$2")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0 passed=0
@@ -61,11 +62,15 @@ tensors() {
 }
 # metrics.csv but for seconds and samples_per_second (columns 8 and 9)
 untimed() { cut -d, -f1-7,10 "$1/metrics.csv"; }
+# summary.json's test results: per-class accuracy and the confusion matrix, counted by
+# every process for its shards of the test set
+test_results() { sed -n '/"test": {/,/"threads"/p' "$1/summary.json" | grep -v '"threads"'; }
 # same RUN REFERENCE WHAT: the run ended with the reference's bits
 same() {
-  if [ -f "$1/summary.json" ] && [ "$(fingerprint "$1")" = "$(fingerprint "$2")" ] &&
+  if [ -f "$1/summary.json" ] && [ -f "$1/checkpoints/last.safetensors" ] &&
+     [ -f "$2/checkpoints/last.safetensors" ] && [ "$(fingerprint "$1")" = "$(fingerprint "$2")" ] &&
      [ "$(tensors "$1/checkpoints/last.safetensors")" = "$(tensors "$2/checkpoints/last.safetensors")" ] &&
-     cmp -s <(untimed "$1") <(untimed "$2"); then pass; else
+     cmp -s <(untimed "$1") <(untimed "$2") && cmp -s <(test_results "$1") <(test_results "$2"); then pass; else
     fail "$3: not the bits of one process"
     diff <(untimed "$2") <(untimed "$1") | head -5
   fi
@@ -88,11 +93,28 @@ mpi 2 sh -c 'exec "$0" run "$1" --set train.epochs=4 --set train.batch_size=64 -
   --set train.threads=$((OMPI_COMM_WORLD_RANK + 1)) --out "$2" -q' "$bp" "$spirals" "$tmp/dense-threads" ||
   fail "dense with 1 and 2 threads per process failed"
 same "$tmp/dense-threads" "$tmp/dense" "dense with 1 and 2 threads per process"
-# More processes than shards: 2 shards a step, the third process runs none.
+# More processes than shards: 2 shards a step over 3 processes, so rank 0 runs none.
 wide=(--set train.epochs=3 --set train.batch_size=64 --set train.shard_size=32)
 "$bp" run "$spirals" "${wide[@]}" --out "$tmp/wide" -q &&
   mpi 3 "$bp" run "$spirals" "${wide[@]}" --out "$tmp/wide-3" -q || fail "2 shards over 3 processes failed"
 same "$tmp/wide-3" "$tmp/wide" "2 shards over 3 processes"
+
+# A frozen entry (trainable: false): its gradient is neither exchanged nor applied.
+frozen=("${dense[@]}" --set model.0.trainable=false)
+"$bp" run "$spirals" "${frozen[@]}" --out "$tmp/frozen" -q &&
+  mpi 2 "$bp" run "$spirals" "${frozen[@]}" --out "$tmp/frozen-2" -q || fail "a frozen entry over 2 processes failed"
+same "$tmp/frozen-2" "$tmp/frozen" "a frozen entry over 2 processes"
+# Without --out: one new folder under runs/, made by rank 0.
+mkdir -p "$tmp/cwd" && (cd "$tmp/cwd" && mpi 3 "$bp" run "$spirals" "${dense[@]}" -q) || fail "a run without --out failed"
+[ "$(find "$tmp/cwd/runs" -name summary.json | wc -l)" -eq 1 ] && [ "$(ls "$tmp/cwd/runs/spirals" | wc -l)" -eq 1 ] &&
+  pass || fail "a run without --out over 3 processes made $(ls "$tmp/cwd/runs/spirals" | wc -l) folders"
+# Early stopping (train.patience 2 stops the run at epoch 23 of 60) stops every process alike.
+early=(--set train.epochs=60 --set train.patience=2 --set train.shard_size=16)
+"$bp" run "$spirals" "${early[@]}" --out "$tmp/early" -q &&
+  mpi 3 "$bp" run "$spirals" "${early[@]}" --out "$tmp/early-3" -q || fail "early stopping over 3 processes failed"
+grep -q '"status": "stopped early"' "$tmp/early-3/summary.json" && [ "$(wc -l <"$tmp/early-3/metrics.csv")" -lt 61 ] &&
+  pass || fail "the run over 3 processes did not stop early"
+same "$tmp/early-3" "$tmp/early" "early stopping over 3 processes"
 
 # ---- a conv model with batch norm (running statistics folded from every shard) and dropout
 cnn=$src/experiments/fashion_mnist_cnn.yaml
@@ -185,10 +207,25 @@ one_error $? "'backplane validate' runs in one process" "validate under mpirun"
 mkdir -p "$tmp/taken" && echo x >"$tmp/taken/summary.json"
 mpi 2 "$bp" run "$spirals" --out "$tmp/taken" >"$tmp/out" 2>&1
 one_error $? "holds results" "an --out that holds results"
-mpi 2 "$bp" run "$src/experiments/xor.yaml" --set loss=mse --set optimizer.lr=1000 --out "$tmp/diverged" >"$tmp/out" 2>&1
+mpi 2 "$bp" run "$spirals" --jobs 2 >"$tmp/out" 2>&1
+one_error $? "^backplane: error: --jobs trains the runs of a comparison at once" "--jobs on one run"
+# One machine's data differs (the same experiment, another file beside it): refused.
+for rank in 0 1; do
+  mkdir -p "$tmp/data-$rank"
+  printf 'name: csv_run\ndata: { source: csv, path: points.csv }\nmodel: [ dense: { units: 2 } ]\nloss: softmax_cross_entropy\noptimizer: sgd\n' \
+    >"$tmp/data-$rank/exp.yaml"
+  printf 'a,b,label\n0,1,0\n1,0,1\n1,1,%d\n' "$rank" >"$tmp/data-$rank/points.csv"
+done
+mpi 2 sh -c 'exec "$0" run "$1/data-$OMPI_COMM_WORLD_RANK/exp.yaml" --out "$1/data-run"' "$bp" "$tmp" >"$tmp/out" 2>&1
+one_error $? "^backplane: error: rank 1 of 2: its data or checkpoint differ from rank 0's" "another data file on rank 1"
+[ ! -e "$tmp/data-run" ] && pass || fail "the refused run left a folder"
+xor=(--set loss=mse --set optimizer.lr=1000)
+"$bp" run "$src/experiments/xor.yaml" "${xor[@]}" --out "$tmp/diverged" -q 2>/dev/null
+mpi 2 "$bp" run "$src/experiments/xor.yaml" "${xor[@]}" --out "$tmp/diverged-2" >"$tmp/out" 2>&1
 status=$?
 [ "$status" -eq 3 ] && [ "$(grep -c '^backplane: training diverged' "$tmp/out")" -eq 1 ] &&
-  grep -q '"status": "diverged"' "$tmp/diverged/summary.json" && pass ||
+  grep -q '"status": "diverged"' "$tmp/diverged-2/summary.json" &&
+  cmp -s <(untimed "$tmp/diverged") <(untimed "$tmp/diverged-2") && pass ||
   fail "a diverged run over 2 processes: status $status, $(tail -3 "$tmp/out")"
 
 finish

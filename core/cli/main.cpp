@@ -286,6 +286,9 @@ int main(int argc, char** argv) {
             registry.load_default_paths();
             comparison = bp::load_comparison(file, sets, registry);
             if (!comparison) e = bp::load_experiment(file, sets, registry);
+            if (!comparison && jobs_option->count() > 0)
+                throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
+                                " is one run (use train.threads for its threads)");
         };
         if (cluster) cluster->agree(load);
         else load();
@@ -315,9 +318,6 @@ int main(int argc, char** argv) {
                       << p.network->summary();
             return ok;
         }
-        if (jobs_option->count() > 0)
-            throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
-                            " is one run (use train.threads for its threads)");
         const bp::RunResult r = bp::run_experiment(e, registry, options, std::cout);
         if (r.diverged) {
             if (speaks)

@@ -37,6 +37,8 @@ std::string message_of(const std::exception_ptr& error) {
         return e.path1().string() + ": " + e.code().message();
     } catch (const std::exception& e) {
         return e.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
     }
 }
 
@@ -168,19 +170,18 @@ void Cluster::agree(const std::function<void()>& step) {
         if (error) std::rethrow_exception(error);
         return;
     }
-    // Every process's message (empty: it succeeded), so the first failed one is known to all.
-    const std::string mine = error ? message_of(error) : std::string();
-    std::vector<int> lengths(std::size_t(size_), 0);
-    const int length = int(mine.size());
-    check(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD), "allgather");
+    // Every process says whether it failed, so the first failed one is known to all.
+    std::vector<int> failed(std::size_t(size_), 0);
+    const int mine = error ? 1 : 0;
+    check(MPI_Allgather(&mine, 1, MPI_INT, failed.data(), 1, MPI_INT, MPI_COMM_WORLD), "allgather");
     int first = -1;
     for (int p = 0; p < size_ && first < 0; ++p)
-        if (lengths[std::size_t(p)] > 0) first = p;
+        if (failed[std::size_t(p)]) first = p;
     if (first < 0) return;
     failed_together_ = true;
     if (first != rank_) throw PeerFailed("rank " + std::to_string(first) + " failed");
     if (rank_ == 0) std::rethrow_exception(error);
-    throw Error("rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " + mine);
+    throw Error("rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " + message_of(error));
 }
 
 #else  // a build without MPI: a cluster of one

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -283,6 +284,12 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
         // Every run is checked before any is trained: a changed experiment changes nothing.
         for (std::size_t i = 0; i < total; ++i)
             states[i] = state_of(c.runs[i / c.seeds.size()][i % c.seeds.size()], run_dir(c, r.dir, i));
+        for (std::size_t i = 0; i < total; ++i) {
+            if (states[i] == RunState::cut) ++cut;
+            if (states[i] != RunState::finished) continue;
+            r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
+            ++done;
+        }
     };
     if (cluster) {
         cluster->agree(prepare);
@@ -290,16 +297,9 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     } else {
         prepare();
     }
-    std::deque<RunQueue::Assignment> todo;
-    for (std::size_t i = 0; i < total; ++i) {
-        if (states[i] == RunState::cut) ++cut;
-        if (states[i] != RunState::finished) {
-            todo.push_back({i, states[i] == RunState::cut});
-            continue;
-        }
-        r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
-        ++done;
-    }
+    std::deque<RunQueue::Assignment> todo;   // rank 0's (the others ask it)
+    for (std::size_t i = 0; i < total; ++i)
+        if (states[i] != RunState::finished) todo.push_back({i, states[i] == RunState::cut});
     RunQueue queue(cluster, std::move(todo));
     const bool quiet = options.quiet || !leads;
     if (!quiet) {
@@ -415,12 +415,26 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
                 failure = std::current_exception();
             }
         });
-        queue.serve([&](std::size_t i, int rank, const std::string& error) {
+        auto remote_finished = [&](std::size_t i, int rank, const std::string& error) {
             ComparisonRun run{c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], {}, error};
-            if (error.empty()) run.result = finished_result(run_dir(c, r.dir, i));
-            else run.result.dir = run_dir(c, r.dir, i);
+            run.result.dir = run_dir(c, r.dir, i);
+            // Its files, as that process wrote them: a file system that is not shared shows here.
+            if (error.empty()) try {
+                run.result = finished_result(run.result.dir);
+            } catch (const std::exception& e) {
+                run.error = "rank " + std::to_string(rank) + " trained it, but its summary cannot be read here: " +
+                            e.what() + " (the comparison's folder must be on a file system every process shares)";
+            }
             record(i, std::move(run), rank);
-        });
+        };
+        try {
+            queue.serve(remote_finished);
+        } catch (const std::exception& e) {
+            // The other processes wait on this thread, and the trainers beside it may run
+            // for long: end the job now, as any failure during training does.
+            std::cerr << "backplane: error: " << e.what() << "\n";
+            Cluster::abort(1);
+        }
         trainers.join();
         if (failure) std::rethrow_exception(failure);
     } else {

@@ -303,6 +303,26 @@ void save_checkpoints(const Experiment& e, const Network& net, const Optimizer& 
     save_checkpoint(r.dir / "checkpoints" / "last.safetensors", c);
 }
 
+// What the processes of a run must hold alike before the first step besides the
+// experiment: the data, which each reads from its own files, and, resuming, the
+// checkpoint it restored.
+std::string local_state(const PreparedRun& p, const std::vector<EpochMetrics>& history) {
+    std::vector<const Matrix*> data{&p.data.train.x, &p.data.train.y, &p.validation.x, &p.validation.y};
+    if (p.data.test) data.insert(data.end(), {&p.data.test->x, &p.data.test->y});
+    std::vector<const Matrix*> model;
+    for (const auto& list : {p.network->parameters(), p.network->buffers()})
+        for (const auto& t : list) model.push_back(t.value);
+    return std::to_string(p.data.train.x.rows()) + " training rows, data " + fingerprint(data) + ", " +
+           std::to_string(history.size()) + " epochs done, weights " + fingerprint(model);
+}
+
+void check_same_state(Cluster& cluster, const std::string& own) {
+    const std::string first = cluster.broadcast(own);
+    if (own != first)
+        throw Error("its data or checkpoint differ from rank 0's (here " + own + "; rank 0: " + first +
+                    "): every process must read the same files (a shared file system, or identical copies)");
+}
+
 }  // namespace
 
 void check_same_experiments(Cluster& cluster, std::span<const Experiment> experiments) {
@@ -384,9 +404,13 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         remove_temporaries(result.dir / "checkpoints");
         write_file_atomic(result.dir / "config.yaml", to_yaml(e));
     };
-    for (const auto& step : {std::function<void()>(prepare), std::function<void()>(claim)}) {
-        if (options.cluster) options.cluster->agree(step);
-        else step();
+    if (!options.cluster) {
+        prepare();
+        claim();
+    } else {
+        options.cluster->agree(prepare);
+        options.cluster->agree([&] { check_same_state(*options.cluster, local_state(p, result.history)); });
+        options.cluster->agree(claim);
     }
     const Metric best_by = p.best_by;
 

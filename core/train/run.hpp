@@ -58,7 +58,7 @@ struct RunResult {
     std::vector<Matrix> weights;               // final parameters, in order
     std::string fingerprint;
     int threads_used = 0;                      // threads that ran training shards in this process
-    int64_t bytes_per_step = 0;                // sent to the other processes per step (0 alone)
+    int64_t bytes_per_step = 0;                // the busiest process sent the others per step (0 alone)
 };
 
 RunResult run_experiment(const Experiment& e, const Registry& registry, const RunOptions& options,

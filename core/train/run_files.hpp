@@ -44,7 +44,7 @@ struct RunSummary {
     uint64_t seed = 0;
     int threads = 0;                   // per process
     int processes = 1;                 // that trained it together (MPI)
-    int64_t bytes_per_step = 0;        // each process sent the others in a step (rank 0's figure)
+    int64_t bytes_per_step = 0;        // the busiest process sent the others in a step
     int64_t parameters = 0;
     std::string status;   // "completed", "diverged", "stopped early" or "stopped"
     std::vector<EpochMetrics> history;

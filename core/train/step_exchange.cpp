@@ -6,7 +6,7 @@ namespace bp {
 
 StepExchange::StepExchange(Cluster& cluster, std::vector<Slot> slots) : cluster_(cluster), slots_(std::move(slots)) {
     for (const Matrix* g : slots_.at(0).gradients) elements_ += std::size_t(g->size());
-    for (const auto& s : slots_[0].statistics) record_ += s.size();
+    for (Workspace* w : slots_[0].workspaces) record_ += w->step_statistics().size();
     const std::size_t n = std::size_t(cluster_.size()), most_mine = (slots_.size() + n - 1) / n;
     const std::size_t widest_part = (elements_ + n - 1) / n;
     records_out_.resize(most_mine * record_);
@@ -30,8 +30,10 @@ void StepExchange::share_results(std::size_t used, bool statistics) {
     for (std::size_t s = first; s < last; ++s) {
         *out++ = *slots_[s].loss;
         *out++ = double(*slots_[s].correct);   // exact: counts stay far below 2^53
-        for (const auto& block : slots_[s].statistics)
+        for (Workspace* w : slots_[s].workspaces) {
+            const std::span<double> block = w->step_statistics();
             out = statistics ? std::copy(block.begin(), block.end(), out) : out + block.size();
+        }
     }
     for (int p = 0; p < cluster_.size(); ++p) {
         const auto [a, b] = share(used, cluster_.size(), p);
@@ -45,7 +47,8 @@ void StepExchange::share_results(std::size_t used, bool statistics) {
         *slots_[s].loss = in[0];
         *slots_[s].correct = int64_t(in[1]);
         in += 2;
-        for (const auto& block : slots_[s].statistics) {
+        for (Workspace* w : slots_[s].workspaces) {
+            const std::span<double> block = w->step_statistics();
             if (statistics) std::copy(in, in + block.size(), block.begin());
             in += block.size();
         }
@@ -104,13 +107,18 @@ void StepExchange::reduce_gradients(std::size_t used) {
 }
 
 int64_t StepExchange::bytes_sent(std::size_t used) const {
-    const int n = cluster_.size(), me = cluster_.rank();
-    const auto [first, last] = mine(used);
-    const auto [part_first, part_last] = share(elements_, n, me);
-    const std::size_t others = elements_ - (part_last - part_first);   // what this process does not own
-    // Its shards' values of the others' parts, then its own part's sum to each other process.
-    return int64_t(sizeof(float) * ((last - first) * others + std::size_t(n - 1) * (part_last - part_first)) +
-                   sizeof(double) * (last - first) * record_ * std::size_t(n - 1));
+    const int n = cluster_.size();
+    int64_t most = 0;
+    for (int p = 0; p < n; ++p) {
+        const auto [first, last] = share(used, n, p);
+        const auto [part_first, part_last] = share(elements_, n, p);
+        const std::size_t others = elements_ - (part_last - part_first);   // what p does not own
+        // Its shards' values of the others' parts, its own part's sum to each other
+        // process, its shards' results to each other process.
+        most = std::max(most, int64_t(sizeof(float) * ((last - first) * others + std::size_t(n - 1) * (part_last - part_first)) +
+                                      sizeof(double) * (last - first) * record_ * std::size_t(n - 1)));
+    }
+    return most;
 }
 
 }  // namespace bp

@@ -23,7 +23,7 @@
 
 #include "cluster/cluster.hpp"
 
-#include <backplane/tensor.hpp>
+#include <backplane/components.hpp>
 
 #include <cstddef>
 #include <span>
@@ -35,13 +35,14 @@ namespace bp {
 class StepExchange {
 public:
     // Per shard slot: where its loss and correct count are, its gradient tensors (those
-    // the optimizer reads, in order) and its workspaces' step statistics. Slot 0's
-    // gradients receive the sum.
+    // the optimizer reads, in order) and its layers' workspaces, whose step statistics
+    // travel (asked for at every step: only their size is fixed). Slot 0's gradients
+    // receive the sum.
     struct Slot {
         double* loss;
         int64_t* correct;
         std::vector<Matrix*> gradients;
-        std::vector<std::span<double>> statistics;
+        std::vector<Workspace*> workspaces;
     };
     StepExchange(Cluster& cluster, std::vector<Slot> slots);
 
@@ -52,7 +53,7 @@ public:
     void share_results(std::size_t used, bool statistics);
     // Slot 0's gradients := the sum over slots 0..used-1 in slot order.
     void reduce_gradients(std::size_t used);
-    // Bytes this process sends in one training step of `used` shards.
+    // Bytes the busiest process sends in one training step of `used` shards.
     int64_t bytes_sent(std::size_t used) const;
 
 private:

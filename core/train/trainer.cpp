@@ -78,7 +78,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         for (std::size_t l = 0; l < layers.size(); ++l) {
             if (layers[l].trainable)
                 for (auto& g : shard->pass.grads()[l]) slot.gradients.push_back(&g);
-            if (Workspace* ws = shard->pass.workspace(l)) slot.statistics.push_back(ws->step_statistics());
+            if (Workspace* ws = shard->pass.workspace(l); ws && !ws->step_statistics().empty())
+                slot.workspaces.push_back(ws);
         }
     }
     exchange_ = std::make_unique<StepExchange>(*cluster_, std::move(exchange_slots));

@@ -61,7 +61,7 @@ public:
     // output > 0 for a single logit.
     Eigen::MatrixXi confusion(const Split& data, int64_t classes);
     int threads() const { return threads_; }
-    // Bytes this process sends to the others in one step of a full batch (0 alone).
+    // Bytes the busiest process sends to the others in one step of a full batch (0 alone).
     int64_t bytes_per_step() const;
     // How many of the arena's threads have run a training shard so far: the
     // determinism checks need to know that more than one did.
