@@ -81,6 +81,19 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK(r.stats[0].final_accuracy_std == Approx(std::abs(a0 - a1) / std::sqrt(2.0)));
     CHECK(h.size() == 5);
 
+    // Statistics: the seeded bootstrap interval of each mean (both of two values: the
+    // resampled means run from the lower to the higher), and every variant against the
+    // best one paired by seed (two pairs cannot be significant: p = 1 or 0.5, Holm x1).
+    CHECK(r.stats[0].final_accuracy_ci.low == Approx(std::min(a0, a1)));
+    CHECK(r.stats[0].final_accuracy_ci.high == Approx(std::max(a0, a1)));
+    const std::size_t best = r.stats[0].final_accuracy >= r.stats[1].final_accuracy ? 0 : 1;
+    CHECK(r.stats[1 - best].best == r.stats[best].variant);
+    CHECK(std::isnan(r.stats[best].p_vs_best));
+    CHECK(r.stats[1 - best].pairs == 2);
+    CHECK(r.stats[1 - best].p_vs_best >= 0.5);
+    CHECK(r.stats[2].pairs == 0);   // every run of wild diverged: nothing to pair
+    CHECK(std::isnan(r.stats[2].p_vs_best));
+
     // The files: a row per run, the summary per variant, each run's own folder.
     const std::string csv = test::read_file(dir / "out" / "comparison.csv");
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);
@@ -88,6 +101,9 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     const auto j = nlohmann::json::parse(test::read_file(dir / "out" / "comparison.json"));
     CHECK(j["variants"].size() == 3);
     CHECK(j["variants"][2]["diverged"] == 2);
+    CHECK(j["variants"][0]["final_accuracy"]["ci95"][0] == Approx(std::min(a0, a1)));
+    CHECK(j["variants"][1 - best]["vs_best"]["variant"] == r.stats[best].variant);
+    CHECK(j["variants"][1 - best]["vs_best"]["pairs"] == 2);
     CHECK(std::filesystem::exists(dir / "out" / "momentum" / "seed-5" / "summary.json"));
     const std::string table = bp::comparison_table(*c, r);
     CHECK_THAT(table, Catch::Contains("wild") && Catch::Contains("2*") && Catch::Contains("(2/2)"));

@@ -59,6 +59,50 @@ double best_of(const std::vector<EpochMetrics>& history, Metric accuracy) {
     return best;
 }
 
+// The bootstrap's stream: fixed, so a comparison's report is the same every time.
+constexpr uint64_t bootstrap_seed = 1;
+
+// The final accuracy of each seed's run of `variant`, NaN where it diverged or failed.
+std::vector<double> finals_by_seed(const ComparisonResult& r, const std::string& variant) {
+    std::vector<double> finals;
+    for (const auto& run : r.runs) {
+        if (run.variant != variant) continue;
+        const auto& h = run.result.history;
+        const bool ok = run.error.empty() && !run.result.diverged && !h.empty();
+        finals.push_back(ok ? h.back().get(r.accuracy) : std::nan(""));
+    }
+    return finals;
+}
+
+// Every variant against the one with the highest mean final accuracy, paired by seed:
+// Wilcoxon signed-rank p-values, Holm-adjusted over the variants compared.
+void compare_with_best(ComparisonResult& r) {
+    std::size_t best = 0;
+    for (std::size_t v = 1; v < r.stats.size(); ++v)
+        if (std::isfinite(r.stats[v].final_accuracy) &&
+            !(r.stats[v].final_accuracy <= r.stats[best].final_accuracy))
+            best = v;
+    const std::vector<double> best_finals = finals_by_seed(r, r.stats[best].variant);
+    std::vector<double> p;
+    std::vector<std::size_t> tested;
+    for (std::size_t v = 0; v < r.stats.size(); ++v) {
+        VariantStats& s = r.stats[v];
+        s.best = r.stats[best].variant;
+        s.p_vs_best = std::nan("");
+        if (v == best) continue;
+        const std::vector<double> finals = finals_by_seed(r, s.variant);
+        std::vector<double> differences;
+        for (std::size_t k = 0; k < finals.size(); ++k)
+            if (std::isfinite(finals[k]) && std::isfinite(best_finals[k])) differences.push_back(finals[k] - best_finals[k]);
+        s.pairs = int(differences.size());
+        if (differences.empty()) continue;
+        p.push_back(wilcoxon_signed_rank(differences));
+        tested.push_back(v);
+    }
+    const std::vector<double> adjusted = holm(p);
+    for (std::size_t k = 0; k < tested.size(); ++k) r.stats[tested[k]].p_vs_best = adjusted[k];
+}
+
 VariantStats statistics(const std::string& variant, const std::vector<const ComparisonRun*>& runs,
                         const std::optional<CompareTarget>& target, Metric accuracy) {
     VariantStats s;
@@ -89,6 +133,7 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
         }
     }
     std::tie(s.final_accuracy, s.final_accuracy_std) = mean_std(final_acc);
+    s.final_accuracy_ci = bootstrap_mean_interval(final_acc, bootstrap_seed);
     std::tie(s.best_accuracy, s.best_accuracy_std) = mean_std(best_acc);
     std::tie(s.final_train_loss, s.final_train_loss_std) = mean_std(final_loss);
     s.epochs_to_target = mean_std(epochs).first;
@@ -133,7 +178,11 @@ std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
                                  {"diverged", s.diverged},
                                  {"failed", s.failed},
                                  {"reached_target", s.reached},
-                                 {"final_accuracy", {{"mean", json_number(s.final_accuracy)}, {"std", json_number(s.final_accuracy_std)}}},
+                                 {"final_accuracy",
+                                  {{"mean", json_number(s.final_accuracy)},
+                                   {"std", json_number(s.final_accuracy_std)},
+                                   {"ci95", {json_number(s.final_accuracy_ci.low), json_number(s.final_accuracy_ci.high)}}}},
+                                 {"vs_best", {{"variant", s.best}, {"pairs", s.pairs}, {"p_holm", json_number(s.p_vs_best)}}},
                                  {"best_accuracy", {{"mean", json_number(s.best_accuracy)}, {"std", json_number(s.best_accuracy_std)}}},
                                  {"final_train_loss",
                                   {{"mean", json_number(s.final_train_loss)}, {"std", json_number(s.final_train_loss_std)}}},
@@ -457,6 +506,7 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             if (run.variant == variant) runs.push_back(&run);
         r.stats.push_back(statistics(variant, runs, c.target, r.accuracy));
     }
+    compare_with_best(r);
     write_file_atomic(r.dir / "comparison.csv", comparison_csv(c, r));
     write_file_atomic(r.dir / "comparison.json", comparison_json(c, r));
     const fs::path report = write_comparison_report(c, r);

@@ -3,6 +3,7 @@
 // one table, one row per variant, over the seeds.
 #pragma once
 
+#include "compare/statistics.hpp"
 #include "model/comparison.hpp"
 #include "train/run.hpp"
 
@@ -28,6 +29,13 @@ struct VariantStats {
     std::string variant;
     int runs = 0, diverged = 0, failed = 0, reached = 0;
     double final_accuracy = 0, final_accuracy_std = 0;
+    Interval final_accuracy_ci{0, 0};   // 95% bootstrap interval of the mean (statistics.hpp)
+    // The variant with the highest mean final accuracy, against this one over the seeds
+    // both finished: how many, and the Wilcoxon signed-rank p-value, Holm-adjusted over
+    // every variant compared with it (NaN for the best itself, or with no pair).
+    std::string best;
+    int pairs = 0;
+    double p_vs_best = 0;
     double best_accuracy = 0, best_accuracy_std = 0;
     double final_train_loss = 0, final_train_loss_std = 0;
     double epochs_to_target = 0, seconds_to_target = 0;
