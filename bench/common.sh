@@ -1,5 +1,5 @@
 # Sourced by the bench/compare_*.sh scripts: builds Backplane, installs PyTorch's side,
-# measures this machine's FMA peak, and defines the helpers both use.
+# measures this machine's FMA peak and defines the helpers (bench/measure.sh).
 # After it: $work (a temporary folder, removed on exit), $peak_1t and $peak_2t (GFLOP/s),
 # $allocators (the allocator settings a PyTorch search tries), stats, field.
 bash scripts/build.sh --main >/dev/null
@@ -14,16 +14,10 @@ unset OPENBLAS_CORETYPE
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-source bench/peak.sh
+source bench/measure.sh
 
 # The allocators a PyTorch search tries: name and environment. glibc's tunables alone
 # moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
 tuned="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 allocators=("malloc|" "malloc-tuned|$tuned" "jemalloc|LD_PRELOAD=$jemalloc")
 
-stats() {   # median min max of the numbers on stdin
-  sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
-}
-field() {   # the number after "key": in a file
-  sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" "$2" | head -1
-}

@@ -18,15 +18,9 @@ unset OPENBLAS_CORETYPE
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-source bench/peak.sh
+source bench/measure.sh
 
-field() {   # the number after "key": in a file
-  sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" "$2" | head -1
-}
 fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1"; }
-stats() {   # median min max of the numbers on stdin
-  sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
-}
 
 sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
 # name | yaml | --set | FLOPs per sample (bench/compare_torch.sh's; * direct convolution's)

@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.footer("Exit status: 0 ok, 1 error (the message says what), 2 bad command line, 3 training diverged.\n"
                "Plugins load from the built-in folder, then $BACKPLANE_PLUGIN_PATH (colon-separated), then the\n"
-               "experiment's 'plugins:' list. Run 'backplane COMMAND --help' for a command's options.");
+               "experiment's 'plugins:' list. Under mpirun, 'run' trains over every process (docs/distributed.md).\n"
+               "Run 'backplane COMMAND --help' for a command's options.");
 
     // One line, like every other error, pointing at the help of the command given.
     app.failure_message([](const CLI::App* a, const CLI::Error& e) {

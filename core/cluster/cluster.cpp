@@ -50,13 +50,6 @@ void check(int status, const char* what) {
     throw Error(std::string("MPI ") + what + " failed: " + std::string(text, std::size_t(length)));
 }
 
-// Displacements from counts.
-std::vector<int> offsets(std::span<const int> counts) {
-    std::vector<int> at(counts.size(), 0);
-    for (std::size_t i = 1; i < counts.size(); ++i) at[i] = at[i - 1] + counts[i - 1];
-    return at;
-}
-
 }  // namespace
 
 Cluster& Cluster::join() {
@@ -71,6 +64,8 @@ Cluster& Cluster::join() {
         throw Error("this MPI library cannot be called from the training threads (MPI_THREAD_SERIALIZED)");
     MPI_Comm_rank(MPI_COMM_WORLD, &cluster.rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &cluster.size_);
+    cluster.at_.resize(std::size_t(cluster.size_));
+    cluster.at_too_.resize(std::size_t(cluster.size_));
     return cluster;
 }
 
@@ -97,23 +92,27 @@ std::string Cluster::library() {
     return s;
 }
 
+// Displacements from counts, into buffers sized once in join(): a training step's
+// collectives allocate nothing of ours.
+const int* Cluster::offsets(std::span<const int> counts, std::vector<int>& at) {
+    for (std::size_t i = 0; i < counts.size(); ++i) at[i] = i == 0 ? 0 : at[i - 1] + counts[i - 1];
+    return at.data();
+}
+
 void Cluster::all_gather(std::span<const double> mine, std::span<double> all, std::span<const int> counts) {
-    const auto at = offsets(counts);
-    check(MPI_Allgatherv(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), counts.data(), at.data(), MPI_DOUBLE,
-                         MPI_COMM_WORLD), "allgather");
+    check(MPI_Allgatherv(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), counts.data(), offsets(counts, at_),
+                         MPI_DOUBLE, MPI_COMM_WORLD), "allgather");
 }
 
 void Cluster::all_gather(std::span<const float> mine, std::span<float> all, std::span<const int> counts) {
-    const auto at = offsets(counts);
-    check(MPI_Allgatherv(mine.data(), int(mine.size()), MPI_FLOAT, all.data(), counts.data(), at.data(), MPI_FLOAT,
-                         MPI_COMM_WORLD), "allgather");
+    check(MPI_Allgatherv(mine.data(), int(mine.size()), MPI_FLOAT, all.data(), counts.data(), offsets(counts, at_),
+                         MPI_FLOAT, MPI_COMM_WORLD), "allgather");
 }
 
 void Cluster::all_to_all(std::span<const float> send, std::span<const int> send_counts, std::span<float> recv,
                          std::span<const int> recv_counts) {
-    const auto send_at = offsets(send_counts), recv_at = offsets(recv_counts);
-    check(MPI_Alltoallv(send.data(), send_counts.data(), send_at.data(), MPI_FLOAT, recv.data(), recv_counts.data(),
-                        recv_at.data(), MPI_FLOAT, MPI_COMM_WORLD), "alltoall");
+    check(MPI_Alltoallv(send.data(), send_counts.data(), offsets(send_counts, at_), MPI_FLOAT, recv.data(),
+                        recv_counts.data(), offsets(recv_counts, at_too_), MPI_FLOAT, MPI_COMM_WORLD), "alltoall");
 }
 
 void Cluster::sum(std::span<int> values) {

@@ -78,8 +78,11 @@ public:
 
 private:
     Cluster() = default;
+    static const int* offsets(std::span<const int> counts, std::vector<int>& at);
+
     int rank_ = 0, size_ = 1;
     bool failed_together_ = false;
+    std::vector<int> at_, at_too_;   // the collectives' displacements, one per process
 };
 
 // [first, last) of `items` split into `parts` contiguous runs as equal as can be: part p's.

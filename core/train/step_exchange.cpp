@@ -26,30 +26,33 @@ std::pair<std::size_t, std::size_t> StepExchange::mine(std::size_t used) const {
 
 void StepExchange::share_results(std::size_t used, bool statistics) {
     const auto [first, last] = mine(used);
+    const std::size_t record = statistics ? record_ : 2;   // evaluation leaves the statistics alone
     double* out = records_out_.data();
     for (std::size_t s = first; s < last; ++s) {
         *out++ = *slots_[s].loss;
         *out++ = double(*slots_[s].correct);   // exact: counts stay far below 2^53
+        if (!statistics) continue;
         for (Workspace* w : slots_[s].workspaces) {
             const std::span<double> block = w->step_statistics();
-            out = statistics ? std::copy(block.begin(), block.end(), out) : out + block.size();
+            out = std::copy(block.begin(), block.end(), out);
         }
     }
     for (int p = 0; p < cluster_.size(); ++p) {
         const auto [a, b] = share(used, cluster_.size(), p);
-        gather_counts_[std::size_t(p)] = int((b - a) * record_);
+        gather_counts_[std::size_t(p)] = int((b - a) * record);
     }
-    cluster_.all_gather(std::span<const double>(records_out_.data(), (last - first) * record_),
-                        std::span<double>(records_in_.data(), used * record_), gather_counts_);
+    cluster_.all_gather(std::span<const double>(records_out_.data(), (last - first) * record),
+                        std::span<double>(records_in_.data(), used * record), gather_counts_);
     for (std::size_t s = 0; s < used; ++s) {
         if (s >= first && s < last) continue;   // its own shards are already in place
-        const double* in = records_in_.data() + s * record_;
+        const double* in = records_in_.data() + s * record;
         *slots_[s].loss = in[0];
         *slots_[s].correct = int64_t(in[1]);
+        if (!statistics) continue;
         in += 2;
         for (Workspace* w : slots_[s].workspaces) {
             const std::span<double> block = w->step_statistics();
-            if (statistics) std::copy(in, in + block.size(), block.begin());
+            std::copy(in, in + block.size(), block.begin());
             in += block.size();
         }
     }

@@ -48,8 +48,8 @@ public:
 
     // The shards [first, last) of a step of `used` shards that this process runs.
     std::pair<std::size_t, std::size_t> mine(std::size_t used) const;
-    // Every slot below `used` gets the loss, count (and with `statistics`, the step
-    // statistics) of the process that ran it.
+    // Every slot below `used` gets the loss, count (and with `statistics`, in training,
+    // the step statistics) of the process that ran it.
     void share_results(std::size_t used, bool statistics);
     // Slot 0's gradients := the sum over slots 0..used-1 in slot order.
     void reduce_gradients(std::size_t used);
@@ -64,7 +64,7 @@ private:
     Cluster& cluster_;
     std::vector<Slot> slots_;
     std::size_t elements_ = 0;       // gradient elements, all tensors
-    std::size_t record_ = 2;         // doubles per shard in share_results
+    std::size_t record_ = 2;         // doubles per shard in share_results, statistics included
     // Buffers sized once for the largest step: a step allocates nothing.
     std::vector<double> records_out_, records_in_;
     std::vector<float> send_, receive_, part_, whole_;

@@ -85,6 +85,10 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
     exchange_ = std::make_unique<StepExchange>(*cluster_, std::move(exchange_slots));
 }
 
+std::pair<std::size_t, std::size_t> Trainer::my_shards(std::size_t used) const {
+    return exchange_ ? exchange_->mine(used) : std::pair{std::size_t(0), used};
+}
+
 int64_t Trainer::bytes_per_step() const {
     return exchange_ ? exchange_->bytes_sent(shards_.size()) : 0;
 }
@@ -159,7 +163,7 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             const int64_t batch = std::min(config_.batch_size, samples - first);
             const std::size_t used = std::size_t((batch + rows - 1) / rows);
             const Random step_random = random_.derive("step").derive(uint64_t(epoch)).derive(uint64_t(step));
-            const auto [mine_first, mine_last] = exchange_ ? exchange_->mine(used) : std::pair{std::size_t(0), used};
+            const auto [mine_first, mine_last] = my_shards(used);
             tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{true, step_random, int64_t(s) * rows};
                 const int64_t n = std::min(rows, batch - ctx.first_row);
@@ -205,7 +209,7 @@ void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
         for (int64_t first = 0; first < samples; first += chunk) {
             const int64_t count = std::min(chunk, samples - first);
             const std::size_t used = std::size_t((count + rows - 1) / rows);
-            const auto [mine_first, mine_last] = exchange_ ? exchange_->mine(used) : std::pair{std::size_t(0), used};
+            const auto [mine_first, mine_last] = my_shards(used);
             tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{false, random_, int64_t(s) * rows};
                 const int64_t n = std::min(rows, count - ctx.first_row);

@@ -79,6 +79,8 @@ private:
     template <class Visit>
     void for_each_eval_shard(const Split& data, Visit&& visit);
     void reduce_gradients(std::size_t shards_used);
+    // The shards [first, last) of `used` this process runs: all of them alone.
+    std::pair<std::size_t, std::size_t> my_shards(std::size_t used) const;
 
     Network& network_;
     std::shared_ptr<const Loss> loss_;
