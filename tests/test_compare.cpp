@@ -107,6 +107,11 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK(std::filesystem::exists(dir / "out" / "momentum" / "seed-5" / "summary.json"));
     const std::string table = bp::comparison_table(*c, r);
     CHECK_THAT(table, Catch::Contains("wild") && Catch::Contains("2*") && Catch::Contains("(2/2)"));
+    CHECK_THAT(table, Catch::Contains("final val_accuracy [95% CI]"));
+    CHECK_THAT(table, Catch::Contains("with 2 seeds no p can be below 0.5 (6 or more seeds can reach 0.05)"));
+    // No test set here: the column of test accuracy chosen by validation is left out.
+    CHECK_THAT(table, !Catch::Contains("at best val"));
+    CHECK(j["variants"][0]["at_best_validation"]["mean"] == Approx(r.stats[0].best_accuracy));
 
     // The report: the table, and in each of the four charts a line per variant that
     // did not diverge, the diverged one named in the legend.
@@ -122,6 +127,15 @@ TEST_CASE("a comparison trains every variant and seed, each as it would run alon
     CHECK_THAT(html, Catch::Contains("wild (diverged)"));
     for (const char* svg : {"loss_vs_epoch.svg", "accuracy_vs_epoch.svg", "loss_vs_time.svg", "accuracy_vs_time.svg"})
         CHECK_THAT(test::read_file(dir / "out" / svg), Catch::StartsWith("<svg") && Catch::EndsWith("</svg>\n"));
+}
+
+TEST_CASE("the honest figure is the test accuracy at the epoch validation picks", "[compare]") {
+    std::vector<bp::EpochMetrics> h(3);
+    const double validation[] = {0.5, 0.8, 0.7}, test[] = {0.6, 0.75, 0.9};
+    for (int e = 0; e < 3; ++e) h[e].epoch = e + 1, h[e].validation.accuracy = validation[e], h[e].test.accuracy = test[e];
+    CHECK(bp::at_best_validation(h, bp::Metric::test_accuracy) == 0.75);   // not the 0.9 the test set would pick
+    for (auto& m : h) m.validation.accuracy = std::nan("");
+    CHECK(std::isnan(bp::at_best_validation(h, bp::Metric::test_accuracy)));
 }
 
 TEST_CASE("a chart's line follows its points", "[compare]") {

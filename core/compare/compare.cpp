@@ -59,6 +59,17 @@ double best_of(const std::vector<EpochMetrics>& history, Metric accuracy) {
     return best;
 }
 
+}  // namespace
+
+double at_best_validation(const std::vector<EpochMetrics>& history, Metric accuracy) {
+    double best = -INFINITY, at = std::nan("");
+    for (const auto& m : history)
+        if (m.validation.accuracy > best) best = m.validation.accuracy, at = m.get(accuracy);
+    return at;
+}
+
+namespace {
+
 // The bootstrap's stream: fixed, so a comparison's report is the same every time.
 constexpr uint64_t bootstrap_seed = 1;
 
@@ -107,7 +118,7 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
                         const std::optional<CompareTarget>& target, Metric accuracy) {
     VariantStats s;
     s.variant = variant;
-    std::vector<double> final_acc, best_acc, final_loss, epochs, seconds, speed;
+    std::vector<double> final_acc, selected_acc, best_acc, final_loss, epochs, seconds, speed;
     for (const auto* r : runs) {
         ++s.runs;
         const auto& h = r->result.history;
@@ -121,6 +132,7 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
         }
         final_acc.push_back(h.back().get(accuracy));
         best_acc.push_back(best_of(h, accuracy));
+        if (const double a = at_best_validation(h, accuracy); std::isfinite(a)) selected_acc.push_back(a);
         final_loss.push_back(h.back().train.loss);
         speed.push_back(samples_per_second(h));
         if (target) {
@@ -134,6 +146,7 @@ VariantStats statistics(const std::string& variant, const std::vector<const Comp
     }
     std::tie(s.final_accuracy, s.final_accuracy_std) = mean_std(final_acc);
     s.final_accuracy_ci = bootstrap_mean_interval(final_acc, bootstrap_seed);
+    std::tie(s.selected_accuracy, s.selected_accuracy_std) = mean_std(selected_acc);
     std::tie(s.best_accuracy, s.best_accuracy_std) = mean_std(best_acc);
     std::tie(s.final_train_loss, s.final_train_loss_std) = mean_std(final_loss);
     s.epochs_to_target = mean_std(epochs).first;
@@ -183,6 +196,8 @@ std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
                                    {"std", json_number(s.final_accuracy_std)},
                                    {"ci95", {json_number(s.final_accuracy_ci.low), json_number(s.final_accuracy_ci.high)}}}},
                                  {"vs_best", {{"variant", s.best}, {"pairs", s.pairs}, {"p_holm", json_number(s.p_vs_best)}}},
+                                 {"at_best_validation",
+                                  {{"mean", json_number(s.selected_accuracy)}, {"std", json_number(s.selected_accuracy_std)}}},
                                  {"best_accuracy", {{"mean", json_number(s.best_accuracy)}, {"std", json_number(s.best_accuracy_std)}}},
                                  {"final_train_loss",
                                   {{"mean", json_number(s.final_train_loss)}, {"std", json_number(s.final_train_loss_std)}}},
@@ -221,16 +236,38 @@ std::string short_seconds(double s) {
 
 }  // namespace
 
-std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
+ComparisonTable comparison_rows(const Comparison& c, const ComparisonResult& r) {
     const std::string acc = to_string(r.accuracy);
-    std::string out;
-    char line[512];
-    std::snprintf(line, sizeof line, "%-16s %5s  %-19s  %-19s  %-19s  %-17s  %9s\n", "variant", "runs",
-                  ("final " + acc).c_str(), ("best " + acc).c_str(), "final train_loss",
-                  c.target ? ("to " + std::string(to_string(c.target->metric)) + " " + csv_number(c.target->value)).c_str() : "to target",
-                  "samples/s");
-    out += line;
+    // The honest column: only where it differs from the others (test figures chosen by validation).
+    bool selected = false;
+    for (const auto& s : r.stats) selected |= r.accuracy == Metric::test_accuracy && std::isfinite(s.selected_accuracy);
+    ComparisonTable t;
+    t.header = {"variant", "runs", "final " + acc + " [95% CI]", "p vs best"};
+    if (selected) t.header.push_back(acc + " at best val");
+    t.header.insert(t.header.end(), {"best " + acc, "final train_loss",
+                                     c.target ? "to " + std::string(to_string(c.target->metric)) + " " + csv_number(c.target->value)
+                                              : "to target",
+                                     "samples/s"});
+    bool any_significant = false, any_diverged = false, any_failed = false;
+    int most_pairs = 0;
     for (const auto& s : r.stats) {
+        std::vector<std::string> row = {s.variant, std::to_string(s.runs) + (s.diverged || s.failed ? "*" : "")};
+        row.push_back(plus_minus(s.final_accuracy, std::nan(""), "%.4f") +
+                      (std::isfinite(s.final_accuracy_ci.low)
+                           ? " [" + plus_minus(s.final_accuracy_ci.low, std::nan(""), "%.4f") + ", " +
+                                 plus_minus(s.final_accuracy_ci.high, std::nan(""), "%.4f") + "]"
+                           : ""));
+        std::string p = s.variant == s.best ? "best" : "-";
+        if (std::isfinite(s.p_vs_best)) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.3g", s.p_vs_best);
+            p = buf;
+            if (s.p_vs_best < 0.05) p += " sig.", any_significant = true;
+        }
+        row.push_back(p);
+        if (selected) row.push_back(plus_minus(s.selected_accuracy, s.selected_accuracy_std, "%.4f"));
+        row.push_back(plus_minus(s.best_accuracy, s.best_accuracy_std, "%.4f"));
+        row.push_back(plus_minus(s.final_train_loss, s.final_train_loss_std, "%.4f"));
         std::string target = "-";
         if (c.target) {
             char buf[64];
@@ -241,19 +278,48 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
                 std::snprintf(buf, sizeof buf, "never (0/%d)", s.runs);
             target = buf;
         }
-        const std::string runs = std::to_string(s.runs) + (s.diverged || s.failed ? "*" : "");
-        std::snprintf(line, sizeof line, "%-16s %5s  %-19s  %-19s  %-19s  %-17s  %9s\n", s.variant.c_str(), runs.c_str(),
-                      plus_minus(s.final_accuracy, s.final_accuracy_std, "%.4f").c_str(),
-                      plus_minus(s.best_accuracy, s.best_accuracy_std, "%.4f").c_str(),
-                      plus_minus(s.final_train_loss, s.final_train_loss_std, "%.4f").c_str(), target.c_str(),
-                      std::isfinite(s.samples_per_second) ? human_count(s.samples_per_second).c_str() : "-");
-        out += line;
+        row.push_back(target);
+        row.push_back(std::isfinite(s.samples_per_second) ? human_count(s.samples_per_second) : "-");
+        t.rows.push_back(std::move(row));
+        any_diverged |= s.diverged > 0, any_failed |= s.failed > 0;
+        most_pairs = std::max(most_pairs, s.pairs);
     }
-    bool any_diverged = false;
-    bool any_failed = false;
-    for (const auto& s : r.stats) any_diverged |= s.diverged > 0, any_failed |= s.failed > 0;
-    if (any_diverged) out += "* some runs diverged (NaN or infinite loss); the figures leave them out\n";
-    if (any_failed) out += "* some runs failed (see comparison.json); the figures leave them out\n";
+    if (any_diverged) t.notes.push_back("* some runs diverged (NaN or infinite loss); the figures leave them out");
+    if (any_failed) t.notes.push_back("* some runs failed (see comparison.json); the figures leave them out");
+    if (r.stats.size() > 1) {
+        std::string note = "p vs best: Wilcoxon signed-rank over the seeds both finished, Holm-adjusted";
+        if (any_significant) note += "; sig.: p < 0.05";
+        // Exact p-values have a floor: 2 / 2^n for n pairs, above 0.05 up to 5 pairs.
+        if (most_pairs > 0 && most_pairs < 6)
+            note += "; with " + std::to_string(most_pairs) + " seeds no p can be below " +
+                    shortest_double(std::ldexp(1.0, 1 - most_pairs)) + " (6 or more seeds can reach 0.05)";
+        t.notes.push_back(note);
+    }
+    if (selected)
+        t.notes.push_back(acc + " at best val: at each run's epoch of highest val_accuracy; best " + acc +
+                          " picks the epoch by " + acc + " itself (optimistic)");
+    return t;
+}
+
+std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
+    const ComparisonTable t = comparison_rows(c, r);
+    std::vector<std::size_t> width(t.header.size(), 0);
+    for (std::size_t k = 0; k < width.size(); ++k) {
+        width[k] = t.header[k].size();
+        for (const auto& row : t.rows) width[k] = std::max(width[k], row[k].size());
+    }
+    auto line = [&](const std::vector<std::string>& cells) {
+        std::string out;
+        for (std::size_t k = 0; k < cells.size(); ++k) {
+            // Names to the left, figures to the right.
+            const std::string pad(width[k] - cells[k].size(), ' ');
+            out += (k == 0 ? cells[k] + pad : pad + cells[k]) + (k + 1 < cells.size() ? "  " : "");
+        }
+        return out + "\n";
+    };
+    std::string out = line(t.header);
+    for (const auto& row : t.rows) out += line(row);
+    for (const auto& note : t.notes) out += note + "\n";
     return out;
 }
 

@@ -36,6 +36,9 @@ struct VariantStats {
     std::string best;
     int pairs = 0;
     double p_vs_best = 0;
+    // The reported accuracy at each run's epoch of highest validation accuracy: the
+    // epoch a user would keep without looking at the test set (NaN without validation).
+    double selected_accuracy = 0, selected_accuracy_std = 0;
     double best_accuracy = 0, best_accuracy_std = 0;
     double final_train_loss = 0, final_train_loss_std = 0;
     double epochs_to_target = 0, seconds_to_target = 0;
@@ -61,7 +64,19 @@ struct ComparisonResult {
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log);
 
-// The table as printed: one row per variant.
+// `accuracy` at the epoch of highest validation accuracy (the first such): the
+// figure a user would report without looking at the test set. NaN without validation.
+double at_best_validation(const std::vector<EpochMetrics>& history, Metric accuracy);
+
+// The table: a header, one row per variant, cell by cell, and the notes below it.
+struct ComparisonTable {
+    std::vector<std::string> header;
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> notes;
+};
+ComparisonTable comparison_rows(const Comparison& c, const ComparisonResult& r);
+
+// The table as printed: columns aligned, two spaces apart, then the notes.
 std::string comparison_table(const Comparison& c, const ComparisonResult& r);
 
 }  // namespace bp

@@ -71,38 +71,20 @@ PlotSeries series_of(const std::string& variant, const std::vector<const Compari
     return s;
 }
 
+// The terminal table's cells, so both say the same.
 std::string html_table(const Comparison& c, const ComparisonResult& r) {
-    // The terminal table's text, one cell per column, so both say the same.
-    std::string out = "<table>\n";
-    const std::string table = comparison_table(c, r);
-    std::size_t start = 0;
-    bool header = true;
-    while (start < table.size()) {
-        const std::size_t end = table.find('\n', start);
-        const std::string line = table.substr(start, end - start);
-        start = end + 1;
-        if (line.empty() || line[0] == '*') {
-            if (!line.empty()) out += "<caption>" + escape(line) + "</caption>\n";
-            continue;
-        }
-        // Columns are separated by two or more spaces.
-        std::vector<std::string> cells;
-        std::size_t p = 0;
-        while (p < line.size()) {
-            std::size_t q = line.find("  ", p);
-            if (q == std::string::npos) q = line.size();
-            std::string cell = line.substr(p, q - p);
-            cell.erase(0, cell.find_first_not_of(' '));
-            if (!cell.empty()) cells.push_back(cell);
-            p = line.find_first_not_of(' ', q);
-            if (p == std::string::npos) break;
-        }
+    const ComparisonTable t = comparison_rows(c, r);
+    std::string out = "<table>\n<tr>";
+    for (const auto& cell : t.header) out += "<th>" + escape(cell) + "</th>";
+    out += "</tr>\n";
+    for (const auto& row : t.rows) {
         out += "<tr>";
-        for (const auto& cell : cells) out += (header ? "<th>" : "<td>") + escape(cell) + (header ? "</th>" : "</td>");
+        for (const auto& cell : row) out += "<td>" + escape(cell) + "</td>";
         out += "</tr>\n";
-        header = false;
     }
-    return out + "</table>\n";
+    out += "</table>\n";
+    for (const auto& note : t.notes) out += "<p class=\"note\">" + escape(note) + "</p>\n";
+    return out;
 }
 
 }  // namespace
@@ -163,6 +145,47 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
     return svg + "</svg>\n";
 }
 
+std::string svg_interval_chart(const std::string& title, const std::string& x_label, const std::vector<IntervalRow>& rows) {
+    const double W = 640, left = 170, right = 30, top = 40, row_h = 26, bottom = 50;
+    const double H = top + row_h * double(std::max<std::size_t>(rows.size(), 1)) + bottom;
+    double x0 = INFINITY, x1 = -INFINITY;
+    for (const auto& r : rows)
+        for (double v : {r.mean, r.low, r.high})
+            if (std::isfinite(v)) x0 = std::min(x0, v), x1 = std::max(x1, v);
+    if (!std::isfinite(x0)) x0 = 0, x1 = 1;
+    if (x1 <= x0) x1 = x0 + 1e-3 + std::abs(x0) * 1e-3;
+    const double pad = (x1 - x0) * 0.05;
+    x0 -= pad, x1 += pad;
+    auto X = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
+    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt(W) + "\" height=\"" + fmt(H) +
+                      "\" viewBox=\"0 0 " + fmt(W) + " " + fmt(H) + "\" font-family=\"sans-serif\" font-size=\"12\">\n" +
+                      "<rect width=\"" + fmt(W) + "\" height=\"" + fmt(H) + "\" fill=\"white\"/>\n";
+    svg += "<text x=\"12\" y=\"24\" font-size=\"15\">" + escape(title) + "</text>\n";
+    const double plot_bottom = H - bottom;
+    for (double t : ticks(x0, x1))
+        svg += "<line x1=\"" + fmt(X(t)) + "\" x2=\"" + fmt(X(t)) + "\" y1=\"" + fmt(top) + "\" y2=\"" + fmt(plot_bottom + 4) +
+               "\" stroke=\"#e5e5e5\"/>\n<text x=\"" + fmt(X(t)) + "\" y=\"" + fmt(plot_bottom + 18) +
+               "\" text-anchor=\"middle\">" + fmt(t) + "</text>\n";
+    svg += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(W - left - right) + "\" height=\"" +
+           fmt(plot_bottom - top) + "\" fill=\"none\" stroke=\"#333\"/>\n";
+    svg += "<text x=\"" + fmt((left + W - right) / 2) + "\" y=\"" + fmt(H - 12) + "\" text-anchor=\"middle\">" +
+           escape(x_label) + "</text>\n";
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+        const auto& r = rows[k];
+        const double y = top + row_h * (double(k) + 0.5);
+        const std::string color = palette[k % std::size(palette)];
+        svg += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 4) + "\" text-anchor=\"end\">" + escape(r.name) +
+               (r.mark.empty() ? "" : " (" + escape(r.mark) + ")") + "</text>\n";
+        if (std::isfinite(r.low) && std::isfinite(r.high))
+            svg += "<line class=\"interval\" data-series=\"" + escape(r.name) + "\" x1=\"" + fmt(X(r.low)) + "\" x2=\"" +
+                   fmt(X(r.high)) + "\" y1=\"" + fmt(y) + "\" y2=\"" + fmt(y) + "\" stroke=\"" + color +
+                   "\" stroke-width=\"3\"/>\n";
+        if (std::isfinite(r.mean))
+            svg += "<circle cx=\"" + fmt(X(r.mean)) + "\" cy=\"" + fmt(y) + "\" r=\"5\" fill=\"" + color + "\"/>\n";
+    }
+    return svg + "</svg>\n";
+}
+
 fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r) {
     struct Chart {
         const char* file;
@@ -180,11 +203,22 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
     std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape(c.name) +
                        "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
                        "table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-                       "text-align:right}td:first-child,th:first-child{text-align:left}caption{caption-side:bottom;"
-                       "text-align:left;padding-top:6px}svg{margin:8px 8px 0 0}</style></head><body>\n";
+                       "text-align:right}td:first-child,th:first-child{text-align:left}.note{margin:2px 0;font-size:90%;color:#555}"
+                       "svg{margin:8px 8px 0 0}</style></head><body>\n";
     html += "<h1>" + escape(c.name) + "</h1>\n<p>" + std::to_string(c.variants.size()) + " variants, " +
             std::to_string(c.seeds.size()) + " seed(s) each; lines are the mean over seeds, bands the range.</p>\n";
     html += html_table(c, r);
+    {
+        std::vector<IntervalRow> rows;
+        for (const auto& s : r.stats)
+            rows.push_back({s.variant,
+                            s.variant == s.best ? "best" : s.p_vs_best < 0.05 ? "differs, p " + fmt(s.p_vs_best) : "",
+                            s.final_accuracy, s.final_accuracy_ci.low, s.final_accuracy_ci.high});
+        const std::string svg = svg_interval_chart("Final " + acc + ": mean and 95% bootstrap interval over seeds",
+                                                   "final " + acc + " (fraction correct)", rows);
+        write_file_atomic(r.dir / "final_accuracy_ci.svg", svg);
+        html += "<div class=\"chart\" id=\"final_accuracy_ci\">\n" + svg + "</div>\n";
+    }
     for (const auto& chart : charts) {
         std::vector<PlotSeries> series;
         for (const auto& variant : c.variants) {

@@ -21,7 +21,17 @@ struct PlotSeries {
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
                            const std::vector<PlotSeries>& series);
 
-// Writes loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
+// One row per entry: its mean as a dot, its interval as a bar, on one x axis; `mark`
+// is printed after the row's name (e.g. "best"). Each bar is a <line class="interval"
+// data-series="NAME">.
+struct IntervalRow {
+    std::string name, mark;
+    double mean, low, high;
+};
+std::string svg_interval_chart(const std::string& title, const std::string& x_label, const std::vector<IntervalRow>& rows);
+
+// Writes final_accuracy_ci.svg (each variant's mean final accuracy with its 95%
+// interval), loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
 // accuracy_vs_time.svg, sensitivity_<k>.svg per swept key (final accuracy against
 // the swept value, DeepOBS's learning-rate sensitivity) and report.html into r.dir;
 // returns the report's path.

@@ -138,16 +138,16 @@ bool run_folder(const fs::path& dir) {
     return true;
 }
 
-// A comparison's own files, or a variant's folder of seed-N run folders.
+// A comparison's own files (its charts: every .svg, as no variant's name ends so), or a
+// variant's folder of seed-N and trial-N run folders.
 bool comparison_entry(const fs::path& p) {
-    const std::string name = p.filename().string();
-    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "report.html", "loss_vs_epoch.svg",
-                                 "accuracy_vs_epoch.svg", "loss_vs_time.svg", "accuracy_vs_time.svg"}) ||
-                       (name.rfind("sensitivity_", 0) == 0 && name.find(".svg") != std::string::npos)))
+    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "report.html"}) || p.extension() == ".svg"))
         return true;
     if (!is_dir(p)) return false;
-    for (const auto& run : fs::directory_iterator(p))
-        if (run.path().filename().string().rfind("seed-", 0) != 0 || !run_folder(run.path())) return false;
+    for (const auto& run : fs::directory_iterator(p)) {
+        const std::string entry = run.path().filename().string();
+        if ((entry.rfind("seed-", 0) != 0 && entry.rfind("trial-", 0) != 0) || !run_folder(run.path())) return false;
+    }
     return true;
 }
 
