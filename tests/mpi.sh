@@ -9,7 +9,7 @@
 # - a process killed with SIGKILL ends the job within seconds, the run keeps its last
 #   checkpoint, and --resume with another process count ends with the unbroken run's bits;
 # - a comparison handed out to 3 processes gives one process's files, and so does one
-#   whose process was killed, resumed over 2;
+#   whose process was killed, resumed over 2, and one that tunes its variants first;
 # - a mismatched --set, a bad file, a command that runs in one process, a divergence:
 #   one message each and the right exit status, never a hang.
 # With --absent (a build without MPI): a process started by a launcher as one of
@@ -166,6 +166,16 @@ for rank in 1 2; do
   grep -q "(rank $rank): " "$tmp/compare.log" || fail "rank $rank trained none of the comparison's runs"
 done
 [ "$(grep -c '^variant ' "$tmp/compare.log")" -eq 1 ] && pass || fail "the comparison's table is not printed once"
+# A tuned comparison: trials handed out, rank 0's choice of each variant's best
+# trial reaches every process, then the seeds.
+tuned=(--set train.epochs=20 --set "compare.seeds=[1, 2]" --set "compare.tuning={trials: 4, budget: 10}"
+  --set "compare.variants={adam: {optimizer: {lr: {log_uniform: [0.0005, 0.05]}}}, sgd: {optimizer: {name: sgd, lr: 0.1}}}")
+"$bp" run "$compare" "${tuned[@]}" --out "$tmp/tuned" -q || fail "the one-process tuned comparison failed"
+mpi 3 "$bp" run "$compare" "${tuned[@]}" --out "$tmp/tuned-3" >"$tmp/tuned.log" 2>&1 ||
+  { cat "$tmp/tuned.log"; fail "the tuned comparison over 3 processes failed"; }
+if cmp -s "$tmp/tuned/trials.csv" "$tmp/tuned-3/trials.csv" &&
+  cmp -s <(untimed_comparison "$tmp/tuned") <(untimed_comparison "$tmp/tuned-3"); then pass; else
+  fail "the tuned comparison over 3 processes differs from one process's"; fi
 # A process killed in the middle; the comparison resumed over 2 processes.
 out=$tmp/compare-killed
 mpi 3 "$bp" run "$compare" "${runs[@]}" --out "$out" -q >"$tmp/killed.log" 2>&1 &

@@ -337,7 +337,7 @@ TEST_CASE("what a fuzzer found in the comparison reader is refused in time, by n
     for (int s = 0; s < 1000; ++s) seeds += (s ? ", " : "") + std::to_string(s);
     CHECK_THAT(compare_error(head + "compare:\n  seeds: [" + seeds + "]\n  variants:\n    a: { optimizer: { lr: { sweep: "
                                     "linear, from: 0.001, to: 1, points: 1000 } } }\n"),
-               Catch::Contains("the comparison would hold 1000000 runs (1000 variants x 1000 seeds), more than 10000"));
+               Catch::Contains("the comparison would hold 1000000 runs (trials and seeds included), more than 10000"));
     // Thirty levels of anchors denote 2^30 values in a kilobyte.
     std::string anchors = "l0: &l0 {x: 1}\n";
     for (int l = 1; l <= 30; ++l)

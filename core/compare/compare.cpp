@@ -179,12 +179,68 @@ std::string comparison_csv(const Comparison& c, const ComparisonResult& r) {
     return out;
 }
 
+// Each trial's hyperparameters as "key=value" words.
+std::string trial_values(const TunedVariant& tv, const Trial& t) {
+    std::string out;
+    for (std::size_t d = 0; d < tv.space.size(); ++d) out += (d ? " " : "") + tv.space[d].key + "=" + t.values[d];
+    return out;
+}
+
+// The final value of the tuning metric, NaN where the trial diverged or failed.
+double trial_score(const ComparisonRun& run, Metric metric) {
+    const auto& h = run.result.history;
+    return run.error.empty() && !run.result.diverged && !h.empty() ? h.back().get(metric) : std::nan("");
+}
+
+std::string trials_csv(const Comparison& c, const ComparisonResult& r) {
+    const std::string metric = to_string(c.tuning->metric);
+    std::string out = "variant,trial,status,final_" + metric + ",chosen,hyperparameters,dir\n";
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < c.tuned.size(); ++k) {
+        const TunedVariant& tv = c.tuned[k];
+        for (std::size_t t = 0; t < tv.trials.size(); ++t, ++at) {
+            const ComparisonRun& run = r.trials[at];
+            out += run.variant + "," + std::to_string(t + 1) + "," + status(run) + "," +
+                   csv_number(trial_score(run, c.tuning->metric)) + "," + (r.chosen[k] == int(t) ? "yes" : "") + "," +
+                   trial_values(tv, tv.trials[t]) + "," + fs::relative(run.result.dir, r.dir).string() + "\n";
+        }
+    }
+    return out;
+}
+
+nlohmann::json tuning_json(const Comparison& c, const ComparisonResult& r) {
+    const Tuning& t = *c.tuning;
+    const char* methods[] = {"quasi_random", "random", "grid"};
+    nlohmann::json j = {{"trials", t.trials}, {"method", methods[int(t.method)]}, {"seed", t.seed},
+                        {"metric", to_string(t.metric)}, {"budget_epochs", c.tuned[0].trials[0].run.train.epochs}};
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < c.tuned.size(); ++k) {
+        const TunedVariant& tv = c.tuned[k];
+        nlohmann::json v = {{"variant", c.variants[tv.variant]}, {"chosen_trial", r.chosen[k] < 0 ? nlohmann::json() : nlohmann::json(r.chosen[k] + 1)}};
+        for (const auto& d : tv.space) v["keys"].push_back(d.key);
+        for (std::size_t i = 0; i < tv.trials.size(); ++i, ++at) {
+            const ComparisonRun& run = r.trials[at];
+            nlohmann::json values;
+            for (std::size_t d = 0; d < tv.space.size(); ++d) values[tv.space[d].key] = tv.trials[i].values[d];
+            v["trials"].push_back({{"trial", i + 1},
+                                   {"values", values},
+                                   {"status", status(run)},
+                                   {"error", run.error},
+                                   {"final_" + std::string(to_string(t.metric)), json_number(trial_score(run, t.metric))},
+                                   {"dir", fs::relative(run.result.dir, r.dir).string()}});
+        }
+        j["variants"].push_back(v);
+    }
+    return j;
+}
+
 std::string comparison_json(const Comparison& c, const ComparisonResult& r) {
     nlohmann::json j;
     j["name"] = c.name;
     j["seeds"] = c.seeds;
     j["accuracy"] = to_string(r.accuracy);
     if (c.target) j["target"] = {{"metric", to_string(c.target->metric)}, {"value", c.target->value}};
+    if (c.tuning) j["tuning"] = tuning_json(c, r);
     for (const auto& s : r.stats) {
         j["variants"].push_back({{"variant", s.variant},
                                  {"runs", s.runs},
@@ -295,6 +351,21 @@ ComparisonTable comparison_rows(const Comparison& c, const ComparisonResult& r) 
                     shortest_double(std::ldexp(1.0, 1 - most_pairs)) + " (6 or more seeds can reach 0.05)";
         t.notes.push_back(note);
     }
+    for (std::size_t k = 0; k < c.tuned.size(); ++k) {
+        const TunedVariant& tv = c.tuned[k];
+        const std::string& name = c.variants[tv.variant];
+        if (r.chosen[k] < 0) {
+            t.notes.push_back(name + ": no trial finished (see trials.csv), so it has no runs");
+            continue;
+        }
+        const Trial& best = tv.trials[std::size_t(r.chosen[k])];
+        std::size_t at = 0;
+        for (std::size_t j = 0; j < k; ++j) at += c.tuned[j].trials.size();
+        t.notes.push_back(name + ": trial " + std::to_string(r.chosen[k] + 1) + " of " + std::to_string(tv.trials.size()) +
+                          " (final " + to_string(c.tuning->metric) + " " +
+                          csv_number(trial_score(r.trials[at + std::size_t(r.chosen[k])], c.tuning->metric)) +
+                          "): " + trial_values(tv, best));
+    }
     if (selected)
         t.notes.push_back(acc + " at best val: at each run's epoch of highest val_accuracy; best " + acc +
                           " picks the epoch by " + acc + " itself (optimistic)");
@@ -325,10 +396,6 @@ std::string comparison_table(const Comparison& c, const ComparisonResult& r) {
 
 namespace {
 
-fs::path run_dir(const Comparison& c, const fs::path& dir, std::size_t i) {
-    return dir / c.variants[i / c.seeds.size()] / ("seed-" + std::to_string(c.seeds[i % c.seeds.size()]));
-}
-
 // The comparison's folder: a new one, the --out given (refused when it holds
 // results, unless they are to be replaced), or the one --resume continues.
 fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
@@ -346,65 +413,78 @@ fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
     return options.out;
 }
 
-// A run of the comparison being continued: finished (its summary read back, so it is
-// not trained again), cut (continued from its last checkpoint) or not begun.
-enum class RunState { fresh, cut, finished };
-
-RunState state_of(const Experiment& e, const fs::path& dir) {
-    if (!fs::exists(dir / "config.yaml")) return RunState::fresh;
-    // Made by this experiment? A longer one continues the run, if its checkpoint allows.
-    const std::string saved = read_experiment_file(dir / "config.yaml");
-    if (const auto refused = config_changes_refused(saved, e); !refused.empty())
-        throw Error("the run in " + dir.string() + " was made by another experiment: " + join(refused, "; ") +
-                    "; resume the comparison with the file it was made with, or start a new one");
-    bool longer = false;
-    for (const auto& change : experiment_changes(saved, to_yaml(e))) longer |= change.rfind("train.epochs:", 0) == 0;
-    if (!longer && fs::exists(dir / "summary.json")) return RunState::finished;
-    return fs::exists(dir / "checkpoints" / "last.safetensors") ? RunState::cut : RunState::fresh;
+std::string trial_title(const Comparison& c) {
+    const Tuning& t = *c.tuning;
+    const int64_t epochs = t.budget > 0 ? t.budget : c.tuned[0].trials[0].run.train.epochs;
+    return "tuning " + std::to_string(c.tuned.size()) + " variant(s), " + std::to_string(c.tuned[0].trials.size()) +
+           " trials each (" + std::to_string(epochs) + " epochs, seed " + std::to_string(t.seed) +
+           "), each variant's best by final " + to_string(t.metric);
 }
 
-RunResult finished_result(const fs::path& dir) {
-    const RunSummary s = read_summary(dir / "summary.json");
-    RunResult r;
-    r.dir = dir;
-    r.history = s.history;
-    r.diverged = s.status == "diverged";
-    r.fingerprint = s.weights_fingerprint;
-    return r;
+// Each tuned variant's best trial (index into its trials; -1 when none finished).
+std::vector<int> choose_trials(const Comparison& c, const std::vector<ComparisonRun>& trials) {
+    std::vector<int> chosen;
+    std::size_t at = 0;
+    bool any_validation = false;
+    for (const auto& tv : c.tuned) {
+        const std::vector<ComparisonRun> mine(trials.begin() + std::ptrdiff_t(at),
+                                              trials.begin() + std::ptrdiff_t(at + tv.trials.size()));
+        at += tv.trials.size();
+        chosen.push_back(best_trial(mine, c.tuning->metric));
+        for (const auto& t : mine)
+            any_validation |= !t.result.history.empty() && std::isfinite(t.result.history.back().get(c.tuning->metric));
+    }
+    bool any_finished = false;
+    for (const auto& t : trials) any_finished |= t.error.empty() && !t.result.diverged && !t.result.history.empty();
+    if (any_finished && !any_validation)
+        throw Error("compare.tuning chooses trials by " + std::string(to_string(c.tuning->metric)) +
+                    ", but the trials have no validation data; hold some out with data.validation_split (e.g. 0.1)");
+    return chosen;
+}
+
+std::string join_ints(const std::vector<int>& v) {
+    std::string out;
+    for (int x : v) out += (out.empty() ? "" : ",") + std::to_string(x);
+    return out;
+}
+
+std::vector<int> split_ints(const std::string& s) {
+    std::vector<int> out;
+    std::istringstream in(s);
+    for (std::string part; std::getline(in, part, ',');) out.push_back(std::stoi(part));
+    return out;
 }
 
 }  // namespace
 
+int best_trial(const std::vector<ComparisonRun>& trials, Metric metric) {
+    const bool lower = lower_is_better(metric);
+    int best = -1;
+    double best_value = 0;
+    for (std::size_t t = 0; t < trials.size(); ++t) {
+        const auto& h = trials[t].result.history;
+        if (!trials[t].error.empty() || trials[t].result.diverged || h.empty()) continue;
+        const double v = h.back().get(metric);
+        if (!std::isfinite(v)) continue;
+        if (best < 0 || (lower ? v < best_value : v > best_value)) best = int(t), best_value = v;
+    }
+    return best;
+}
+
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log) {
     ComparisonResult r;
-    // Over several processes, rank 0 leads: it keeps the queue, the table and every
-    // file but the runs' own, and prints.
+    // Over several processes, rank 0 leads: it keeps the results, writes every file
+    // but the runs' own, and prints.
     Cluster* cluster = options.cluster;
     const bool leads = !cluster || cluster->rank() == 0;
-    const std::size_t total = c.variants.size() * c.seeds.size();
-    // Every run in its slot, so the order of the files never depends on which ends first.
-    r.runs.resize(total);
-    std::vector<RunState> states(total, RunState::fresh);
-    std::size_t done = 0, cut = 0;
     auto prepare = [&] {
         if (cluster) {
             std::vector<Experiment> all;
-            for (const auto& runs : c.runs) all.insert(all.end(), runs.begin(), runs.end());
+            for (const Experiment* e : c.every_run()) all.push_back(*e);
             check_same_experiments(*cluster, all);
         }
-        if (!leads) return;
-        r.dir = comparison_dir(c, options);
-        if (options.resume.empty()) return;
-        // Every run is checked before any is trained: a changed experiment changes nothing.
-        for (std::size_t i = 0; i < total; ++i)
-            states[i] = state_of(c.runs[i / c.seeds.size()][i % c.seeds.size()], run_dir(c, r.dir, i));
-        for (std::size_t i = 0; i < total; ++i) {
-            if (states[i] == RunState::cut) ++cut;
-            if (states[i] != RunState::finished) continue;
-            r.runs[i] = {c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], finished_result(run_dir(c, r.dir, i)), {}};
-            ++done;
-        }
+        if (leads) r.dir = comparison_dir(c, options);
     };
     if (cluster) {
         cluster->agree(prepare);
@@ -412,151 +492,42 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     } else {
         prepare();
     }
-    std::deque<RunQueue::Assignment> todo;   // rank 0's (the others ask it)
-    for (std::size_t i = 0; i < total; ++i)
-        if (states[i] != RunState::finished) todo.push_back({i, states[i] == RunState::cut});
-    RunQueue queue(cluster, std::move(todo));
-    const bool quiet = options.quiet || !leads;
-    if (!quiet) {
-        log << "comparing " << c.variants.size() << " variants x " << c.seeds.size() << " seeds (" << total
-            << " runs) in " << r.dir.string();
-        if (cluster) log << " over " << cluster->size() << " processes";
-        log << "\n";
-        if (!options.resume.empty())
-            log << "resuming: " << done << " runs finished, " << cut << " continue from their last checkpoint, "
-                << total - done - cut << " to run\n";
-    }
-    const auto start = std::chrono::steady_clock::now();
-    const std::size_t done_before = done;
-    std::mutex progress;   // guards r.runs, done and the progress lines
-    tbb::task_arena* shared_arena = nullptr;
-    // On a terminal, one line redrawn in place: the runs in flight and their epochs.
-    std::map<std::size_t, int64_t> running;   // run index -> epochs done
-    const int64_t epochs = c.runs[0][0].train.epochs;
-    auto redraw = [&] {
-        if (quiet || !options.terminal) return;
-        std::string line = "\r\033[K[" + std::to_string(done) + "/" + std::to_string(total) + " done]";
-        for (const auto& [i, e] : running)
-            line += "  " + c.variants[i / c.seeds.size()] + " seed " + std::to_string(c.seeds[i % c.seeds.size()]) +
-                    " epoch " + std::to_string(e) + "/" + std::to_string(epochs);
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        double progress_runs = double(done - done_before);
-        for (const auto& [i, e] : running) progress_runs += double(e) / double(epochs);
-        if (progress_runs > 0)
-            line += "  ETA " + human_seconds(elapsed / progress_runs * (double(total - done_before) - progress_runs));
-        log << line << std::flush;
-    };
-    // A run has ended, here or (rank >= 0) in another process: its slot and its line.
-    auto record = [&](std::size_t i, ComparisonRun run, int rank) {
-        const std::lock_guard lock(progress);
-        r.runs[i] = std::move(run);
-        ++done;
-        running.erase(i);
-        if (quiet) return;
-        const auto& h = r.runs[i].result.history;
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const std::string what = !r.runs[i].error.empty() ? "FAILED: " + r.runs[i].error
-                                 : r.runs[i].result.diverged ? "DIVERGED at epoch " + std::to_string(h.back().epoch)
-                                                             : metrics_line(h.back());
-        const double per_run = elapsed / double(done - done_before);
-        log << (options.terminal ? "\r\033[K" : "") << "[" << done << "/" << total << "] " << r.runs[i].variant
-            << " seed " << r.runs[i].seed << (rank >= 0 ? " (rank " + std::to_string(rank) + ")" : "") << ": " << what
-            << "  (" << human_seconds(elapsed) << ", ETA " << human_seconds(per_run * double(total - done)) << ")\n";
-        redraw();
-        log << std::flush;
-    };
-    auto train = [&](const RunQueue::Assignment& a) {
-        const std::size_t i = a.index, v = i / c.seeds.size(), s = i % c.seeds.size();
-        RunOptions one = options;
-        one.out = run_dir(c, r.dir, i);
-        one.resume.clear();
-        // A run killed before its first checkpoint starts again in its own folder.
-        one.overwrite = !a.cut;
-        if (a.cut) std::swap(one.out, one.resume);
-        one.quiet = true;
-        one.arena = shared_arena;
-        one.cluster = nullptr;   // a run is trained whole by one process
-        one.on_epoch = [&, i](const EpochMetrics& m) {
-            const std::lock_guard lock(progress);
-            running[i] = m.epoch;
-            redraw();
+    const std::string where = " in " + r.dir.string();
+
+    // The trials first, when variants are tuned; then each variant's seeds (a tuned
+    // variant's: those of its best trial, as rank 0 chose it).
+    if (!c.tuned.empty()) {
+        std::vector<PlannedRun> trials;
+        for (const auto& tv : c.tuned)
+            for (std::size_t t = 0; t < tv.trials.size(); ++t)
+                trials.push_back({&tv.trials[t].run, r.dir / c.variants[tv.variant] / ("trial-" + std::to_string(t + 1)),
+                                  c.variants[tv.variant], c.tuning->seed, int(t + 1)});
+        r.trials = train_batch(trials, trial_title(c) + where, registry, options, jobs, log);
+        auto choose = [&] {
+            if (leads) r.chosen = choose_trials(c, r.trials);
         };
-        std::ostringstream quiet_log;
-        ComparisonRun run{c.variants[v], c.seeds[s], {}, {}};
-        try {
-            run.result = run_experiment(c.runs[v][s], registry, one, quiet_log);
-        } catch (const std::exception& e) {   // one failed run does not cost the others
-            run.error = e.what();
-            run.result.dir = run_dir(c, r.dir, i);
+        if (cluster) {
+            cluster->agree(choose);
+            r.chosen = split_ints(cluster->broadcast(join_ints(r.chosen)));
+        } else {
+            choose();
         }
-        queue.finished(i, run.error);
-        if (leads) record(i, std::move(run), cluster ? 0 : -1);
-    };
-    // This process's trainers: `jobs` runs at a time, each taken from the queue as one ends.
-    auto work = [&] {
-        if (jobs <= 1) {
-            while (const auto a = queue.next()) train(*a);
-            return;
-        }
-        // One arena for every run, as wide as train.threads and no wider than the
-        // machine (oneTBB caps workers at the cores the trainers allow): `jobs` runs at a
-        // time, each run's shards nested in it.
-        const int threads = c.runs[0][0].train.threads > 0 ? int(c.runs[0][0].train.threads)
-                                                            : tbb::info::default_concurrency();
-        tbb::task_arena arena(std::min(threads, tbb::info::default_concurrency()));
-        shared_arena = &arena;
-        arena.execute([&] {
-            tbb::task_group group;
-            for (int j = 0; j < std::min(jobs, arena.max_concurrency()); ++j)
-                group.run([&] {
-                    // Isolated: a worker waiting inside one run's parallel_for must not
-                    // pick up another whole run and stall the first behind it.
-                    tbb::this_task_arena::isolate([&] {
-                        while (const auto a = queue.next()) train(*a);
-                    });
-                });
-            group.wait();
-        });
-    };
-    if (!cluster) {
-        work();
-    } else if (leads) {
-        // Rank 0's own trainers work beside the thread that serves the others.
-        std::exception_ptr failure;
-        std::thread trainers([&] {
-            try {
-                work();
-            } catch (...) {
-                failure = std::current_exception();
-            }
-        });
-        auto remote_finished = [&](std::size_t i, int rank, const std::string& error) {
-            ComparisonRun run{c.variants[i / c.seeds.size()], c.seeds[i % c.seeds.size()], {}, error};
-            run.result.dir = run_dir(c, r.dir, i);
-            // Its files, as that process wrote them: a file system that is not shared shows here.
-            if (error.empty()) try {
-                run.result = finished_result(run.result.dir);
-            } catch (const std::exception& e) {
-                run.error = "rank " + std::to_string(rank) + " trained it, but its summary cannot be read here: " +
-                            e.what() + " (the comparison's folder must be on a file system every process shares)";
-            }
-            record(i, std::move(run), rank);
-        };
-        try {
-            queue.serve(remote_finished);
-        } catch (const std::exception& e) {
-            // The other processes wait on this thread, and the trainers beside it may run
-            // for long: end the job now, as any failure during training does.
-            std::cerr << "backplane: error: " << e.what() << "\n";
-            Cluster::abort(1);
-        }
-        trainers.join();
-        if (failure) std::rethrow_exception(failure);
-    } else {
-        work();
-        queue.leave();
-        return r;   // rank 0 writes the table and the files
     }
+    std::vector<PlannedRun> seeds;
+    for (std::size_t v = 0; v < c.variants.size(); ++v) {
+        const std::vector<Experiment>* runs = &c.runs[v];
+        for (std::size_t k = 0; k < c.tuned.size(); ++k)
+            if (c.tuned[k].variant == v) runs = r.chosen[k] >= 0 ? &c.tuned[k].trials[std::size_t(r.chosen[k])].seeds : nullptr;
+        if (!runs) continue;   // no trial of this tuned variant finished
+        for (std::size_t s = 0; s < runs->size(); ++s)
+            seeds.push_back({&(*runs)[s], r.dir / c.variants[v] / ("seed-" + std::to_string(c.seeds[s])), c.variants[v],
+                             c.seeds[s], 0});
+    }
+    const std::string title = "comparing " + std::to_string(c.variants.size()) + " variants x " +
+                              std::to_string(c.seeds.size()) + " seeds" + (c.tuned.empty() ? "" : " (tuned: best trials)");
+    r.runs = train_batch(seeds, title + where, registry, options, jobs, log);
+    if (!leads) return r;   // rank 0 writes the table and the files
+
     // Accuracy from the test set when the runs have one, else validation, else training.
     r.accuracy = Metric::train_accuracy;
     for (const auto& run : r.runs) {
@@ -574,8 +545,10 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
     }
     compare_with_best(r);
     write_file_atomic(r.dir / "comparison.csv", comparison_csv(c, r));
+    if (!c.tuned.empty()) write_file_atomic(r.dir / "trials.csv", trials_csv(c, r));
     write_file_atomic(r.dir / "comparison.json", comparison_json(c, r));
     const fs::path report = write_comparison_report(c, r);
+    const bool quiet = options.quiet;
     if (!quiet)
         log << "\n" << comparison_table(c, r) << "\nresults in " << r.dir.string() << "\nreport: " << report.string()
             << "\n";

@@ -3,6 +3,7 @@
 // one table, one row per variant, over the seeds.
 #pragma once
 
+#include "compare/batch.hpp"
 #include "compare/statistics.hpp"
 #include "model/comparison.hpp"
 #include "train/run.hpp"
@@ -13,13 +14,6 @@
 #include <vector>
 
 namespace bp {
-
-struct ComparisonRun {
-    std::string variant;
-    uint64_t seed = 0;
-    RunResult result;
-    std::string error;   // the run failed (an error, not divergence); the others went on
-};
 
 // One variant over its seeds. Means and (sample) standard deviations leave out
 // diverged and failed runs (the deviation is NaN below two runs); the "to target"
@@ -50,12 +44,21 @@ struct ComparisonResult {
     Metric accuracy = Metric::train_accuracy;   // the accuracy the table shows: test's, else validation's, else training's
     std::vector<ComparisonRun> runs;
     std::vector<VariantStats> stats;
+    // Tuning: every trial, variant by variant as in Comparison::tuned, and the trial
+    // each tuned variant chose (an index into its trials; -1 when none finished).
+    std::vector<ComparisonRun> trials;
+    std::vector<int> chosen;
 };
+
+// The trial with the best final value of `metric` (a validation metric: tuning never
+// reads the test set), the first of equals; -1 when none finished with a finite value.
+int best_trial(const std::vector<ComparisonRun>& trials, Metric metric);
 
 // Trains every run into <dir>/<variant>/seed-<seed>/ (dir: options.out, or
 // runs/<name>/<timestamp>), printing a line as each ends, then writes
 // comparison.csv, comparison.json, the charts and report.html (report.hpp) and
-// prints the table.
+// prints the table. A tuned variant first trains its trials into
+// <dir>/<variant>/trial-<k>/ (listed in trials.csv), then the seeds of its best.
 // With jobs > 1, that many runs train at once in one oneTBB arena, each run's shards
 // nested in it; every run's results are the same bits as when it runs alone.
 // With options.cluster (several processes, MPI), every process trains `jobs` runs at a

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace bp {
 
@@ -87,6 +88,76 @@ std::string html_table(const Comparison& c, const ComparisonResult& r) {
     return out;
 }
 
+// A number, or NaN for a word (a choice such as a name).
+double numeric(const std::string& text) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    return end && *end == '\0' && end != text.c_str() ? v : std::nan("");
+}
+
+// The trials: a table per tuned variant, and per searched key a chart of every
+// trial's final tuning metric against its value.
+std::string tuning_section(const Comparison& c, const ComparisonResult& r) {
+    if (c.tuned.empty()) return "";
+    const std::string metric = to_string(c.tuning->metric);
+    std::string html = "<h2>Tuning</h2>\n<p>Each variant's trials, drawn from its search space and trained with seed " +
+                       std::to_string(c.tuning->seed) + "; the best final " + metric +
+                       " (validation, never test) chose the hyperparameters its seeds then ran with.</p>\n";
+    std::vector<std::string> keys;
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < c.tuned.size(); ++k) {
+        const TunedVariant& tv = c.tuned[k];
+        html += "<table class=\"trials\">\n<caption>" + escape(c.variants[tv.variant]) + "</caption>\n<tr><th>trial</th>";
+        for (const auto& d : tv.space) {
+            html += "<th>" + escape(d.key) + "</th>";
+            if (std::find(keys.begin(), keys.end(), d.key) == keys.end()) keys.push_back(d.key);
+        }
+        html += "<th>final " + escape(metric) + "</th><th></th></tr>\n";
+        for (std::size_t t = 0; t < tv.trials.size(); ++t) {
+            const ComparisonRun& run = r.trials[at + t];
+            const auto& h = run.result.history;
+            const bool ok = run.error.empty() && !run.result.diverged && !h.empty();
+            html += "<tr><td>" + std::to_string(t + 1) + "</td>";
+            for (const auto& v : tv.trials[t].values) html += "<td>" + escape(v) + "</td>";
+            html += "<td>" + (ok ? fmt(h.back().get(c.tuning->metric)) : !run.error.empty() ? "failed" : "diverged") +
+                    "</td><td>" + (r.chosen[k] == int(t) ? "chosen" : "") + "</td></tr>\n";
+        }
+        html += "</table>\n";
+        at += tv.trials.size();
+    }
+    for (std::size_t n = 0; n < keys.size(); ++n) {
+        std::vector<PlotSeries> series;
+        bool log = false;   // on a log axis when any variant searches the key on a log scale
+        for (const auto& tv : c.tuned)
+            for (const auto& d : tv.space) log |= d.key == keys[n] && d.kind == SearchDimension::Kind::log_uniform;
+        at = 0;
+        for (const auto& tv : c.tuned) {
+            for (std::size_t d = 0; d < tv.space.size(); ++d) {
+                if (tv.space[d].key != keys[n]) continue;
+                PlotSeries s{c.variants[tv.variant], {}, {}, {}, {}, true};
+                for (std::size_t t = 0; t < tv.trials.size(); ++t) {
+                    const ComparisonRun& run = r.trials[at + t];
+                    const auto& h = run.result.history;
+                    const double x = numeric(tv.trials[t].values[d]);
+                    if (!run.error.empty() || run.result.diverged || h.empty() || !std::isfinite(x)) continue;
+                    const double y = h.back().get(c.tuning->metric);
+                    if (!std::isfinite(y)) continue;
+                    s.x.push_back(log ? std::log10(x) : x);
+                    s.mean.push_back(y), s.low.push_back(y), s.high.push_back(y);
+                }
+                series.push_back(std::move(s));
+            }
+            at += tv.trials.size();
+        }
+        const std::string file = "search_" + std::to_string(n + 1) + ".svg";
+        const std::string svg = svg_line_chart("Trials: final " + metric + " against " + keys[n],
+                                               log ? "log10(" + keys[n] + ")" : keys[n], "final " + metric, series);
+        write_file_atomic(r.dir / file, svg);
+        html += "<div class=\"chart\" id=\"search_" + std::to_string(n + 1) + "\">\n" + svg + "</div>\n";
+    }
+    return html;
+}
+
 }  // namespace
 
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
@@ -100,6 +171,13 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
         }
     if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
     if (x1 <= x0) x1 = x0 + 1;
+    // Dots on the frame would hide half of themselves.
+    bool points = false;
+    for (const auto& s : series) points |= s.points;
+    if (points) {
+        const double margin = (x1 - x0) * 0.05;
+        x0 -= margin, x1 += margin;
+    }
     if (y1 <= y0) y1 = y0 + 1e-3 + std::abs(y0) * 1e-3;
     const double pad = (y1 - y0) * 0.05;
     y0 -= pad, y1 += pad;
@@ -128,7 +206,11 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
     for (std::size_t k = 0; k < series.size(); ++k) {
         const auto& s = series[k];
         const std::string color = palette[k % std::size(palette)];
-        if (!s.x.empty()) {
+        if (s.points) {
+            for (std::size_t i = 0; i < s.x.size(); ++i)
+                svg += "<circle class=\"point\" data-series=\"" + escape(s.name) + "\" cx=\"" + fmt(X(s.x[i])) +
+                       "\" cy=\"" + fmt(Y(s.mean[i])) + "\" r=\"4\" fill=\"" + color + "\" fill-opacity=\"0.8\"/>\n";
+        } else if (!s.x.empty()) {
             std::string band = "M", line = "M";
             for (std::size_t i = 0; i < s.x.size(); ++i) band += (i ? " L" : "") + fmt(X(s.x[i])) + "," + fmt(Y(s.high[i]));
             for (std::size_t i = s.x.size(); i-- > 0;) band += " L" + fmt(X(s.x[i])) + "," + fmt(Y(s.low[i]));
@@ -266,6 +348,7 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
         write_file_atomic(r.dir / file, svg);
         html += "<div class=\"chart\" id=\"sensitivity_" + std::to_string(k + 1) + "\">\n" + svg + "</div>\n";
     }
+    html += tuning_section(c, r);
     html += "</body></html>\n";
     write_file_atomic(r.dir / "report.html", html);
     return r.dir / "report.html";

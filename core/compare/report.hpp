@@ -14,6 +14,7 @@ namespace bp {
 struct PlotSeries {
     std::string name;
     std::vector<double> x, mean, low, high;
+    bool points = false;   // each (x, mean) a dot (<circle class="point">), no line or band
 };
 
 // An SVG document, 640x400, axes with round ticks, a legend; every line is a
@@ -33,8 +34,9 @@ std::string svg_interval_chart(const std::string& title, const std::string& x_la
 // Writes final_accuracy_ci.svg (each variant's mean final accuracy with its 95%
 // interval), loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
 // accuracy_vs_time.svg, sensitivity_<k>.svg per swept key (final accuracy against
-// the swept value, DeepOBS's learning-rate sensitivity) and report.html into r.dir;
-// returns the report's path.
+// the swept value, DeepOBS's learning-rate sensitivity), search_<k>.svg per searched
+// key (each trial's final tuning metric against its value) and report.html, which
+// also lists the trials, into r.dir; returns the report's path.
 std::filesystem::path write_comparison_report(const Comparison& c, const ComparisonResult& r);
 
 }  // namespace bp

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "model/experiment.hpp"
+#include "model/search.hpp"
 
 #include <backplane/metrics.hpp>
 
@@ -26,13 +27,43 @@ struct CompareSweep {
     bool log = false;
 };
 
+// compare.tuning: how the variants that declare a search space are tuned.
+struct Tuning {
+    int64_t trials = 0;
+    SearchMethod method = SearchMethod::quasi_random;
+    uint64_t seed = 0;                    // the draws' stream, and every trial's training seed
+    Metric metric = Metric::val_accuracy; // read from validation, never from test
+    int64_t budget = 0;                   // epochs each trial trains
+};
+
+// One drawn point of a variant's space: the trial run, and the run of every seed the
+// variant reruns with should this trial be its best.
+struct Trial {
+    std::vector<std::string> values;   // one per dimension of the space, as YAML text
+    Experiment run;
+    std::vector<Experiment> seeds;
+};
+
+struct TunedVariant {
+    std::size_t variant;               // index in Comparison::variants
+    std::vector<SearchDimension> space;
+    std::vector<Trial> trials;
+};
+
 struct Comparison {
     std::string name;                    // the experiment's
     std::vector<std::string> variants;
     std::vector<CompareSweep> sweeps;
     std::vector<uint64_t> seeds;
     std::optional<CompareTarget> target;
-    std::vector<std::vector<Experiment>> runs;   // runs[v][s]: variant v with seeds[s]
+    // runs[v][s]: variant v with seeds[s]. Empty for a tuned variant: its runs are its
+    // best trial's seeds, known once the trials have run.
+    std::vector<std::vector<Experiment>> runs;
+    std::optional<Tuning> tuning;
+    std::vector<TunedVariant> tuned;
+
+    // Every experiment the comparison may train: seed runs, trials and each trial's seeds.
+    std::vector<const Experiment*> every_run() const;
 };
 
 // Reads an experiment file that may hold a `compare:` block; nullopt without one

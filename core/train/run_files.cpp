@@ -141,7 +141,7 @@ bool run_folder(const fs::path& dir) {
 // A comparison's own files (its charts: every .svg, as no variant's name ends so), or a
 // variant's folder of seed-N and trial-N run folders.
 bool comparison_entry(const fs::path& p) {
-    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "report.html"}) || p.extension() == ".svg"))
+    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "trials.csv", "report.html"}) || p.extension() == ".svg"))
         return true;
     if (!is_dir(p)) return false;
     for (const auto& run : fs::directory_iterator(p)) {
