@@ -3,6 +3,7 @@
 #include "tools/certify.hpp"
 #include "cluster/cluster.hpp"
 #include "compare/compare.hpp"
+#include "compare/suite.hpp"
 #include "model/experiment.hpp"
 #include "model/registry.hpp"
 #include "train/generate.hpp"
@@ -135,6 +136,34 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
                     "  cmake --install <Backplane's build folder> --prefix <prefix>\n");
 }
 
+// A comparison checked as `validate` checks an experiment: each variant's first run
+// (a tuned variant's first trial) prepared, its data loaded and shapes checked.
+void validate_comparison(const bp::Comparison& c, const bp::Registry& registry) {
+    for (std::size_t v = 0; v < c.variants.size(); ++v) {
+        if (!c.runs[v].empty()) bp::prepare_run(c.runs[v].front(), registry);
+        for (const auto& tv : c.tuned)
+            if (tv.variant == v) bp::prepare_run(tv.trials.front().run, registry);
+    }
+}
+
+// The runs (trials too) that failed with an error, by name.
+std::vector<std::string> failed_runs(const bp::ComparisonResult& r) {
+    std::vector<std::string> failed;
+    for (const auto& run : r.trials)
+        if (!run.error.empty()) failed.push_back(run.variant + " trial " + std::to_string(run.trial));
+    for (const auto& run : r.runs)
+        if (!run.error.empty()) failed.push_back(run.variant + " seed " + std::to_string(run.seed));
+    return failed;
+}
+
+// Said, not thrown: every process is past the comparison, none to abort.
+int report_failures(const std::vector<std::string>& failed, std::size_t runs, const std::filesystem::path& errors) {
+    if (failed.empty()) return ok;
+    std::cerr << "backplane: error: " << failed.size() << " of " << runs << " runs failed (" << bp::join(failed)
+              << "): the table leaves them out; their errors are in " << errors.string() << "\n";
+    return Exit::failed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,7 +189,7 @@ int main(int argc, char** argv) {
     bool quiet = false;
 
     auto* run = app.add_subcommand("run", "train an experiment; writes runs/<name>/<timestamp>/ (or --out)");
-    run->add_option("file", file, "experiment YAML file")->required();
+    run->add_option("file", file, "experiment, comparison or suite YAML file")->required();
     run->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
     auto* out_option = run->add_option("--out", out, "run folder to write instead of runs/<name>/<timestamp>");
     bool overwrite = false;
@@ -168,15 +197,19 @@ int main(int argc, char** argv) {
         ->needs(out_option);
     run->add_flag("-q,--quiet", quiet, "print nothing but errors");
     std::string resume;
-    run->add_option("--resume", resume, "continue the run (or comparison) in this folder: a run from its last "
+    run->add_option("--resume", resume, "continue the run (or comparison, or suite) in this folder: a run from its last "
                                         "checkpoint; a comparison's finished runs are kept, a cut one continued")
         ->excludes(out_option);
     int jobs = 1;
     auto* jobs_option = run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")
                             ->check(CLI::Range(1, 256));
+    bool quick = false;
+    auto* quick_flag = run->add_flag("--quick", quick, "suites: merge each quick: block over its keys (fewer seeds, "
+                                                       "trials and epochs)");
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
-    validate->add_option("file", file, "experiment YAML file")->required();
+    validate->add_option("file", file, "experiment, comparison or suite YAML file")->required();
+    validate->add_flag("--quick", quick, "suites: check the quick mode");
     validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
 
     std::string target;
@@ -281,36 +314,49 @@ int main(int argc, char** argv) {
         options.quiet = quiet;
         options.terminal = ::isatty(STDOUT_FILENO);
         options.cluster = cluster;
+        std::optional<bp::Suite> suite;
         std::optional<bp::Comparison> comparison;
         bp::Experiment e;
         auto load = [&] {
             registry.load_default_paths();
-            comparison = bp::load_comparison(file, sets, registry);
-            if (!comparison) e = bp::load_experiment(file, sets, registry);
-            if (!comparison && jobs_option->count() > 0)
+            suite = bp::load_suite(file, sets, quick, registry);
+            if (!suite && quick_flag->count() > 0)
+                throw bp::Error("--quick runs a suite's quick mode; " + file + " is not a suite (it has no workloads:)");
+            if (!suite) comparison = bp::load_comparison(file, sets, registry);
+            if (!suite && !comparison) e = bp::load_experiment(file, sets, registry);
+            if (!suite && !comparison && jobs_option->count() > 0)
                 throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
                                 " is one run (use train.threads for its threads)");
         };
         if (cluster) cluster->agree(load);
         else load();
         if (speaks) warn_skipped(registry);
+        if (suite) {
+            if (*validate) {
+                for (const auto& w : suite->workloads) validate_comparison(w.comparison, registry);
+                std::cout << file << ": ok (" << suite->workloads.size() << " workloads x "
+                          << suite->workloads[0].comparison.variants.size() << " variants)\n";
+                return ok;
+            }
+            const auto result = bp::run_suite(*suite, registry, options, jobs, std::cout);
+            std::vector<std::string> failed;
+            std::size_t runs = 0;
+            for (std::size_t w = 0; w < result.workloads.size(); ++w) {
+                for (const auto& run : failed_runs(result.workloads[w])) failed.push_back(suite->workloads[w].name + ": " + run);
+                runs += result.workloads[w].trials.size() + result.workloads[w].runs.size();
+            }
+            return report_failures(failed, runs, result.dir / "<workload>" / "comparison.json");
+        }
         if (comparison) {
             if (*validate) {
-                for (const auto& runs : comparison->runs) bp::prepare_run(runs.front(), registry);
+                validate_comparison(*comparison, registry);
                 std::cout << file << ": ok (" << comparison->variants.size() << " variants x "
                           << comparison->seeds.size() << " seeds)\n";
                 return ok;
             }
             const auto result = bp::run_comparison(*comparison, registry, options, jobs, std::cout);
-            std::vector<std::string> failed;
-            for (const auto& run : result.runs)
-                if (!run.error.empty()) failed.push_back(run.variant + " seed " + std::to_string(run.seed));
-            if (failed.empty()) return ok;
-            // Said, not thrown: every process is past the comparison, none to abort.
-            std::cerr << "backplane: error: " << failed.size() << " of " << result.runs.size() << " runs failed ("
-                      << bp::join(failed) << "): the table leaves them out; their errors are in "
-                      << (result.dir / "comparison.json").string() << "\n";
-            return Exit::failed;
+            return report_failures(failed_runs(result), result.trials.size() + result.runs.size(),
+                                   result.dir / "comparison.json");
         }
         if (*validate) {
             const bp::PreparedRun p = bp::prepare_run(e, registry);

@@ -30,19 +30,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The first epoch (1-based) whose metric reaches the target, and the seconds spent
-// up to its end; epoch 0 when none does.
-std::pair<int64_t, double> time_to_target(const std::vector<EpochMetrics>& history, const CompareTarget& t) {
-    const bool rising = !lower_is_better(t.metric);
-    double seconds = 0;
-    for (const auto& m : history) {
-        seconds += m.seconds;
-        const double v = m.get(t.metric);
-        if (std::isfinite(v) && (rising ? v >= t.value : v <= t.value)) return {m.epoch, seconds};
-    }
-    return {0, seconds};
-}
-
 std::pair<double, double> mean_std(const std::vector<double>& v) {
     if (v.empty()) return {std::nan(""), std::nan("")};
     double mean = 0;
@@ -60,6 +47,17 @@ double best_of(const std::vector<EpochMetrics>& history, Metric accuracy) {
 }
 
 }  // namespace
+
+std::pair<int64_t, double> time_to_target(const std::vector<EpochMetrics>& history, const CompareTarget& t) {
+    const bool rising = !lower_is_better(t.metric);
+    double seconds = 0;
+    for (const auto& m : history) {
+        seconds += m.seconds;
+        const double v = m.get(t.metric);
+        if (std::isfinite(v) && (rising ? v >= t.value : v <= t.value)) return {m.epoch, seconds};
+    }
+    return {0, seconds};
+}
 
 double at_best_validation(const std::vector<EpochMetrics>& history, Metric accuracy) {
     double best = -INFINITY, at = std::nan("");

@@ -67,6 +67,10 @@ int best_trial(const std::vector<ComparisonRun>& trials, Metric metric);
 ComparisonResult run_comparison(const Comparison& c, const Registry& registry, const RunOptions& options, int jobs,
                                 std::ostream& log);
 
+// The first epoch (1-based) whose metric reaches the target, and the seconds spent up
+// to its end; epoch 0 when none does.
+std::pair<int64_t, double> time_to_target(const std::vector<EpochMetrics>& history, const CompareTarget& t);
+
 // `accuracy` at the epoch of highest validation accuracy (the first such): the
 // figure a user would report without looking at the test set. NaN without validation.
 double at_best_validation(const std::vector<EpochMetrics>& history, Metric accuracy);

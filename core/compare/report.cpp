@@ -17,7 +17,9 @@ namespace {
 const char* const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
-std::string escape(const std::string& s) {
+}  // namespace
+
+std::string html_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
         if (c == '<') out += "&lt;";
@@ -28,6 +30,8 @@ std::string escape(const std::string& s) {
     }
     return out;
 }
+
+namespace {
 
 std::string fmt(double v) {
     char buf[32];
@@ -76,15 +80,15 @@ PlotSeries series_of(const std::string& variant, const std::vector<const Compari
 std::string html_table(const Comparison& c, const ComparisonResult& r) {
     const ComparisonTable t = comparison_rows(c, r);
     std::string out = "<table>\n<tr>";
-    for (const auto& cell : t.header) out += "<th>" + escape(cell) + "</th>";
+    for (const auto& cell : t.header) out += "<th>" + html_escape(cell) + "</th>";
     out += "</tr>\n";
     for (const auto& row : t.rows) {
         out += "<tr>";
-        for (const auto& cell : row) out += "<td>" + escape(cell) + "</td>";
+        for (const auto& cell : row) out += "<td>" + html_escape(cell) + "</td>";
         out += "</tr>\n";
     }
     out += "</table>\n";
-    for (const auto& note : t.notes) out += "<p class=\"note\">" + escape(note) + "</p>\n";
+    for (const auto& note : t.notes) out += "<p class=\"note\">" + html_escape(note) + "</p>\n";
     return out;
 }
 
@@ -107,18 +111,18 @@ std::string tuning_section(const Comparison& c, const ComparisonResult& r) {
     std::size_t at = 0;
     for (std::size_t k = 0; k < c.tuned.size(); ++k) {
         const TunedVariant& tv = c.tuned[k];
-        html += "<table class=\"trials\">\n<caption>" + escape(c.variants[tv.variant]) + "</caption>\n<tr><th>trial</th>";
+        html += "<table class=\"trials\">\n<caption>" + html_escape(c.variants[tv.variant]) + "</caption>\n<tr><th>trial</th>";
         for (const auto& d : tv.space) {
-            html += "<th>" + escape(d.key) + "</th>";
+            html += "<th>" + html_escape(d.key) + "</th>";
             if (std::find(keys.begin(), keys.end(), d.key) == keys.end()) keys.push_back(d.key);
         }
-        html += "<th>final " + escape(metric) + "</th><th></th></tr>\n";
+        html += "<th>final " + html_escape(metric) + "</th><th></th></tr>\n";
         for (std::size_t t = 0; t < tv.trials.size(); ++t) {
             const ComparisonRun& run = r.trials[at + t];
             const auto& h = run.result.history;
             const bool ok = run.error.empty() && !run.result.diverged && !h.empty();
             html += "<tr><td>" + std::to_string(t + 1) + "</td>";
-            for (const auto& v : tv.trials[t].values) html += "<td>" + escape(v) + "</td>";
+            for (const auto& v : tv.trials[t].values) html += "<td>" + html_escape(v) + "</td>";
             html += "<td>" + (ok ? fmt(h.back().get(c.tuning->metric)) : !run.error.empty() ? "failed" : "diverged") +
                     "</td><td>" + (r.chosen[k] == int(t) ? "chosen" : "") + "</td></tr>\n";
         }
@@ -162,7 +166,11 @@ std::string tuning_section(const Comparison& c, const ComparisonResult& r) {
 
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
                            const std::vector<PlotSeries>& series) {
-    const double W = 640, H = 400, left = 70, right = 150, top = 40, bottom = 50;
+    // The legend's column is as wide as its longest name; the plot keeps its size.
+    std::size_t longest = 0;
+    for (const auto& s : series) longest = std::max(longest, s.name.size() + (s.x.empty() ? 11 : 0));
+    const double right = std::max(150.0, 44 + 7.0 * double(longest));
+    const double W = 490 + right, H = 400, left = 70, top = 40, bottom = 50;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (const auto& s : series)
         for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -184,9 +192,10 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
     auto X = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
     auto Y = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };
 
-    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"400\" viewBox=\"0 0 640 400\" "
-                      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"640\" height=\"400\" fill=\"white\"/>\n";
-    svg += "<text x=\"" + fmt(left) + "\" y=\"24\" font-size=\"15\">" + escape(title) + "</text>\n";
+    std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt(W) + "\" height=\"400\" viewBox=\"0 0 " +
+                      fmt(W) + " 400\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"" + fmt(W) +
+                      "\" height=\"400\" fill=\"white\"/>\n";
+    svg += "<text x=\"" + fmt(left) + "\" y=\"24\" font-size=\"15\">" + html_escape(title) + "</text>\n";
     for (double t : ticks(y0, y1)) {
         svg += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(W - right) + "\" y1=\"" + fmt(Y(t)) + "\" y2=\"" + fmt(Y(t)) +
                "\" stroke=\"#e5e5e5\"/>\n<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(Y(t) + 4) +
@@ -200,15 +209,15 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
     svg += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(W - left - right) + "\" height=\"" +
            fmt(H - top - bottom) + "\" fill=\"none\" stroke=\"#333\"/>\n";
     svg += "<text x=\"" + fmt((left + W - right) / 2) + "\" y=\"" + fmt(H - 12) + "\" text-anchor=\"middle\">" +
-           escape(x_label) + "</text>\n";
+           html_escape(x_label) + "</text>\n";
     svg += "<text transform=\"translate(16," + fmt((top + H - bottom) / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
-           escape(y_label) + "</text>\n";
+           html_escape(y_label) + "</text>\n";
     for (std::size_t k = 0; k < series.size(); ++k) {
         const auto& s = series[k];
         const std::string color = palette[k % std::size(palette)];
         if (s.points) {
             for (std::size_t i = 0; i < s.x.size(); ++i)
-                svg += "<circle class=\"point\" data-series=\"" + escape(s.name) + "\" cx=\"" + fmt(X(s.x[i])) +
+                svg += "<circle class=\"point\" data-series=\"" + html_escape(s.name) + "\" cx=\"" + fmt(X(s.x[i])) +
                        "\" cy=\"" + fmt(Y(s.mean[i])) + "\" r=\"4\" fill=\"" + color + "\" fill-opacity=\"0.8\"/>\n";
         } else if (!s.x.empty()) {
             std::string band = "M", line = "M";
@@ -216,13 +225,13 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
             for (std::size_t i = s.x.size(); i-- > 0;) band += " L" + fmt(X(s.x[i])) + "," + fmt(Y(s.low[i]));
             for (std::size_t i = 0; i < s.x.size(); ++i) line += (i ? " L" : "") + fmt(X(s.x[i])) + "," + fmt(Y(s.mean[i]));
             svg += "<path class=\"band\" d=\"" + band + " Z\" fill=\"" + color + "\" fill-opacity=\"0.18\" stroke=\"none\"/>\n";
-            svg += "<path class=\"line\" data-series=\"" + escape(s.name) + "\" d=\"" + line + "\" fill=\"none\" stroke=\"" +
+            svg += "<path class=\"line\" data-series=\"" + html_escape(s.name) + "\" d=\"" + line + "\" fill=\"none\" stroke=\"" +
                    color + "\" stroke-width=\"2\"/>\n";
         }
         const double ly = top + 10 + 18 * double(k);
         svg += "<line x1=\"" + fmt(W - right + 12) + "\" x2=\"" + fmt(W - right + 32) + "\" y1=\"" + fmt(ly) + "\" y2=\"" +
                fmt(ly) + "\" stroke=\"" + color + "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(W - right + 38) + "\" y=\"" +
-               fmt(ly + 4) + "\">" + escape(s.name) + (s.x.empty() ? " (diverged)" : "") + "</text>\n";
+               fmt(ly + 4) + "\">" + html_escape(s.name) + (s.x.empty() ? " (diverged)" : "") + "</text>\n";
     }
     return svg + "</svg>\n";
 }
@@ -242,7 +251,7 @@ std::string svg_interval_chart(const std::string& title, const std::string& x_la
     std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + fmt(W) + "\" height=\"" + fmt(H) +
                       "\" viewBox=\"0 0 " + fmt(W) + " " + fmt(H) + "\" font-family=\"sans-serif\" font-size=\"12\">\n" +
                       "<rect width=\"" + fmt(W) + "\" height=\"" + fmt(H) + "\" fill=\"white\"/>\n";
-    svg += "<text x=\"12\" y=\"24\" font-size=\"15\">" + escape(title) + "</text>\n";
+    svg += "<text x=\"12\" y=\"24\" font-size=\"15\">" + html_escape(title) + "</text>\n";
     const double plot_bottom = H - bottom;
     for (double t : ticks(x0, x1))
         svg += "<line x1=\"" + fmt(X(t)) + "\" x2=\"" + fmt(X(t)) + "\" y1=\"" + fmt(top) + "\" y2=\"" + fmt(plot_bottom + 4) +
@@ -251,15 +260,15 @@ std::string svg_interval_chart(const std::string& title, const std::string& x_la
     svg += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(W - left - right) + "\" height=\"" +
            fmt(plot_bottom - top) + "\" fill=\"none\" stroke=\"#333\"/>\n";
     svg += "<text x=\"" + fmt((left + W - right) / 2) + "\" y=\"" + fmt(H - 12) + "\" text-anchor=\"middle\">" +
-           escape(x_label) + "</text>\n";
+           html_escape(x_label) + "</text>\n";
     for (std::size_t k = 0; k < rows.size(); ++k) {
         const auto& r = rows[k];
         const double y = top + row_h * (double(k) + 0.5);
         const std::string color = palette[k % std::size(palette)];
-        svg += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 4) + "\" text-anchor=\"end\">" + escape(r.name) +
-               (r.mark.empty() ? "" : " (" + escape(r.mark) + ")") + "</text>\n";
+        svg += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 4) + "\" text-anchor=\"end\">" + html_escape(r.name) +
+               (r.mark.empty() ? "" : " (" + html_escape(r.mark) + ")") + "</text>\n";
         if (std::isfinite(r.low) && std::isfinite(r.high))
-            svg += "<line class=\"interval\" data-series=\"" + escape(r.name) + "\" x1=\"" + fmt(X(r.low)) + "\" x2=\"" +
+            svg += "<line class=\"interval\" data-series=\"" + html_escape(r.name) + "\" x1=\"" + fmt(X(r.low)) + "\" x2=\"" +
                    fmt(X(r.high)) + "\" y1=\"" + fmt(y) + "\" y2=\"" + fmt(y) + "\" stroke=\"" + color +
                    "\" stroke-width=\"3\"/>\n";
         if (std::isfinite(r.mean))
@@ -282,12 +291,12 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
         {"loss_vs_time.svg", "train_loss against wall time", "seconds", "train_loss", true, Metric::train_loss},
         {"accuracy_vs_time.svg", acc + " against wall time", "seconds", acc, true, r.accuracy},
     };
-    std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + escape(c.name) +
+    std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html_escape(c.name) +
                        "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
                        "table{border-collapse:collapse;margin:12px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
                        "text-align:right}td:first-child,th:first-child{text-align:left}.note{margin:2px 0;font-size:90%;color:#555}"
                        "svg{margin:8px 8px 0 0}</style></head><body>\n";
-    html += "<h1>" + escape(c.name) + "</h1>\n<p>" + std::to_string(c.variants.size()) + " variants, " +
+    html += "<h1>" + html_escape(c.name) + "</h1>\n<p>" + std::to_string(c.variants.size()) + " variants, " +
             std::to_string(c.seeds.size()) + " seed(s) each; lines are the mean over seeds, bands the range.</p>\n";
     html += html_table(c, r);
     {

@@ -10,6 +10,9 @@
 
 namespace bp {
 
+// `s` with <, >, & and " escaped for HTML.
+std::string html_escape(const std::string& s);
+
 // One line of a chart: points (x, mean y) with the band [low, high] at each x.
 struct PlotSeries {
     std::string name;
@@ -17,7 +20,7 @@ struct PlotSeries {
     bool points = false;   // each (x, mean) a dot (<circle class="point">), no line or band
 };
 
-// An SVG document, 640x400, axes with round ticks, a legend; every line is a
+// An SVG document, 640x400 (wider for long legend names), axes with round ticks, a legend; every line is a
 // <path class="line" data-series="NAME">, every band a <path class="band">.
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
                            const std::vector<PlotSeries>& series);

@@ -15,42 +15,6 @@ namespace {
 
 constexpr std::size_t max_runs = 10000;
 
-// `over` merged into `base`: maps key by key, anything else replaced. A map naming a
-// different component (`name:`) replaces the base's whole, so no parameter of the old
-// component leaks into the new one. Nodes of `over` are shared, not copied, so they
-// keep their place in the file for messages; a key the variant adds is placed at the
-// variant's key.
-void merge_into(YamlReader& r, YAML::Node base, const YAML::Node& over) {
-    const bool other_component = base.IsMap() && over.IsMap() && base["name"] && over["name"] &&
-                                 base["name"].IsScalar() && over["name"].IsScalar() &&
-                                 base["name"].Scalar() != over["name"].Scalar();
-    if (other_component) {
-        // The optimizer's schedule (and its warmup) belongs to the experiment, not to
-        // the optimizer it replaces: it stays unless the variant sets its own.
-        const YAML::Node schedule = base["schedule"];
-        base = over;
-        if (schedule && !over["schedule"]) base["schedule"] = schedule;
-        return;
-    }
-    if (!base.IsMap() || !over.IsMap()) {
-        base = over;
-        return;
-    }
-    // The pairs first: `over` may be `base` itself through an alias, and inserting into
-    // a map while iterating it reads freed memory (fuzz_experiment found it).
-    std::vector<std::pair<YAML::Node, YAML::Node>> pairs;
-    for (const auto& kv : over) pairs.emplace_back(kv.first, kv.second);
-    for (const auto& kv : pairs) {
-        const std::string key = kv.first.Scalar();
-        const bool added = !std::as_const(base)[key];
-        if (!added && base[key].IsMap() && kv.second.IsMap()) merge_into(r, base[key], kv.second);
-        else base[key] = kv.second;
-        if (added)
-            for (const auto& entry : base)
-                if (entry.first.IsScalar() && entry.first.Scalar() == key) r.place(entry.first, r.where(kv.first));
-    }
-}
-
 // Every map under `n` that `is` accepts (not looking inside those), with its dotted
 // key path, in the file's order.
 void find_all(const YAML::Node& n, const std::string& path, bool (*is)(const YAML::Node&),
@@ -218,8 +182,8 @@ std::string variant_name(const YamlReader& r, const YAML::Node& key, const YAML:
 class ComparisonReader {
 public:
     ComparisonReader(const std::string& text, const fs::path& file, const std::vector<std::string>& overrides,
-                     Registry& registry)
-        : text_(text), file_(file), overrides_(overrides), registry_(registry) {}
+                     Registry& registry, const DocumentHook& hook)
+        : text_(text), file_(file), overrides_(overrides), registry_(registry), hook_(hook) {}
 
     // The document with the overrides applied, and the reader that knows its nodes.
     std::pair<YAML::Node, std::unique_ptr<YamlReader>> document() const {
@@ -227,6 +191,7 @@ public:
         YAML::Node root = reader->parse(text_);
         if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
         for (const auto& o : overrides_) reader->apply_override(root, o);
+        if (hook_) hook_(*reader, root);
         return {root, std::move(reader)};
     }
 
@@ -376,7 +341,7 @@ private:
             reader->place(n, at + " (" + v.note + ")");
         }
         root.remove("compare");
-        if (variant.IsMap()) merge_into(*reader, root, variant);
+        if (variant.IsMap()) merge_over(*reader, root, variant);
         root["seed"] = seed;
         root["name"] = c.name;
         if (epochs > 0) root["train"]["epochs"] = epochs;
@@ -387,6 +352,7 @@ private:
     fs::path file_;
     const std::vector<std::string>& overrides_;
     Registry& registry_;
+    const DocumentHook& hook_;
 };
 
 }  // namespace
@@ -404,8 +370,9 @@ std::vector<const Experiment*> Comparison::every_run() const {
 }
 
 std::optional<Comparison> parse_comparison(const std::string& text, const fs::path& file,
-                                           const std::vector<std::string>& overrides, Registry& registry) {
-    return ComparisonReader(text, file, overrides, registry).read();
+                                           const std::vector<std::string>& overrides, Registry& registry,
+                                           const DocumentHook& hook) {
+    return ComparisonReader(text, file, overrides, registry, hook).read();
 }
 
 std::optional<Comparison> load_comparison(const fs::path& file, const std::vector<std::string>& overrides,

@@ -8,6 +8,7 @@
 
 #include <backplane/metrics.hpp>
 
+#include <functional>
 #include <optional>
 
 namespace bp {
@@ -71,7 +72,11 @@ struct Comparison {
 // (maps key by key; a component whose `name` changes is replaced whole).
 std::optional<Comparison> load_comparison(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                                           Registry& registry);
+// `hook`, when given, changes each document after its overrides, before it is read
+// (a suite puts its compare block into a workload's experiment).
+using DocumentHook = std::function<void(YamlReader&, YAML::Node& root)>;
 std::optional<Comparison> parse_comparison(const std::string& text, const std::filesystem::path& file,
-                                           const std::vector<std::string>& overrides, Registry& registry);
+                                           const std::vector<std::string>& overrides, Registry& registry,
+                                           const DocumentHook& hook = {});
 
 }  // namespace bp

@@ -177,6 +177,14 @@ void YamlReader::apply_override(YAML::Node& root, const std::string& assignment)
 
 void YamlReader::place(const YAML::Node& node, const std::string& where) { overrides_.push_back({node, where}); }
 
+void YamlReader::place_from(const YAML::Node& node, const YamlReader& source) {
+    place(node, source.where(node));
+    if (node.IsSequence())
+        for (const auto& item : node) place_from(item, source);
+    if (node.IsMap())
+        for (const auto& kv : node) place_from(kv.first, source), place_from(kv.second, source);
+}
+
 void YamlReader::place_all(const YAML::Node& node, const std::string& where) {
     place(node, where);
     if (node.IsSequence())
@@ -310,5 +318,37 @@ ComponentConfig YamlReader::named_component(const YAML::Node& n, Kind kind, cons
     c.params = params(n, lookup(name, kind, c.name).schema, section + " (" + c.name + ")", own);
     return c;
 }
+
+void merge_over(YamlReader& r, YAML::Node base, const YAML::Node& over) {
+    const bool other_component = base.IsMap() && over.IsMap() && base["name"] && over["name"] &&
+                                 base["name"].IsScalar() && over["name"].IsScalar() &&
+                                 base["name"].Scalar() != over["name"].Scalar();
+    if (other_component) {
+        // The optimizer's schedule (and its warmup) belongs to the experiment, not to
+        // the optimizer it replaces: it stays unless the variant sets its own.
+        const YAML::Node schedule = base["schedule"];
+        base = over;
+        if (schedule && !over["schedule"]) base["schedule"] = schedule;
+        return;
+    }
+    if (!base.IsMap() || !over.IsMap()) {
+        base = over;
+        return;
+    }
+    // The pairs first: `over` may be `base` itself through an alias, and inserting into
+    // a map while iterating it reads freed memory (fuzz_experiment found it).
+    std::vector<std::pair<YAML::Node, YAML::Node>> pairs;
+    for (const auto& kv : over) pairs.emplace_back(kv.first, kv.second);
+    for (const auto& kv : pairs) {
+        const std::string key = kv.first.Scalar();
+        const bool added = !std::as_const(base)[key];
+        if (!added && base[key].IsMap() && kv.second.IsMap()) merge_over(r, base[key], kv.second);
+        else base[key] = kv.second;
+        if (added)
+            for (const auto& entry : base)
+                if (entry.first.IsScalar() && entry.first.Scalar() == key) r.place(entry.first, r.where(kv.first));
+    }
+}
+
 
 }  // namespace bp

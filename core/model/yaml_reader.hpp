@@ -45,6 +45,9 @@ public:
     void place(const YAML::Node& node, const std::string& where);
     // The same for `node` and everything in it (a document checked by parse_yaml).
     void place_all(const YAML::Node& node, const std::string& where);
+    // `node` and everything in it came from another document (a suite's): each
+    // stands where `source` says it does.
+    void place_from(const YAML::Node& node, const YamlReader& source);
     [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const;
     YAML::Node require(const YAML::Node& map, const std::string& key, const std::string& section) const;
     void check_keys(const YAML::Node& map, const std::vector<std::string>& allowed, const std::string& section) const;
@@ -82,5 +85,13 @@ YAML::Node parse_yaml(const std::string& text, const std::filesystem::path& file
 
 // "'x' (a scalar)", "a list", "a mapping": how a value appears in messages.
 std::string shown(const YAML::Node& n);
+
+// `over` merged into `base`: maps key by key, anything else replaced. A map naming a
+// different component (`name:`) replaces the base's whole, so no parameter of the old
+// component leaks into the new one (the optimizer's `schedule:` stays unless `over`
+// sets its own). Nodes of `over` are shared, not copied, so they keep their place in
+// the file for messages; a key `over` adds is placed at its key. What a comparison
+// variant and a suite's quick mode do.
+void merge_over(YamlReader& r, YAML::Node base, const YAML::Node& over);
 
 }  // namespace bp

@@ -151,6 +151,15 @@ bool comparison_entry(const fs::path& p) {
     return true;
 }
 
+// A suite's own files, or a workload's comparison folder.
+bool suite_entry(const fs::path& p) {
+    if (is_file(p)) return named(p, {"suite.json", "suite.csv", "report.html"}) || p.extension() == ".svg";
+    if (!is_dir(p)) return false;
+    for (const auto& e : fs::directory_iterator(p))
+        if (!comparison_entry(e.path())) return false;
+    return true;
+}
+
 }  // namespace
 
 void claim_out_dir(const fs::path& dir, const std::string& what, bool overwrite) {
@@ -167,7 +176,7 @@ void claim_out_dir(const fs::path& dir, const std::string& what, bool overwrite)
     std::vector<fs::path> ours;
     std::vector<std::string> foreign;
     for (const auto& e : fs::directory_iterator(dir)) {
-        if (run_entry(e.path()) || comparison_entry(e.path())) ours.push_back(e.path());
+        if (run_entry(e.path()) || comparison_entry(e.path()) || suite_entry(e.path())) ours.push_back(e.path());
         else foreign.push_back(e.path().filename().string());
     }
     if (!foreign.empty()) {
