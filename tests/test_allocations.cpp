@@ -55,7 +55,8 @@ int posix_memalign(void** p, std::size_t alignment, std::size_t n) {
 
 namespace {
 
-// Allocations during steps 3 to the last of one epoch (steps 1 and 2 may size buffers).
+// Allocations during steps 3 to the last of one epoch (steps 1 and 2 may size buffers),
+// the learning rate set at every step as a per-step schedule does.
 int64_t steady_state_allocations(const std::string& yaml, const std::string& name) {
     auto& registry = test::builtin_registry();
     const auto file = test::write_file(test::temp_dir("alloc-" + name) / "e.yaml", yaml);
@@ -64,9 +65,15 @@ int64_t steady_state_allocations(const std::string& yaml, const std::string& nam
     bp::Trainer trainer(*run.network, run.loss, run.optimizer, e.train, e.seed, e.augment);
     int64_t steps = 0;
     allocations = 0;
+    const std::vector<bp::EpochMetrics> history;
+    const int64_t per_epoch = (run.data.train.x.rows() + e.train.batch_size - 1) / e.train.batch_size;
+    const double base = run.optimizer->learning_rate();
+    std::function<double(int64_t)> step_rate;
+    if (e.per_step)
+        step_rate = [&](int64_t step) { return bp::scheduled_rate(e, *run.schedule, base, 1, history, step, per_epoch); };
     const auto m = trainer.run_epoch(1, run.data.train, [&](const bp::StepProgress&) {
         if (++steps == 2) counting = true;
-    });
+    }, step_rate);
     counting = false;
     REQUIRE_FALSE(m.diverged);
     REQUIRE(steps >= 6);
@@ -137,6 +144,16 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "  - dense: {units: 16, activation: gelu}\n  - flatten\n  - dense: {units: 3}\n"
                                        "loss: softmax_cross_entropy\n" + train(40, 8),
                                        "sequence") == 0);
+    }
+    SECTION("diagnostics every other step, and a cosine schedule with warmup set at every step") {
+        CHECK(steady_state_allocations("name: diag\nseed: 3\ndata: {source: gaussian, shape: 64, samples: 640, classes: 4}\n"
+                                       "model:\n  - dense: {units: 32, activation: relu}\n  - batch_norm\n"
+                                       "  - dense: {units: 4}\nloss: softmax_cross_entropy\n"
+                                       "train: {epochs: 1, batch_size: 64, shard_size: 32, diagnostics_every: 2, threads: " +
+                                           std::to_string(threads) + "}\noptimizer: " +
+                                           optimizer.substr(0, optimizer.size() - 1) +
+                                           ", schedule: {name: cosine, warmup: 3, per_step: true}}\n",
+                                       "diagnostics") == 0);
     }
     SECTION("recurrent layers: an lstm's states into a gru's last state") {
         CHECK(steady_state_allocations("name: rnn\nseed: 3\ndata: {source: gaussian, shape: 12, integers: 20, "

@@ -76,9 +76,14 @@ void read_optimizer(const YamlReader& r, const YAML::Node& n, Experiment& e) {
     e.optimizer = r.named_component(n, Kind::optimizer, "optimizer", {"schedule"});
     if (n.IsMap() && n["schedule"]) {
         const YAML::Node schedule = n["schedule"];
-        e.schedule = r.named_component(schedule, Kind::schedule, "optimizer.schedule", {"warmup"});
+        e.schedule = r.named_component(schedule, Kind::schedule, "optimizer.schedule", {"warmup", "per_step"});
+        if (schedule.IsMap() && schedule["per_step"]) {
+            const std::string v = r.scalar(schedule["per_step"], "optimizer.schedule.per_step");
+            if (v != "true" && v != "false") r.fail(schedule["per_step"], "optimizer.schedule.per_step must be true or false");
+            e.per_step = v == "true";
+        }
         if (schedule.IsMap() && schedule["warmup"])
-            e.warmup = r.integer(schedule["warmup"], "optimizer.schedule.warmup", 0, 1e6);
+            e.warmup = r.integer(schedule["warmup"], "optimizer.schedule.warmup", 0, e.per_step ? 1e12 : 1e6);
     } else {
         e.schedule = {Kind::schedule, "constant", Params::defaults(r.lookup(n, Kind::schedule, "constant").schema),
                       r.where(n)};
@@ -143,7 +148,7 @@ Experiment read_experiment(YamlReader& r, const YAML::Node& root) {
     read_train(r, root["train"], e.train);
     const YAML::Node train = root["train"];
     e.best_metric_where = r.where(train && train.IsMap() && train["best_metric"] ? train["best_metric"] : root);
-    if (e.warmup >= e.train.epochs)
+    if (!e.per_step && e.warmup >= e.train.epochs)
         r.fail(optimizer["schedule"]["warmup"], "optimizer.schedule.warmup = " + std::to_string(e.warmup) +
                                                     " leaves no epoch of the " + std::to_string(e.train.epochs) +
                                                     " for the schedule; make it smaller than train.epochs");
@@ -226,6 +231,7 @@ std::string to_yaml(const Experiment& e) {
             out << YAML::Key << "schedule" << YAML::Value << YAML::Flow << YAML::BeginMap;
             out << YAML::Key << "name" << YAML::Value << e.schedule.name;
             if (e.warmup > 0) out << YAML::Key << "warmup" << YAML::Value << e.warmup;
+            if (e.per_step) out << YAML::Key << "per_step" << YAML::Value << true;
             emit_params(out, e.schedule.params);
             out << YAML::EndMap;
         }

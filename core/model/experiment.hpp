@@ -33,7 +33,8 @@ struct Experiment {
     std::vector<ModelNode> model;   // layers and activations, in the file's order
     ComponentConfig loss, optimizer;
     ComponentConfig schedule;       // the optimizer's `schedule:`; default constant
-    int64_t warmup = 0;             // schedule.warmup: epochs of linear warmup before the schedule
+    int64_t warmup = 0;             // schedule.warmup: epochs (steps, per_step) of linear warmup before the schedule
+    bool per_step = false;          // schedule.per_step: the schedule and its warmup count steps, not epochs
     TrainConfig train;
     std::string best_metric_where;  // train.best_metric's place (the data may hold its own validation split)
     std::vector<std::filesystem::path> plugins;   // absolute

@@ -22,6 +22,9 @@ const std::vector<TrainSetting>& train_settings() {
              "train_loss"},
             {"patience", &TrainConfig::patience, 0, 1000000, {},
              "stop early after this many epochs without a better best_metric (0: never)"},
+            {"diagnostics_every", &TrainConfig::diagnostics_every, 0, 1000000000, {},
+             "every N steps, a row of steps.csv: loss, learning rate, gradient, update and weight norms, overall "
+             "and per model entry (0: never)"},
         };
     }();
     return settings;

@@ -21,6 +21,7 @@ struct TrainConfig {
     int64_t checkpoint_every = 0;       // also keep checkpoints/epoch-N every N epochs (0: never)
     std::string best_metric = "auto";   // a metric name (metrics.hpp), or auto: val_loss, else train_loss
     int64_t patience = 0;               // stop after this many epochs without a better best_metric (0: never)
+    int64_t diagnostics_every = 0;      // write a row of steps.csv every N steps (0: never)
 };
 
 // One key of `train:`: the member it sets, and what the schema says of it.

@@ -11,7 +11,10 @@
 #include <chrono>
 #include <limits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <ostream>
 #include <utility>
 
@@ -110,6 +113,31 @@ void initialise_from(const InitFrom& init, Network& net) {
 
 }  // namespace
 
+namespace {
+
+// The rows of a run's steps.csv from epochs up to `epoch` (the second column), as
+// they were written; none when the file is missing.
+std::string step_rows_until(const fs::path& file, int64_t epoch) {
+    std::ifstream in(file);
+    std::string line, rows;
+    std::getline(in, line);   // the header, written afresh
+    while (std::getline(in, line)) {
+        const std::size_t comma = line.find(',');
+        if (comma == std::string::npos) break;
+        char* end = nullptr;
+        const long long e = std::strtoll(line.c_str() + comma + 1, &end, 10);
+        if (e < 1 || e > epoch) break;
+        rows += line + "\n";
+    }
+    return rows;
+}
+
+int64_t steps_per_epoch(const Experiment& e, const PreparedRun& p) {
+    return (p.data.train.x.rows() + e.train.batch_size - 1) / e.train.batch_size;
+}
+
+}  // namespace
+
 PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fresh) {
     PreparedRun p;
     try {
@@ -160,12 +188,23 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fres
     } catch (const Error& err) {
         throw Error(e.schedule.where + ": " + err.what());
     }
+    if (e.per_step && e.warmup >= e.train.epochs * steps_per_epoch(e, p))
+        throw Error(e.schedule.where + ": optimizer.schedule.warmup = " + std::to_string(e.warmup) +
+                    " steps leaves none of the run's " + std::to_string(e.train.epochs * steps_per_epoch(e, p)) +
+                    " steps (" + std::to_string(steps_per_epoch(e, p)) + " per epoch) for the schedule");
     p.best_by = best_metric(e, p);
     return p;
 }
 
+
 double scheduled_rate(const Experiment& e, const Schedule& schedule, double base, int64_t epoch,
-                      const std::vector<EpochMetrics>& history) {
+                      const std::vector<EpochMetrics>& history, int64_t step, int64_t steps_per_epoch) {
+    if (e.per_step) {
+        const int64_t at = (epoch - 1) * steps_per_epoch + step, steps = e.train.epochs * steps_per_epoch;
+        if (at <= e.warmup) return base * double(at) / double(e.warmup + 1);
+        const std::size_t done = std::min(history.size(), std::size_t(epoch - 1));
+        return schedule.learning_rate(base, at - e.warmup, steps - e.warmup, std::span(history).first(done));
+    }
     if (epoch <= e.warmup) return base * double(epoch) / double(e.warmup + 1);
     // After warmup the schedule runs over the remaining epochs, and sees only their results.
     const std::size_t first = std::min(history.size(), std::size_t(e.warmup));
@@ -268,7 +307,7 @@ std::vector<std::string> resume_refusals(const Experiment& e, const Checkpoint& 
     const double base = p.optimizer->learning_rate();
     for (int64_t epoch = 1; epoch <= done; ++epoch) {
         const double was = history[std::size_t(epoch - 1)].learning_rate;
-        const double now = scheduled_rate(e, *p.schedule, base, epoch, history);
+        const double now = scheduled_rate(e, *p.schedule, base, epoch, history, 1, steps_per_epoch(e, p));
         if (std::memcmp(&was, &now, sizeof was) != 0) {
             refusals.push_back("train.epochs: the schedule over " + std::to_string(e.train.epochs) +
                                " epochs gives epoch " + std::to_string(epoch) + " the rate " + shortest_double(now) +
@@ -431,6 +470,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     for (const auto& m : result.history)
         if (const double score = best_score(best_by, m); score < best) best = score, best_epoch = m.epoch;
     bool stopped_early = false;
+    // steps.csv's rows so far: a resumed run keeps those of the epochs its checkpoint holds.
+    std::string step_rows;
+    if (writes && trainer->diagnosing() && !result.history.empty())
+        step_rows = step_rows_until(result.dir / "steps.csv", result.history.back().epoch);
 
     const bool bytes = e.loss.name == "softmax_cross_entropy" && p.data.target.columns > 1 &&
                        p.data.target.classes == 256;
@@ -450,9 +493,15 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         auto on_step = quiet ? std::function<void(const StepProgress&)>{}
                              : [&](const StepProgress& s) { progress.step(s); };
         const auto epoch_start = std::chrono::steady_clock::now();
-        const double lr = scheduled_rate(e, *p.schedule, base_lr, epoch, result.history);
+        const int64_t steps = steps_per_epoch(e, p);
+        const double lr = scheduled_rate(e, *p.schedule, base_lr, epoch, result.history, 1, steps);
         p.optimizer->set_learning_rate(lr);
-        EpochMetrics m = trainer->run_epoch(epoch, p.data.train, on_step);
+        std::function<double(int64_t)> step_rate;
+        if (e.per_step)
+            step_rate = [&, epoch](int64_t step) {
+                return scheduled_rate(e, *p.schedule, base_lr, epoch, result.history, step, steps);
+            };
+        EpochMetrics m = trainer->run_epoch(epoch, p.data.train, on_step, step_rate);
         m.learning_rate = lr;
         if (!m.diverged && p.validation.x.rows() > 0) m.validation = trainer->evaluate(p.validation);
         if (!m.diverged && p.data.test) m.test = trainer->evaluate(*p.data.test);
@@ -461,6 +510,10 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         if (!quiet) progress.epoch(m);
         if (options.on_epoch) options.on_epoch(m);
         if (writes) write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));
+        if (writes && trainer->diagnosing()) {
+            step_rows += trainer->take_diagnostics();
+            write_file_atomic(result.dir / "steps.csv", trainer->diagnostics_header() + step_rows);
+        }
         if (m.diverged) {
             result.diverged = true;
             break;

@@ -32,9 +32,11 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fres
 
 // The learning rate of `epoch` (1-based): linear warmup from base / (warmup + 1) over
 // the first e.warmup epochs, then the schedule over the rest, given the results of
-// the epochs before.
+// the epochs before. With e.per_step, of `step` (1-based) of the epoch: the same over
+// the run's steps (steps_per_epoch each), warmup counted in steps, every finished
+// epoch's results given.
 double scheduled_rate(const Experiment& e, const Schedule& schedule, double base, int64_t epoch,
-                      const std::vector<EpochMetrics>& history);
+                      const std::vector<EpochMetrics>& history, int64_t step = 1, int64_t steps_per_epoch = 1);
 
 struct RunOptions {
     std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>

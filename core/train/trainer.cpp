@@ -71,6 +71,8 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
         auto& ws = shard_workspaces_.emplace_back();
         for (const auto& shard : shards_) ws.push_back(shard->pass.workspace(l));
     }
+    if (config_.diagnostics_every > 0)
+        diagnostics_ = std::make_unique<StepDiagnostics>(parameter_refs_, config_.diagnostics_every);
     if (!cluster_) return;
     std::vector<StepExchange::Slot> exchange_slots;
     for (auto& shard : shards_) {
@@ -142,8 +144,13 @@ void Trainer::reduce_gradients(std::size_t shards_used) {
     }, tbb::static_partitioner());
 }
 
+std::string Trainer::diagnostics_header() const { return diagnostics_ ? diagnostics_->header() : ""; }
+
+std::string Trainer::take_diagnostics() { return diagnostics_ ? diagnostics_->take_rows() : ""; }
+
 EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
-                                const std::function<void(const StepProgress&)>& on_step) {
+                                const std::function<void(const StepProgress&)>& on_step,
+                                const std::function<double(int64_t)>& step_rate) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     const int64_t samples = train.x.rows();
@@ -158,6 +165,8 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     double loss_sum = 0;
     int64_t correct = 0, done = 0;
     const int64_t rows = config_.shard_size;
+    const int64_t steps = (samples + config_.batch_size - 1) / config_.batch_size;
+    if (diagnostics_) diagnostics_->reserve(steps);
     arena_.execute([&] {
         for (int64_t first = 0, step = 0; first < samples; first += config_.batch_size, ++step) {
             const int64_t batch = std::min(config_.batch_size, samples - first);
@@ -183,7 +192,15 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             }
             if (exchange_) exchange_->reduce_gradients(used);
             else reduce_gradients(used);
+            if (step_rate) optimizer_->set_learning_rate(step_rate(step + 1));
+            // Numbered over the run: the steps of the epochs before, then this one's.
+            const int64_t run_step = (epoch - 1) * steps + step + 1;
+            const bool diagnose = diagnostics_ && diagnostics_->due(run_step);
+            if (diagnose) diagnostics_->before_update(parameter_refs_);
             optimizer_->step(parameter_refs_);
+            if (diagnose)
+                diagnostics_->after_update(parameter_refs_, epoch, run_step, optimizer_->learning_rate(),
+                                           batch_loss / double(batch));
             const auto& layers = network_.layers();
             for (std::size_t l = 0; l < layers.size(); ++l)
                 layers[l].layer->end_step(std::span<Workspace* const>(shard_workspaces_[l].data(), used));

@@ -11,6 +11,7 @@
 #include "model/experiment.hpp"
 #include "model/network.hpp"
 #include "train/shard_pass.hpp"
+#include "train/diagnostics.hpp"
 #include "train/step_exchange.hpp"
 
 #include <backplane/metrics.hpp>
@@ -53,8 +54,14 @@ public:
 
     // One pass over `train` in shuffled mini-batches; fills epoch, train, samples and
     // train_seconds. Stops early and sets `diverged` on a non-finite loss.
+    // `step_rate`, when given, sets the learning rate before each step (1-based in the epoch).
     EpochMetrics run_epoch(int64_t epoch, const Split& train,
-                           const std::function<void(const StepProgress&)>& on_step = {});
+                           const std::function<void(const StepProgress&)>& on_step = {},
+                           const std::function<double(int64_t)>& step_rate = {});
+    // train.diagnostics_every > 0: steps.csv's header, and the rows of the steps since the last call.
+    bool diagnosing() const { return diagnostics_ != nullptr; }
+    std::string diagnostics_header() const;
+    std::string take_diagnostics();
 
     Evaluation evaluate(const Split& data);
     // counts(true class, predicted class) over `data`: the argmax of the outputs, or
@@ -107,6 +114,7 @@ private:
     std::atomic<uint64_t> slots_used_{0};            // bit i: arena slot i ran a training shard
     Cluster* cluster_ = nullptr;                     // several processes, or null
     std::unique_ptr<StepExchange> exchange_;         // with cluster_
+    std::unique_ptr<StepDiagnostics> diagnostics_;   // with train.diagnostics_every
 };
 
 // Moves a seeded random `fraction` of `train` into the returned validation split.

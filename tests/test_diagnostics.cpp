@@ -1,0 +1,137 @@
+// Per-step schedules and steps.csv: the rate of every step, the norms each row
+// reports checked against what the optimizer did, the same bytes at any thread count
+// and across a stop and --resume.
+#include "train/run.hpp"
+#include "helpers.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// steps.csv as numbers, by column name.
+struct StepTable {
+    std::vector<std::string> columns;
+    std::vector<std::vector<double>> rows;
+    double at(std::size_t row, const std::string& column) const {
+        const auto c = std::size_t(std::find(columns.begin(), columns.end(), column) - columns.begin());
+        REQUIRE(c < columns.size());
+        return rows[row][c];
+    }
+};
+
+StepTable read_steps(const fs::path& file) {
+    StepTable t;
+    std::istringstream in(test::read_file(file));
+    std::string line;
+    std::getline(in, line);
+    std::stringstream header(line);
+    for (std::string cell; std::getline(header, cell, ',');) t.columns.push_back(cell);
+    while (std::getline(in, line)) {
+        std::stringstream row(line);
+        auto& values = t.rows.emplace_back();
+        for (std::string cell; std::getline(row, cell, ',');) values.push_back(std::stod(cell));
+    }
+    return t;
+}
+
+// Two spirals: 1800 training rows, batch 64, so 29 steps an epoch (the last of 8 rows).
+bp::Experiment spirals(const std::vector<std::string>& sets) {
+    std::vector<std::string> all = {"train.epochs=3", "train.diagnostics_every=1"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    return bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "spirals.yaml", all, test::builtin_registry());
+}
+
+}  // namespace
+
+TEST_CASE("a per-step schedule warms up and decays over steps, not epochs", "[schedules][diagnostics]") {
+    auto& registry = test::builtin_registry();
+    const auto e = bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "xor.yaml",
+                                       {"train.epochs=2", "optimizer.schedule={name: cosine, warmup: 3, per_step: true}"},
+                                       registry);
+    const auto s = registry.create<bp::Schedule>(e.schedule.name, e.schedule.params);
+    // 4 steps an epoch, 8 in the run: steps 1-3 climb to the base, then the cosine
+    // over the last 5 steps, from the base to 0.
+    std::vector<double> rates;
+    for (int64_t epoch = 1; epoch <= 2; ++epoch)
+        for (int64_t step = 1; step <= 4; ++step) rates.push_back(bp::scheduled_rate(e, *s, 0.1, epoch, {}, step, 4));
+    const double pi = 3.14159265358979323846;
+    const std::vector<double> expected = {0.025, 0.05, 0.075, 0.1, 0.05 * (1 + std::cos(pi / 4)), 0.05,
+                                          0.05 * (1 + std::cos(3 * pi / 4)), 0.0};
+    for (std::size_t i = 0; i < rates.size(); ++i) CHECK(rates[i] == Approx(expected[i]).margin(1e-15));
+    // Counted in steps, the warmup must leave the schedule some of the run's steps.
+    const auto long_warmup = bp::load_experiment(
+        fs::path(BACKPLANE_EXPERIMENTS) / "spirals.yaml",
+        {"train.epochs=1", "optimizer.schedule={name: cosine, warmup: 29, per_step: true}"}, registry);
+    CHECK_THAT(test::error_of([&] { bp::prepare_run(long_warmup, registry); }),
+               Catch::Contains("warmup = 29 steps leaves none of the run's 29 steps (29 per epoch)"));
+}
+
+TEST_CASE("steps.csv reports what each step did", "[diagnostics]") {
+    const auto dir = test::temp_dir("diagnostics");
+    // Plain SGD: the update is the rate times the gradient, so its norm is too.
+    const auto e = spirals({"optimizer={name: sgd, lr: 0.1, schedule: {name: cosine, warmup: 10, per_step: true}}"});
+    const auto r = test::run_quietly(e, dir / "run");
+    const StepTable t = read_steps(dir / "run" / "steps.csv");
+    REQUIRE(t.rows.size() == 3 * 29);
+    CHECK(t.columns[8] == "grad_norm:0.dense");
+    CHECK(t.columns.back() == "update_ratio:2.dense");
+    auto& registry = test::builtin_registry();
+    const auto schedule = registry.create<bp::Schedule>(e.schedule.name, e.schedule.params);
+    double weighted_loss = 0;
+    for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        INFO("row " << i);
+        const int64_t step = int64_t(i) + 1, epoch = (step - 1) / 29 + 1;
+        CHECK(t.at(i, "step") == double(step));
+        CHECK(t.at(i, "epoch") == double(epoch));
+        const double lr = bp::scheduled_rate(e, *schedule, 0.1, epoch, r.history, (step - 1) % 29 + 1, 29);
+        CHECK(t.at(i, "lr") == Approx(lr).epsilon(1e-8));
+        // The update is measured as float weights after minus before: each element off
+        // by up to half a float ulp of the weight, 6e-8 of it (small rates near the
+        // cosine's end show it).
+        CHECK(t.at(i, "update_norm") ==
+              Approx(lr * t.at(i, "grad_norm")).epsilon(1e-4).margin(6e-8 * t.at(i, "weight_norm")));
+        CHECK(t.at(i, "update_ratio") == Approx(t.at(i, "update_norm") / t.at(i, "weight_norm")).epsilon(1e-6));
+        // The nodes' gradients make up the whole: squares add.
+        double squares = 0;
+        for (const char* node : {"0.dense", "1.dense", "2.dense"}) squares += std::pow(t.at(i, std::string("grad_norm:") + node), 2);
+        CHECK(std::sqrt(squares) == Approx(t.at(i, "grad_norm")).epsilon(1e-6));
+        if (epoch == 3) weighted_loss += t.at(i, "loss") * (step % 29 == 0 ? 8 : 64);
+    }
+    // The epoch's training loss is the mean of its steps' losses, weighted by their rows.
+    CHECK(weighted_loss / 1800 == Approx(r.history[2].train.loss).epsilon(1e-6));
+    // metrics.csv's rate is the rate the epoch began with.
+    CHECK(r.history[1].learning_rate == Approx(t.at(29, "lr")).epsilon(1e-8));
+}
+
+TEST_CASE("steps.csv is the same bytes at any thread count and across a stop and resume", "[diagnostics][determinism]") {
+    const auto dir = test::temp_dir("diagnostics-resume");
+    const auto e = spirals({"train.diagnostics_every=7", "train.threads=1"});
+    test::run_quietly(e, dir / "whole");
+    const std::string whole = test::read_file(dir / "whole" / "steps.csv");
+    CHECK(std::count(whole.begin(), whole.end(), '\n') == 1 + 87 / 7);
+    test::run_quietly(spirals({"train.diagnostics_every=7", "train.threads=2"}), dir / "two");
+    CHECK(test::read_file(dir / "two" / "steps.csv") == whole);
+
+    bp::RunOptions options;
+    options.out = dir / "cut";
+    options.quiet = true;
+    options.stop_after = 1;
+    std::ostringstream log;
+    bp::run_experiment(e, test::builtin_registry(), options, log);
+    // A kill after the second epoch's rows were written, before its checkpoint:
+    // the resumed run drops them and writes them again.
+    test::write_file(dir / "cut" / "steps.csv", test::read_file(dir / "cut" / "steps.csv") + "35,2,0.1,0.5,1,1,1,1,1,1,1,1,1,1\n");
+    options.stop_after = 0;
+    options.resume = options.out;
+    options.out.clear();
+    bp::run_experiment(e, test::builtin_registry(), options, log);
+    CHECK(test::read_file(dir / "cut" / "steps.csv") == whole);
+    // Off by default: no steps.csv.
+    test::run_quietly(bp::load_experiment(fs::path(BACKPLANE_EXPERIMENTS) / "spirals.yaml", {"train.epochs=1"},
+                                          test::builtin_registry()),
+                      dir / "off");
+    CHECK_FALSE(fs::exists(dir / "off" / "steps.csv"));
+}
