@@ -1,6 +1,7 @@
 // Per-step schedules and steps.csv: the rate of every step, the norms each row
 // reports checked against what the optimizer did, the same bytes at any thread count
 // and across a stop and --resume.
+#include "compare/compare.hpp"
 #include "train/run.hpp"
 #include "helpers.hpp"
 
@@ -134,4 +135,25 @@ TEST_CASE("steps.csv is the same bytes at any thread count and across a stop and
                                           test::builtin_registry()),
                       dir / "off");
     CHECK_FALSE(fs::exists(dir / "off" / "steps.csv"));
+}
+
+TEST_CASE("a comparison charts its runs' steps.csv per step", "[diagnostics][compare]") {
+    const auto dir = test::temp_dir("diagnostics-compare");
+    const auto c = bp::parse_comparison(test::read_file(fs::path(BACKPLANE_EXPERIMENTS) / "compare_optimizers_spirals.yaml"),
+                                        dir / "c.yaml",
+                                        {"train.epochs=2", "train.diagnostics_every=10", "compare.seeds=[1, 2]",
+                                         "compare.variants={sgd: {optimizer: {name: sgd, lr: 0.1}}, adam: {}}"},
+                                        test::builtin_registry());
+    bp::RunOptions options;
+    options.out = dir / "out";
+    options.quiet = true;
+    std::ostringstream log;
+    bp::run_comparison(*c, test::builtin_registry(), options, 1, log);
+    for (const char* chart : {"loss_vs_step.svg", "grad_norm_vs_step.svg", "update_ratio_vs_step.svg"}) {
+        INFO(chart);
+        const std::string svg = test::read_file(dir / "out" / chart);
+        CHECK_THAT(svg, Catch::Contains("data-series=\"sgd\"") && Catch::Contains("data-series=\"adam\""));
+        CHECK_THAT(test::read_file(dir / "out" / "report.html"), Catch::Contains(svg));
+    }
+    CHECK_THAT(test::read_file(dir / "out" / "grad_norm_vs_step.svg"), Catch::Contains("log10(grad_norm)"));
 }

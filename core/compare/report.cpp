@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace bp {
 
@@ -90,6 +92,72 @@ std::string html_table(const Comparison& c, const ComparisonResult& r) {
     out += "</table>\n";
     for (const auto& note : t.notes) out += "<p class=\"note\">" + html_escape(note) + "</p>\n";
     return out;
+}
+
+// One column of a run's steps.csv against its step column; empty without the file.
+std::vector<std::pair<double, double>> step_column(const fs::path& file, const std::string& column) {
+    std::ifstream in(file);
+    std::string line;
+    if (!std::getline(in, line)) return {};
+    std::vector<std::string> names;
+    std::stringstream header(line);
+    for (std::string cell; std::getline(header, cell, ',');) names.push_back(cell);
+    const auto at = std::size_t(std::find(names.begin(), names.end(), column) - names.begin());
+    std::vector<std::pair<double, double>> out;
+    while (std::getline(in, line)) {
+        std::stringstream row(line);
+        std::vector<double> cells;
+        for (std::string cell; std::getline(row, cell, ',');) cells.push_back(std::strtod(cell.c_str(), nullptr));
+        if (at < cells.size()) out.emplace_back(cells[0], cells[at]);
+    }
+    return out;
+}
+
+// Per-step charts from the runs' steps.csv (train.diagnostics_every): each variant's
+// mean over its seeds at every logged step, in a min-max band; `log` plots log10.
+std::string step_charts(const Comparison& c, const ComparisonResult& r) {
+    struct Chart {
+        const char* column;
+        bool log;
+        const char* title;
+    };
+    const Chart charts[] = {{"loss", false, "Training loss per step (the batch's)"},
+                            {"grad_norm", true, "Gradient norm per step"},
+                            {"update_ratio", true, "Update-to-weight ratio per step"}};
+    std::string html;
+    for (const auto& chart : charts) {
+        std::vector<PlotSeries> series;
+        bool any = false;
+        for (const auto& variant : c.variants) {
+            std::vector<std::vector<std::pair<double, double>>> runs;
+            for (const auto& run : r.runs)
+                if (run.variant == variant && run.error.empty() && !run.result.diverged)
+                    runs.push_back(step_column(run.result.dir / "steps.csv", chart.column));
+            PlotSeries s{variant, {}, {}, {}, {}};
+            std::size_t steps = runs.empty() ? 0 : SIZE_MAX;
+            for (const auto& run : runs) steps = std::min(steps, run.size());
+            for (std::size_t i = 0; i < steps; ++i) {
+                double sum = 0, lo = INFINITY, hi = -INFINITY;
+                int n = 0;
+                for (const auto& run : runs) {
+                    const double v = chart.log ? std::log10(run[i].second) : run[i].second;
+                    if (!std::isfinite(v)) continue;
+                    sum += v, lo = std::min(lo, v), hi = std::max(hi, v), ++n;
+                }
+                if (n == 0) continue;
+                s.x.push_back(runs[0][i].first);
+                s.mean.push_back(sum / n), s.low.push_back(lo), s.high.push_back(hi);
+            }
+            any |= !s.x.empty();
+            series.push_back(std::move(s));
+        }
+        if (!any) continue;
+        const std::string file = std::string(chart.column) + "_vs_step.svg";
+        const std::string svg = svg_line_chart(chart.title, "step", chart.log ? "log10(" + std::string(chart.column) + ")" : chart.column, series);
+        write_file_atomic(r.dir / file, svg);
+        html += "<div class=\"chart\" id=\"" + std::string(chart.column) + "_vs_step\">\n" + svg + "</div>\n";
+    }
+    return html;
 }
 
 // A number, or NaN for a word (a choice such as a name).
@@ -357,6 +425,7 @@ fs::path write_comparison_report(const Comparison& c, const ComparisonResult& r)
         write_file_atomic(r.dir / file, svg);
         html += "<div class=\"chart\" id=\"sensitivity_" + std::to_string(k + 1) + "\">\n" + svg + "</div>\n";
     }
+    html += step_charts(c, r);
     html += tuning_section(c, r);
     html += "</body></html>\n";
     write_file_atomic(r.dir / "report.html", html);

@@ -37,7 +37,9 @@ std::string svg_interval_chart(const std::string& title, const std::string& x_la
 // Writes final_accuracy_ci.svg (each variant's mean final accuracy with its 95%
 // interval), loss_vs_epoch.svg, accuracy_vs_epoch.svg, loss_vs_time.svg,
 // accuracy_vs_time.svg, sensitivity_<k>.svg per swept key (final accuracy against
-// the swept value, DeepOBS's learning-rate sensitivity), search_<k>.svg per searched
+// the swept value, DeepOBS's learning-rate sensitivity), loss_vs_step.svg,
+// grad_norm_vs_step.svg and update_ratio_vs_step.svg when the runs wrote steps.csv
+// (train.diagnostics_every), search_<k>.svg per searched
 // key (each trial's final tuning metric against its value) and report.html, which
 // also lists the trials, into r.dir; returns the report's path.
 std::filesystem::path write_comparison_report(const Comparison& c, const ComparisonResult& r);
