@@ -174,6 +174,28 @@ expect 3 'diverged' -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/div" --
   --set optimizer.lr=1000
 grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's summary"
 
+# Suites: validated, run quick, refused with one line where they are wrong.
+expect 0 'suite_optimizers.yaml: ok \(5 workloads x 5 variants\)' -- "$bp" validate "$src/experiments/suite_optimizers.yaml" --quick
+expect 1 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
+  "$bp" run "$src/experiments/xor.yaml" --quick
+f=$(yaml suite.yaml <<EOF2
+seeds: [1]
+variants: { adam: {}, sgd: { optimizer: { name: sgd, lr: 0.1 } } }
+workloads:
+  xor: { experiment: $src/experiments/xor.yaml, target: { metric: train_accuracy, value: 0.9 }, epochs: 30 }
+  spirals: { experiment: $src/experiments/spirals.yaml, target: { metric: val_accuracy, value: 0.9 }, epochs: 20 }
+EOF2
+)
+expect 0 'rank  variant +profile area' -- "$bp" run "$f" --out "$tmp/suite"
+[ -f "$tmp/suite/spirals/sgd/seed-1/summary.json" ] && [ -f "$tmp/suite/suite.json" ] || fail "the suite left no runs or no suite.json"
+f=$(yaml badsuite.yaml <<EOF2
+variants: { adam: {} }
+workloads:
+  xor: { experiment: $src/experiments/xor.yaml, epochs: 3 }
+EOF2
+)
+expect 1 "badsuite.yaml:3:8: workload 'xor' \(the performance profile times each variant to it\) needs 'target'" -- "$bp" validate "$f"
+
 # Killed with SIGKILL mid-run, then resumed: the same bits as a run never stopped.
 # Long enough to be killed mid-run; sanitized builds run several times slower, so
 # scripts/sanitize.sh asks for fewer epochs (the two full runs were 6 of ASan's 10 minutes).

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Crash safety as a user meets it: a comparison killed with SIGKILL at three points
-# and resumed gives the files of an unbroken one, and so does a graph model's run and the shipped
+# and resumed gives the files of an unbroken one, and so do a tuned suite, a graph model's run and the shipped
 # sequence models' (which also give the same bits at 1, 2 and 8 threads); a disk that fills mid-run (a file
 # size limit) ends the run with one clear error, and its last checkpoint resumes it
 # to the bits of a run never stopped.
 # Usage: crash.sh BACKPLANE_BINARY SOURCE_DIR
 set -u
-bp=$1 src=$2
+bp=$1 src=$(realpath "$2")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0 passed=0
@@ -65,6 +65,53 @@ before=$(find "$out" -type f | sort | xargs cat | cksum)
 "$bp" run "$exp" "${sets[@]}" --out "$out" -q 2>"$tmp/err" && fail "a second run into the comparison's folder was not refused"
 grep -q 'already holds results; continue that comparison with --resume' "$tmp/err" || fail "refusal says: $(cat "$tmp/err")"
 [ "$before" = "$(find "$out" -type f | sort | xargs cat | cksum)" ] && pass || fail "the refused run changed the folder"
+
+# ---- a tuned suite killed three times: in its first workload's trials, in its seeds,
+# in the second workload; resumed, its files are the unbroken suite's, byte for byte
+cat >"$tmp/suite.yaml" <<EOF2
+name: crash_suite
+seeds: [1, 2]
+tuning: { trials: 3 }
+variants:
+  adam: { optimizer: { name: adam, lr: { log_uniform: [0.001, 0.03] } } }
+  momentum: { optimizer: { name: sgd, lr: { log_uniform: [0.01, 0.3] }, momentum: 0.9 } }
+workloads:
+  spirals:
+    experiment: $src/experiments/spirals.yaml
+    set: [data.samples=20000]
+    target: { metric: val_accuracy, value: 0.9 }
+    epochs: 30
+    trial_epochs: 15
+  wide:
+    experiment: $src/experiments/spirals.yaml
+    set: [data.samples=20000, data.turns=1]
+    target: { metric: val_accuracy, value: 0.95 }
+    epochs: 30
+    trial_epochs: 15
+EOF2
+"$bp" run "$tmp/suite.yaml" --out "$tmp/suite-whole" -q || fail "the unbroken suite failed"
+out=$tmp/suite-killed
+kill_suite_when() {   # kill_suite_when CONDITION RUN-ARGS...
+  local condition=$1; shift
+  "$bp" run "$tmp/suite.yaml" "$@" -q >"$tmp/log" 2>&1 &
+  local pid=$!
+  wait_for "$condition" || fail "never reached: $condition"
+  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  [ ! -f "$out/suite.json" ] || fail "the suite finished before it was killed ($condition)"
+  echo "killed with $(summaries "$out") of 20 runs finished"
+}
+kill_suite_when '[ "$(summaries "$out")" -ge 3 ]' --out "$out"
+kill_suite_when '[ "$(summaries "$out")" -ge 8 ]' --resume "$out"
+kill_suite_when '[ "$(summaries "$out")" -ge 14 ]' --resume "$out" --jobs 2
+"$bp" run "$tmp/suite.yaml" --resume "$out" -q || fail "the suite's last resume failed"
+for file in suite.json suite.csv profile.svg report.html spirals/trials.csv wide/trials.csv; do
+  cmp -s "$tmp/suite-whole/$file" "$out/$file" || fail "the resumed suite's $file differs from the unbroken one's"
+done
+for run in "$tmp"/suite-whole/*/*/seed-* "$tmp"/suite-whole/*/*/trial-*; do
+  [ "$(fingerprint "$run")" = "$(fingerprint "$out/${run#"$tmp/suite-whole/"}")" ] ||
+    fail "${run#"$tmp/suite-whole/"} differs after the kills"
+done
+pass
 
 # ---- a graph model (residual connections) killed mid-run resumes to the unbroken run's bits
 graph=$src/experiments/spirals_residual.yaml
