@@ -231,7 +231,7 @@ TEST_CASE("errors in a sweep or a variant point at it and name the variant", "[c
           "/exp/cmp.yaml:13:38: optimizer (sgd).lr = -1 is out of range [0, 1000] (in compare variant 'a')");
     CHECK(compare_error(head + "compare:\n  variants:\n    a: { train: { epochz: 3 } }\n") ==
           "/exp/cmp.yaml:12:19: unknown key 'epochz' in train (did you mean 'epochs'?); allowed: epochs, batch_size, "
-          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience (in compare variant 'a')");
+          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience, diagnostics_every (in compare variant 'a')");
     // A value the variant does not change keeps its place in the file.
     const std::string bad_base = head.substr(0, head.find("epochs: 5")) + "epochs: 0" +
                                  head.substr(head.find("epochs: 5") + 9);

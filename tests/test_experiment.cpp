@@ -185,7 +185,7 @@ TEST_CASE("a key given twice is refused, naming both places", "[experiment]") {
 TEST_CASE("an unknown key from --set names the override", "[experiment]") {
     CHECK(error_parsing(good, {"train.epochz=3"}) ==
           "--set train.epochz=3: unknown key 'epochz' in train (did you mean 'epochs'?); allowed: epochs, batch_size, "
-          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience");
+          "shard_size, threads, shuffle, checkpoint_every, best_metric, patience, diagnostics_every");
     CHECK_THAT(error_parsing(good, {"optimizer.moment=0.9"}),
                Catch::StartsWith("--set optimizer.moment=0.9: unknown key 'moment' in optimizer (sgd) (did you mean "
                                  "'momentum'?)"));
