@@ -45,7 +45,7 @@ std::vector<std::string> reserved_keys(Kind kind) {
     switch (kind) {
         case Kind::dataset: return {"source", "validation_split", "augment"};
         case Kind::optimizer: return {"name", "schedule"};
-        case Kind::schedule: return {"name", "warmup"};
+        case Kind::schedule: return {"name", "warmup", "per_step"};
         case Kind::loss: return {"name"};
         default: return {};
     }
