@@ -178,6 +178,8 @@ grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's s
 expect 0 'suite_optimizers.yaml: ok \(5 workloads x 5 variants\)' -- "$bp" validate "$src/experiments/suite_optimizers.yaml" --quick
 expect 1 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
   "$bp" run "$src/experiments/xor.yaml" --quick
+expect 1 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
+  "$bp" validate "$src/experiments/xor.yaml" --quick
 f=$(yaml suite.yaml <<EOF2
 seeds: [1]
 variants: { adam: {}, sgd: { optimizer: { name: sgd, lr: 0.1 } } }

@@ -123,6 +123,32 @@ TEST_CASE("overwriting never removes what Backplane did not write", "[files]") {
     CHECK(test::read_file(elsewhere / "keep.safetensors") == "precious");
 }
 
+TEST_CASE("overwriting knows a run's steps.csv, and no file of the user's that looks like a chart", "[files]") {
+    const auto dir = test::temp_dir("overwrite-steps") / "run";
+    run(spirals({"train.diagnostics_every=10"}), dir);
+    REQUIRE(fs::exists(dir / "steps.csv"));
+    CHECK_NOTHROW(run(spirals({"seed=2"}), dir, true));   // steps.csv is the run's own
+    CHECK_FALSE(fs::exists(dir / "steps.csv"));
+    // A comparison's folder holding the user's own picture beside the charts.
+    const auto folder = test::temp_dir("overwrite-svg");
+    run(spirals(), folder / "adam" / "seed-1");
+    test::write_file(folder / "loss_vs_epoch.svg", "<svg/>");
+    test::write_file(folder / "search_2.svg", "<svg/>");
+    CHECK_NOTHROW(bp::claim_out_dir(folder, "comparison", true));
+    run(spirals(), folder / "adam" / "seed-1");
+    test::write_file(folder / "logo.svg", "<svg/>");
+    CHECK_THAT(test::error_of([&] { bp::claim_out_dir(folder, "comparison", true); }),
+               Catch::Contains("holds what Backplane did not write there (logo.svg)"));
+    CHECK(fs::exists(folder / "adam" / "seed-1" / "summary.json"));
+    // A folder of a lone report is not a suite's workload.
+    const auto suite = test::temp_dir("overwrite-suite");
+    test::write_file(suite / "suite.json", "{}");
+    fs::create_directories(suite / "notes");
+    test::write_file(suite / "notes" / "report.html", "mine");
+    CHECK_THAT(test::error_of([&] { bp::claim_out_dir(suite, "suite", true); }),
+               Catch::Contains("holds what Backplane did not write there (notes)"));
+}
+
 TEST_CASE("a resumed run removes the temporary files of writes killed before their rename", "[files][checkpoint]") {
     const auto dir = test::temp_dir("resume-temporaries") / "run";
     run(spirals(), dir, false, {}, 2);

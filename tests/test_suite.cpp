@@ -119,6 +119,13 @@ TEST_CASE("a bad suite is refused with its place in the suite", "[suite]") {
                Catch::Contains("suite.yaml:8:17: ") && Catch::Contains("gone.yaml"));
     CHECK_THAT(suite_error(suite + "measure: minutes\n"), Catch::Contains("measure must be epochs or seconds, not minutes"));
     CHECK_THAT(suite_error(suite + "variant: {}\n"), Catch::Contains("'variant'") && Catch::Contains("variants"));
+    CHECK_THAT(suite_error(std::string(suite).replace(suite.find("  noisy:"), 8, "  suite.csv:")),
+               Catch::Contains("workload name 'suite.csv' is the name of a file the suite writes"));
+    CHECK_THAT(suite_error(suite + "  name: tiny\n"), Catch::Contains("quick cannot rename the suite"));
+    // A drawn value out of range names its place in the suite and the trial that drew it.
+    CHECK_THAT(suite_error(std::string(suite).replace(suite.find("momentum: 0.9"), 13, "momentum: { uniform: [1.5, 2] }") +
+                           "tuning: { trials: 2 }\n"),
+               Catch::Matches(".*suite.yaml:5:58 \\(optimizer.momentum drawn as 1\\.[0-9]+ in trial 1\\): .*out of range.*"));
     const auto dir = test::temp_dir("suite-own-compare");
     const fs::path file = write_suite(dir, suite);
     test::write_file(dir / "work.yaml", workload + "compare: { variants: { a: {} } }\n");
@@ -171,8 +178,17 @@ TEST_CASE("a suite runs every workload's comparison and profiles the variants ov
     CHECK_THAT(html, Catch::Contains("<a href=\"easy/report.html\">") && Catch::Contains("id=\"profile\""));
     CHECK_THAT(html, Catch::Contains("class=\"line\" data-series=\"adam (area "));
     CHECK_THAT(bp::suite_table(*s, r), Catch::StartsWith("rank  variant") && Catch::Contains("easy"));
-    // A suite's folder is refused as --out unless replaced, like a run's.
+    // A suite's folder is refused as --out unless replaced, like a run's; a comparison's
+    // folder is not a suite's to resume, nor a suite's a comparison's.
     CHECK_THAT(test::error_of([&] { run_quietly(*s, options); }), Catch::Contains("already holds results"));
+    bp::RunOptions resume;
+    resume.resume = dir / "out" / "easy";
+    CHECK_THAT(test::error_of([&] { run_quietly(*s, resume); }), Catch::Contains("is a run's or a comparison's folder, not a suite's"));
+    resume.resume = dir / "out";
+    resume.quiet = true;
+    std::ostringstream log;
+    CHECK_THAT(test::error_of([&] { bp::run_comparison(s->workloads[0].comparison, test::builtin_registry(), resume, 1, log); }),
+               Catch::Contains("is a suite's folder, not a comparison's"));
 }
 
 TEST_CASE("a suite cut at several points resumes to the same files", "[suite][checkpoint]") {

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
 
     auto* validate = app.add_subcommand("validate", "check an experiment (plugins, schemas, data, shapes) without training");
     validate->add_option("file", file, "experiment, comparison or suite YAML file")->required();
-    validate->add_flag("--quick", quick, "suites: check the quick mode");
+    auto* validate_quick = validate->add_flag("--quick", quick, "suites: check the quick mode");
     validate->add_option("--set", sets, "override a key, e.g. --set train.epochs=3 (repeatable)")->allow_extra_args(false);
 
     std::string target;
@@ -320,7 +320,7 @@ int main(int argc, char** argv) {
         auto load = [&] {
             registry.load_default_paths();
             suite = bp::load_suite(file, sets, quick, registry);
-            if (!suite && quick_flag->count() > 0)
+            if (!suite && quick_flag->count() + validate_quick->count() > 0)
                 throw bp::Error("--quick runs a suite's quick mode; " + file + " is not a suite (it has no workloads:)");
             if (!suite) comparison = bp::load_comparison(file, sets, registry);
             if (!suite && !comparison) e = bp::load_experiment(file, sets, registry);

@@ -91,6 +91,10 @@ void compare_with_best(ComparisonResult& r) {
         if (std::isfinite(r.stats[v].final_accuracy) &&
             !(r.stats[v].final_accuracy <= r.stats[best].final_accuracy))
             best = v;
+    if (!std::isfinite(r.stats[best].final_accuracy)) {   // no variant finished a run: no best
+        for (auto& s : r.stats) s.best.clear(), s.p_vs_best = std::nan("");
+        return;
+    }
     const std::vector<double> best_finals = finals_by_seed(r, r.stats[best].variant);
     std::vector<double> p;
     std::vector<std::size_t> tested;
@@ -101,7 +105,7 @@ void compare_with_best(ComparisonResult& r) {
         if (v == best) continue;
         const std::vector<double> finals = finals_by_seed(r, s.variant);
         std::vector<double> differences;
-        for (std::size_t k = 0; k < finals.size(); ++k)
+        for (std::size_t k = 0; k < std::min(finals.size(), best_finals.size()); ++k)
             if (std::isfinite(finals[k]) && std::isfinite(best_finals[k])) differences.push_back(finals[k] - best_finals[k]);
         s.pairs = int(differences.size());
         if (differences.empty()) continue;
@@ -210,11 +214,15 @@ nlohmann::json tuning_json(const Comparison& c, const ComparisonResult& r) {
     const Tuning& t = *c.tuning;
     const char* methods[] = {"quasi_random", "random", "grid"};
     nlohmann::json j = {{"trials", t.trials}, {"method", methods[int(t.method)]}, {"seed", t.seed},
-                        {"metric", to_string(t.metric)}, {"budget_epochs", c.tuned[0].trials[0].run.train.epochs}};
+                        {"metric", to_string(t.metric)}};
     std::size_t at = 0;
     for (std::size_t k = 0; k < c.tuned.size(); ++k) {
         const TunedVariant& tv = c.tuned[k];
-        nlohmann::json v = {{"variant", c.variants[tv.variant]}, {"chosen_trial", r.chosen[k] < 0 ? nlohmann::json() : nlohmann::json(r.chosen[k] + 1)}};
+        // A grid may draw fewer than `trials`; a variant may set its own train.epochs.
+        nlohmann::json v = {{"variant", c.variants[tv.variant]},
+                             {"drawn", tv.trials.size()},
+                             {"budget_epochs", tv.trials[0].run.train.epochs},
+                             {"chosen_trial", r.chosen[k] < 0 ? nlohmann::json() : nlohmann::json(r.chosen[k] + 1)}};
         for (const auto& d : tv.space) v["keys"].push_back(d.key);
         for (std::size_t i = 0; i < tv.trials.size(); ++i, ++at) {
             const ComparisonRun& run = r.trials[at];
@@ -403,6 +411,9 @@ fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
         if (fs::exists(options.resume / "summary.json") || fs::exists(options.resume / "checkpoints"))
             throw Error("--resume " + options.resume.string() + " is a single run's folder, not a comparison's; "
                         "resume it with the experiment that made it");
+        if (fs::exists(options.resume / "suite.json") || fs::exists(options.resume / "profile.svg"))
+            throw Error("--resume " + options.resume.string() + " is a suite's folder, not a comparison's; "
+                        "resume it with the suite file that made it");
         remove_temporaries(options.resume);
         return options.resume;
     }
@@ -413,10 +424,10 @@ fs::path comparison_dir(const Comparison& c, const RunOptions& options) {
 
 std::string trial_title(const Comparison& c) {
     const Tuning& t = *c.tuning;
-    const int64_t epochs = t.budget > 0 ? t.budget : c.tuned[0].trials[0].run.train.epochs;
-    return "tuning " + std::to_string(c.tuned.size()) + " variant(s), " + std::to_string(c.tuned[0].trials.size()) +
-           " trials each (" + std::to_string(epochs) + " epochs, seed " + std::to_string(t.seed) +
-           "), each variant's best by final " + to_string(t.metric);
+    std::size_t trials = 0;
+    for (const auto& tv : c.tuned) trials += tv.trials.size();
+    return "tuning " + std::to_string(c.tuned.size()) + " variant(s): " + std::to_string(trials) + " trials (seed " +
+           std::to_string(t.seed) + "), each variant's best by final " + to_string(t.metric);
 }
 
 // Each tuned variant's best trial (index into its trials; -1 when none finished).

@@ -20,7 +20,15 @@ namespace {
 fs::path suite_dir(const Suite& s, const RunOptions& options) {
     if (!options.resume.empty()) {
         if (!fs::is_directory(options.resume)) throw Error("--resume " + options.resume.string() + ": no such suite folder");
-        if (fs::exists(options.resume / "summary.json") || fs::exists(options.resume / "comparison.json"))
+        // A comparison's folder holds variants' folders of seed-N or trial-N runs.
+        bool comparison = fs::exists(options.resume / "comparison.json") || fs::exists(options.resume / "summary.json");
+        for (const auto& e : fs::directory_iterator(options.resume))
+            if (e.is_directory())
+                for (const auto& run : fs::directory_iterator(e.path())) {
+                    const std::string name = run.path().filename().string();
+                    comparison |= name.rfind("seed-", 0) == 0 || name.rfind("trial-", 0) == 0;
+                }
+        if (comparison)
             throw Error("--resume " + options.resume.string() + " is a run's or a comparison's folder, not a suite's; "
                         "resume it with the file that made it");
         remove_temporaries(options.resume);

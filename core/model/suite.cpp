@@ -22,6 +22,7 @@ YAML::Node suite_document(YamlReader& r, const std::string& text, const std::vec
         if (!map.IsMap() || !map["quick"]) return;
         const YAML::Node q = map["quick"];
         if (!q.IsMap()) r.fail(q, "quick must map keys to their quick values, e.g. { epochs: 3 }");
+        if (q["name"]) r.fail(q["name"], "quick cannot rename the suite: its runs would go to another folder");
         map.remove("quick");
         if (quick) merge_over(r, map, q);
     };
@@ -69,6 +70,8 @@ public:
             const std::string name = r.scalar(kv.first, "a workload's name");
             if (const std::string problem = folder_name_problem(name); !problem.empty())
                 r.fail(kv.first, "workload name '" + name + "' " + problem + ": it names the workload's folder");
+            if (name == "suite.json" || name == "suite.csv" || name == "report.html" || name == "profile.svg")
+                r.fail(kv.first, "workload name '" + name + "' is the name of a file the suite writes; rename the workload");
             for (const auto& w : s.workloads)
                 if (w.name == name) r.fail(kv.first, "two workloads are named '" + name + "'");
             s.workloads.push_back(workload(r, name, kv.second));

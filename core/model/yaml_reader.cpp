@@ -194,8 +194,9 @@ void YamlReader::place_all(const YAML::Node& node, const std::string& where) {
 }
 
 std::string YamlReader::where(const YAML::Node& n) const {
-    for (const auto& o : overrides_)
-        if (o.node.is(n)) return o.text;
+    // The latest place given wins: it says more (a suite's line, then the trial that drew it there).
+    for (auto o = overrides_.rbegin(); o != overrides_.rend(); ++o)
+        if (o->node.is(n)) return o->text;
     const auto m = n.Mark();
     if (m.is_null()) return file_.string();
     return location(file_, m);

@@ -510,9 +510,11 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         if (!quiet) progress.epoch(m);
         if (options.on_epoch) options.on_epoch(m);
         if (writes) write_file_atomic(result.dir / "metrics.csv", metrics_csv(result.history));
-        if (writes && trainer->diagnosing()) {
+        if (trainer->diagnosing()) {
+            // Taken on every process, so the rows do not pile up where nothing writes them.
             step_rows += trainer->take_diagnostics();
-            write_file_atomic(result.dir / "steps.csv", trainer->diagnostics_header() + step_rows);
+            if (writes) write_file_atomic(result.dir / "steps.csv", trainer->diagnostics_header() + step_rows);
+            else step_rows.clear();
         }
         if (m.diverged) {
             result.diverged = true;

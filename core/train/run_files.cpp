@@ -128,7 +128,7 @@ bool checkpoint_folder(const fs::path& dir) {
 
 bool run_entry(const fs::path& p) {
     if (p.filename() == "checkpoints") return checkpoint_folder(p);
-    return is_file(p) && named(p, {"config.yaml", "metrics.csv", "summary.json"});
+    return is_file(p) && named(p, {"config.yaml", "metrics.csv", "steps.csv", "summary.json"});
 }
 
 bool run_folder(const fs::path& dir) {
@@ -138,10 +138,23 @@ bool run_folder(const fs::path& dir) {
     return true;
 }
 
-// A comparison's own files (its charts: every .svg, as no variant's name ends so), or a
-// variant's folder of seed-N and trial-N run folders.
+// `prefix`, digits, ".svg": a numbered chart (sensitivity_2.svg).
+bool numbered_chart(const std::string& name, const std::string& prefix) {
+    if (name.rfind(prefix, 0) != 0 || name.size() <= prefix.size() + 4 || name.compare(name.size() - 4, 4, ".svg") != 0)
+        return false;
+    const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - 4);
+    return digits.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// A comparison's own files (report.cpp's), or a variant's folder of seed-N and trial-N
+// run folders.
 bool comparison_entry(const fs::path& p) {
-    if (is_file(p) && (named(p, {"comparison.csv", "comparison.json", "trials.csv", "report.html"}) || p.extension() == ".svg"))
+    const std::string name = p.filename().string();
+    if (is_file(p) &&
+        (named(p, {"comparison.csv", "comparison.json", "trials.csv", "report.html", "final_accuracy_ci.svg",
+                   "loss_vs_epoch.svg", "accuracy_vs_epoch.svg", "loss_vs_time.svg", "accuracy_vs_time.svg",
+                   "loss_vs_step.svg", "grad_norm_vs_step.svg", "update_ratio_vs_step.svg"}) ||
+         numbered_chart(name, "sensitivity_") || numbered_chart(name, "search_")))
         return true;
     if (!is_dir(p)) return false;
     for (const auto& run : fs::directory_iterator(p)) {
@@ -151,13 +164,17 @@ bool comparison_entry(const fs::path& p) {
     return true;
 }
 
-// A suite's own files, or a workload's comparison folder.
+// A suite's own files, or a workload's comparison folder (which holds a variant's folder
+// or its files: a folder of a report alone is not one).
 bool suite_entry(const fs::path& p) {
-    if (is_file(p)) return named(p, {"suite.json", "suite.csv", "report.html"}) || p.extension() == ".svg";
+    if (is_file(p)) return named(p, {"suite.json", "suite.csv", "report.html", "profile.svg"});
     if (!is_dir(p)) return false;
-    for (const auto& e : fs::directory_iterator(p))
+    bool comparison = false;
+    for (const auto& e : fs::directory_iterator(p)) {
         if (!comparison_entry(e.path())) return false;
-    return true;
+        comparison |= is_dir(e.path()) || e.path().filename() == "comparison.json";
+    }
+    return comparison;
 }
 
 }  // namespace
