@@ -358,3 +358,33 @@ TEST_CASE("what a fuzzer found in the comparison reader is refused in time, by n
           }) == "--set optimizer=&t {o: *t}: the document nests more than 64 levels deep (an alias to a mapping inside "
                  "itself?)");
 }
+
+TEST_CASE("a comparison resumed with other epochs is refused before it rewrites its files", "[compare][checkpoint]") {
+    namespace fs = std::filesystem;
+    auto& registry = test::builtin_registry();
+    const auto dir = test::temp_dir("compare-resume-epochs");
+    const std::vector<std::string> sets = {"optimizer.schedule={name: cosine}", "compare.seeds=[4]"};
+    const auto c = bp::parse_comparison(experiment, dir / "cmp.yaml", sets, registry);
+    bp::RunOptions options;
+    options.quiet = true;
+    options.out = dir / "out";
+    std::ostringstream log;
+    bp::run_comparison(*c, registry, options, 2, log);
+    const std::string json = test::read_file(dir / "out" / "comparison.json");
+    options.out.clear();
+    options.resume = dir / "out";
+    auto with = [&](const std::string& epochs) {
+        std::vector<std::string> more = sets;
+        more.push_back("train.epochs=" + epochs);
+        return bp::parse_comparison(experiment, dir / "cmp.yaml", more, registry);
+    };
+    // Fewer: refused before anything trains.
+    CHECK_THAT(test::error_of([&] { bp::run_comparison(*with("4"), registry, options, 1, log); }),
+               Catch::Contains("was made with train.epochs: 5, and 4 would end before it"));
+    // More, under a cosine that the longer run would spread: refused as the run resumes,
+    // at one run at a time or two.
+    for (int jobs : {1, 2})
+        CHECK_THAT(test::error_of([&] { bp::run_comparison(*with("7"), registry, options, jobs, log); }),
+                   Catch::Contains("cannot be continued by this experiment: train.epochs: the schedule over 7 epochs"));
+    CHECK(test::read_file(dir / "out" / "comparison.json") == json);
+}

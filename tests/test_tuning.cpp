@@ -127,6 +127,9 @@ TEST_CASE("a bad search space or tuning block is refused with its place", "[tuni
     CHECK_THAT(tuning_error(head + "compare:\n  tuning: { trials: 4 }\n  variants:\n    a: { optimizer: { lr: { log_uniform: "
                                    "[0.001, 0.1] }, momentum: { sweep: linear, from: 0, to: 1, points: 2 } } }\n"),
                Catch::Contains("variant 'a' searches optimizer.lr already; a variant sweeps or searches, not both"));
+    CHECK_THAT(tuning_error(head + "compare:\n  tuning: { trials: 4 }\n  variants:\n"
+                                   "    a: { optimizer: { lr: { log_unifrom: [0.001, 0.1] } } }\n"),
+               Catch::Contains("optimizer.lr: 'log_unifrom' is not a search space (did you mean 'log_uniform'?)"));
     // A drawn value out of the component's range names the trial that drew it.
     CHECK_THAT(tuning_error(head + "compare:\n  tuning: { trials: 2 }\n  variants:\n"
                                    "    a: { optimizer: { name: sgd, momentum: { uniform: [1.5, 2] } } }\n"),
@@ -227,9 +230,14 @@ TEST_CASE("tuning without validation data says how to get it", "[tuning]") {
     options.out = dir / "out";
     options.quiet = true;
     std::ostringstream log;
+    // Said before anything trains, at the tuning block, and no folder made.
     CHECK_THAT(test::error_of([&] { bp::run_comparison(*c, registry, options, 1, log); }),
-               Catch::Contains("chooses trials by val_accuracy, but the trials have no validation data") &&
+               Catch::StartsWith((dir / "tune.yaml").string() + ":12:11: compare.tuning chooses trials by val_accuracy, "
+                                 "but variant 'adam' has no validation data") &&
                    Catch::Contains("data.validation_split"));
+    CHECK_FALSE(std::filesystem::exists(dir / "out"));
+    CHECK_THAT(tuning_error(std::string(experiment).replace(experiment.find("budget: 3"), 9, "metric: validation_accuracy")),
+               Catch::Contains("not validation_accuracy (did you mean 'val_accuracy'?)"));
 }
 
 TEST_CASE("a tuned comparison cut during its trials or its seeds resumes to the same results", "[tuning][checkpoint]") {

@@ -139,6 +139,7 @@ void new_plugin(const std::string& name, const std::string& kind_name, const std
 // A comparison checked as `validate` checks an experiment: each variant's first run
 // (a tuned variant's first trial) prepared, its data loaded and shapes checked.
 void validate_comparison(const bp::Comparison& c, const bp::Registry& registry) {
+    bp::check_tuning_data(c, registry);
     for (std::size_t v = 0; v < c.variants.size(); ++v) {
         if (!c.runs[v].empty()) bp::prepare_run(c.runs[v].front(), registry);
         for (const auto& tv : c.tuned)

@@ -7,9 +7,11 @@
 #include "train/run_files.hpp"
 
 #include <tbb/info.h>
+#include <yaml-cpp/yaml.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -35,6 +37,13 @@ RunState state_of(const Experiment& e, const fs::path& dir) {
     if (const auto refused = config_changes_refused(saved, e); !refused.empty())
         throw Error("the run in " + dir.string() + " was made by another experiment: " + join(refused, "; ") +
                     "; resume the comparison with the file it was made with, or start a new one");
+    // Fewer epochs than it was made with: refused now, before anything trains (a longer
+    // run is checked when it resumes, against the rates of the epochs it ran).
+    const int64_t made = YAML::Load(saved)["train"]["epochs"].as<int64_t>();
+    if (e.train.epochs < made)
+        throw Error("the run in " + dir.string() + " was made with train.epochs: " + std::to_string(made) + ", and " +
+                    std::to_string(e.train.epochs) + " would end before it; resume the comparison with the file it was "
+                    "made with, or start a new one");
     bool longer = false;
     for (const auto& change : experiment_changes(saved, to_yaml(e))) longer |= change.rfind("train.epochs:", 0) == 0;
     if (!longer && fs::exists(dir / "summary.json")) return RunState::finished;
@@ -95,7 +104,10 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
     }
     const auto start = std::chrono::steady_clock::now();
     const std::size_t done_before = done;
-    std::mutex progress;   // guards results, done and the progress lines
+    std::mutex progress;   // guards results, done, refused and the progress lines
+    // A run its folder may not continue: the batch stops, its trainers take no more runs.
+    std::exception_ptr refused;
+    std::atomic<bool> stop{false};
     tbb::task_arena* shared_arena = nullptr;
     // On a terminal, one line redrawn in place: the runs in flight and their epochs.
     std::map<std::size_t, int64_t> running;   // run index -> epochs done
@@ -152,6 +164,11 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
         ComparisonRun run{runs[i].variant, runs[i].seed, runs[i].trial, {}, {}};
         try {
             run.result = run_experiment(*runs[i].experiment, registry, one, quiet_log);
+        } catch (const ResumeRefused&) {
+            const std::lock_guard lock(progress);
+            if (!refused) refused = std::current_exception();
+            stop = true;
+            return;
         } catch (const std::exception& e) {   // one failed run does not cost the others
             run.error = e.what();
             run.result.dir = runs[i].dir;
@@ -162,7 +179,11 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
     // This process's trainers: `jobs` runs at a time, each taken from the queue as one ends.
     auto work = [&] {
         if (jobs <= 1) {
-            while (const auto a = queue.next()) train(*a);
+            while (!stop) {
+                const auto a = queue.next();
+                if (!a) break;
+                train(*a);
+            }
             return;
         }
         // One arena for every run, as wide as train.threads and no wider than the
@@ -179,7 +200,11 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
                     // Isolated: a worker waiting inside one run's parallel_for must not
                     // pick up another whole run and stall the first behind it.
                     tbb::this_task_arena::isolate([&] {
-                        while (const auto a = queue.next()) train(*a);
+                        while (!stop) {
+                            const auto a = queue.next();
+                            if (!a) break;
+                            train(*a);
+                        }
                     });
                 });
             group.wait();
@@ -187,10 +212,13 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
     };
     if (!cluster) {
         work();
+        if (refused) std::rethrow_exception(refused);
         return results;
     }
     if (!leads) {
         work();
+        // Over several processes the job ends here (main aborts it): rank 0 would wait for runs never reported.
+        if (refused) std::rethrow_exception(refused);
         queue.leave();
         return {};   // rank 0 holds the results
     }
@@ -225,6 +253,17 @@ std::vector<ComparisonRun> train_batch(const std::vector<PlannedRun>& runs, cons
     }
     trainers.join();
     if (failure) std::rethrow_exception(failure);
+    if (refused) {
+        // The others wait on this process's queue: end the job with the reason.
+        std::cerr << "backplane: error: " << [&] {
+            try {
+                std::rethrow_exception(refused);
+            } catch (const std::exception& e) {
+                return std::string(e.what());
+            }
+        }() << "\n";
+        Cluster::abort(1);
+    }
     return results;
 }
 

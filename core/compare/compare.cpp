@@ -353,7 +353,7 @@ ComparisonTable comparison_rows(const Comparison& c, const ComparisonResult& r) 
         if (any_significant) note += "; sig.: p < 0.05";
         // Exact p-values have a floor: 2 / 2^n for n pairs, above 0.05 up to 5 pairs.
         if (most_pairs > 0 && most_pairs < 6)
-            note += "; with " + std::to_string(most_pairs) + " seeds no p can be below " +
+            note += "; with " + std::to_string(most_pairs) + (most_pairs == 1 ? " seed" : " seeds") + " no p can be below " +
                     shortest_double(std::ldexp(1.0, 1 - most_pairs)) + " (6 or more seeds can reach 0.05)";
         t.notes.push_back(note);
     }
@@ -466,6 +466,15 @@ std::vector<int> split_ints(const std::string& s) {
 
 }  // namespace
 
+void check_tuning_data(const Comparison& c, const Registry& registry) {
+    if (c.tuned.empty()) return;
+    const PreparedRun p = prepare_run(c.tuned[0].trials[0].run, registry);
+    if (p.validation.x.rows() == 0)
+        throw Error(c.tuning->where + ": compare.tuning chooses trials by " + to_string(c.tuning->metric) +
+                    ", but variant '" + c.variants[c.tuned[0].variant] + "' has no validation data; hold some out "
+                    "with data.validation_split (e.g. 0.1)");
+}
+
 int best_trial(const std::vector<ComparisonRun>& trials, Metric metric) {
     const bool lower = lower_is_better(metric);
     int best = -1;
@@ -493,7 +502,9 @@ ComparisonResult run_comparison(const Comparison& c, const Registry& registry, c
             for (const Experiment* e : c.every_run()) all.push_back(*e);
             check_same_experiments(*cluster, all);
         }
-        if (leads) r.dir = comparison_dir(c, options);
+        if (!leads) return;
+        check_tuning_data(c, registry);
+        r.dir = comparison_dir(c, options);
     };
     if (cluster) {
         cluster->agree(prepare);

@@ -50,6 +50,10 @@ struct ComparisonResult {
     std::vector<int> chosen;
 };
 
+// Tuning reads validation data: throws bp::Error, at compare.tuning's place, when the
+// first tuned variant's data has none (its first trial prepared: the data loaded).
+void check_tuning_data(const Comparison& c, const Registry& registry);
+
 // The trial with the best final value of `metric` (a validation metric: tuning never
 // reads the test set), the first of equals; -1 when none finished with a finite value.
 int best_trial(const std::vector<ComparisonRun>& trials, Metric metric);

@@ -33,6 +33,14 @@ bool is_search(const YAML::Node& n) {
     return n.size() == 1 && (n["uniform"] || n["log_uniform"] || n["choice"]);
 }
 
+// A one-key map of a list whose key is a search space's, misspelt ({ log_unifrom: [...] }).
+bool is_misspelt_search(const YAML::Node& n) {
+    if (n.size() != 1 || is_search(n)) return false;
+    const auto entry = *n.begin();
+    return entry.first.IsScalar() && entry.second.IsSequence() &&
+           !did_you_mean(entry.first.Scalar(), {"uniform", "log_uniform", "choice"}).empty();
+}
+
 // The node at a dotted path found by find_all.
 YAML::Node at_path(YAML::Node n, const std::string& path) {
     for (std::size_t start = 0; start <= path.size();) {
@@ -76,6 +84,7 @@ std::optional<Tuning> read_tuning(const YamlReader& r, const YAML::Node& n) {
         r.fail(n, "compare.tuning must be a mapping, e.g. { trials: 16, method: quasi_random, metric: val_accuracy }");
     r.check_keys(n, {"trials", "method", "seed", "metric", "budget"}, "compare.tuning");
     Tuning t;
+    t.where = r.where(n);
     t.trials = r.integer(r.require(n, "trials", "compare.tuning"), "compare.tuning.trials", 1, 1000);
     if (const YAML::Node m = n["method"]) {
         const std::string method = r.scalar(m, "compare.tuning.method");
@@ -90,7 +99,8 @@ std::optional<Tuning> read_tuning(const YamlReader& r, const YAML::Node& n) {
         const std::string name = r.scalar(m, "compare.tuning.metric");
         if (name != "val_accuracy" && name != "val_loss")
             r.fail(m, "compare.tuning.metric must be val_accuracy or val_loss, not " + name +
-                          ": trials are chosen on validation data, never on the test set or the training loss");
+                          (metric_named(name) ? ": trials are chosen on validation data, never on the test set or the training loss"
+                                              : did_you_mean(name, {"val_accuracy", "val_loss"})));
         t.metric = *metric_named(name);
     }
     if (n["budget"]) t.budget = r.integer(n["budget"], "compare.tuning.budget (epochs per trial)", 1, 1e6);
@@ -235,9 +245,15 @@ private:
     // declares a search space, each with every seed.
     void add_variant(Comparison& c, const std::string& name, const YamlReader& r, const YAML::Node& key,
                      const YAML::Node& value) const {
-        std::vector<std::pair<std::string, YAML::Node>> sweeps, searched;
+        std::vector<std::pair<std::string, YAML::Node>> sweeps, searched, misspelt;
         find_all(value, "", is_sweep, sweeps);
         find_all(value, "", is_search, searched);
+        find_all(value, "", is_misspelt_search, misspelt);
+        if (!misspelt.empty()) {
+            const std::string k = (*misspelt[0].second.begin()).first.Scalar();
+            r.fail(misspelt[0].second, misspelt[0].first + ": '" + k + "' is not a search space" +
+                                           did_you_mean(k, {"uniform", "log_uniform", "choice"}));
+        }
         if (!searched.empty()) {
             if (!sweeps.empty())
                 r.fail(sweeps[0].second, "variant '" + name + "' searches " + searched[0].first +

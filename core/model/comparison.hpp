@@ -35,6 +35,7 @@ struct Tuning {
     uint64_t seed = 0;                    // the draws' stream, and every trial's training seed
     Metric metric = Metric::val_accuracy; // read from validation, never from test
     int64_t budget = 0;                   // epochs each trial trains
+    std::string where;                    // the block's place, for messages
 };
 
 // One drawn point of a variant's space: the trial run, and the run of every seed the

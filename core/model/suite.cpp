@@ -82,7 +82,8 @@ public:
 private:
     Workload workload(const YamlReader& r, const std::string& name, const YAML::Node& n) const {
         if (!n.IsMap()) r.fail(n, "workload '" + name + "' must be { experiment: FILE, target: { metric, value }, epochs: N }");
-        r.check_keys(n, {"experiment", "target", "epochs", "trial_epochs", "set"}, "workload '" + name + "'");
+        // quick: was taken out already; named so that the message lists it.
+        r.check_keys(n, {"experiment", "target", "epochs", "trial_epochs", "set", "quick"}, "workload '" + name + "'");
         Workload w;
         w.name = name;
         w.file = file_.parent_path() / r.scalar(r.require(n, "experiment", "workload '" + name + "'"), "experiment");

@@ -422,7 +422,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
                 throw Error("checkpoint " + file.string() + ": its metrics history is unreadable (" + err.what() + ")");
             }
             if (const auto refusals = resume_refusals(e, c, p, result.history); !refusals.empty())
-                throw Error("the run in " + options.resume.string() + " cannot be continued by this experiment: " +
+                throw ResumeRefused("the run in " + options.resume.string() + " cannot be continued by this experiment: " +
                             join(refusals, "; ") + "; resume it with the experiment it was made with (its config.yaml), "
                             "or start a new run");
             restore(c, file.string(), *p.network, *p.optimizer);

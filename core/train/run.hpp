@@ -38,6 +38,13 @@ PreparedRun prepare_run(const Experiment& e, const Registry& registry, bool fres
 double scheduled_rate(const Experiment& e, const Schedule& schedule, double base, int64_t epoch,
                       const std::vector<EpochMetrics>& history, int64_t step = 1, int64_t steps_per_epoch = 1);
 
+// A run's folder that this experiment may not continue (resume_refusals): a
+// comparison stops at it rather than record the run as failed and rewrite its files.
+class ResumeRefused : public Error {
+public:
+    using Error::Error;
+};
+
 struct RunOptions {
     std::filesystem::path out;                 // the run folder; empty: <runs_root>/<name>/<timestamp>
     std::filesystem::path resume;              // a run folder (or checkpoint) to continue; it is the run folder
