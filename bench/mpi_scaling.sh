@@ -23,7 +23,7 @@ source bench/measure.sh
 fingerprint() { sed -n 's/.*"weights_fingerprint": "\(.*\)".*/\1/p' "$1"; }
 
 sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
-# name | yaml | --set | FLOPs per sample (bench/compare_torch.sh's; * direct convolution's)
+# name | yaml | --set | FLOPs per sample (bench/compare_peers.sh's; * direct convolution's)
 cases=(
   "mlp-sgd|bench/mlp.yaml|$sgd|1.01e6"
   "mlp-adam|bench/mlp.yaml|train.epochs=2|1.01e6"

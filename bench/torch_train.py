@@ -1,4 +1,4 @@
-"""The PyTorch side of bench/compare_torch.sh: the same models, data and batch as
+"""The PyTorch side of bench/compare_peers.sh: the same models, data and batch as
 bench/*.yaml, trained for some epochs; prints RESULT {"samples_per_second": ...}
 over the training steps alone (data already in memory, shuffled before the clock).
 Run with Debian's /usr/bin/python3 (python3-torch)."""

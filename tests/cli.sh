@@ -89,6 +89,12 @@ expect 1 "variant name 'report.html' is the name of a file the comparison writes
 expect 2 '--out excludes --resume' -- "$bp" run "$src/experiments/xor.yaml" --resume "$tmp/none" --out "$tmp/none2"
 expect 2 "--overwrite requires --out \\(see 'backplane run --help'\\)" -- "$bp" run "$src/experiments/xor.yaml" --overwrite
 expect 1 '--jobs trains the runs of a comparison at once' -- "$bp" run "$src/experiments/xor.yaml" --jobs 2
+expect 1 "--profile times the steps of one run, alone on the machine; .*profile one of its experiments" -- \
+  "$bp" run "$src/experiments/compare_optimizers_spirals.yaml" --profile
+expect 0 "profile of 15 steps \(the run's first left out\)" -- \
+  "$bp" run "$src/experiments/xor.yaml" --profile --set train.epochs=2 --out "$tmp/profiled"
+grep -q '^  shards (parallel)' "$tmp/out" && grep -q '^  0.dense' "$tmp/out" || fail "--profile printed no phases or entries"
+[ "$(wc -l <"$tmp/profiled/timeline.csv")" -eq 17 ] || fail "--profile's timeline.csv has no row for each of 16 steps"
 # --out is never followed through a link (an --overwrite there would remove elsewhere).
 mkdir -p "$tmp/real-out" && ln -s "$tmp/real-out" "$tmp/link-out"
 expect 1 "--out $tmp/link-out is a link; give the folder it points to" -- "$bp" run "$src/experiments/xor.yaml" --out "$tmp/link-out"

@@ -56,13 +56,15 @@ int posix_memalign(void** p, std::size_t alignment, std::size_t n) {
 namespace {
 
 // Allocations during steps 3 to the last of one epoch (steps 1 and 2 may size buffers),
-// the learning rate set at every step as a per-step schedule does.
-int64_t steady_state_allocations(const std::string& yaml, const std::string& name) {
+// the learning rate set at every step as a per-step schedule does; `profiled`: with the
+// timeline of --profile on.
+int64_t steady_state_allocations(const std::string& yaml, const std::string& name, bool profiled = false) {
     auto& registry = test::builtin_registry();
     const auto file = test::write_file(test::temp_dir("alloc-" + name) / "e.yaml", yaml);
     const bp::Experiment e = bp::load_experiment(file, {}, registry);
     bp::PreparedRun run = bp::prepare_run(e, registry);
     bp::Trainer trainer(*run.network, run.loss, run.optimizer, e.train, e.seed, e.augment);
+    if (profiled) trainer.start_profile();
     int64_t steps = 0;
     allocations = 0;
     const std::vector<bp::EpochMetrics> history;
@@ -77,6 +79,7 @@ int64_t steady_state_allocations(const std::string& yaml, const std::string& nam
     counting = false;
     REQUIRE_FALSE(m.diverged);
     REQUIRE(steps >= 6);
+    if (profiled) REQUIRE(trainer.timeline()->steps() == steps);
     return allocations;
 }
 
@@ -154,6 +157,12 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                            optimizer.substr(0, optimizer.size() - 1) +
                                            ", schedule: {name: cosine, warmup: 3, per_step: true}}\n",
                                        "diagnostics") == 0);
+    }
+    SECTION("profiled steps (--profile): every phase and node timed") {
+        CHECK(steady_state_allocations("name: profiled\nseed: 3\ndata: {source: gaussian, shape: 64, samples: 640, "
+                                       "classes: 4}\nmodel:\n  - dense: {units: 32, activation: relu}\n  - batch_norm\n"
+                                       "  - dense: {units: 4}\nloss: softmax_cross_entropy\n" + train(64, 32),
+                                       "profiled", true) == 0);
     }
     SECTION("recurrent layers: an lstm's states into a gru's last state") {
         CHECK(steady_state_allocations("name: rnn\nseed: 3\ndata: {source: gaussian, shape: 12, integers: 20, "

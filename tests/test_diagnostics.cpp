@@ -1,6 +1,7 @@
 // Per-step schedules and steps.csv: the rate of every step, the norms each row
 // reports checked against what the optimizer did, the same bytes at any thread count
-// and across a stop and --resume.
+// and across a stop and --resume. And --profile's timeline.csv: phases that add up
+// to each step, and not a bit of the training changed.
 #include "compare/compare.hpp"
 #include "train/run.hpp"
 #include "helpers.hpp"
@@ -156,4 +157,50 @@ TEST_CASE("a comparison charts its runs' steps.csv per step", "[diagnostics][com
         CHECK_THAT(test::read_file(dir / "out" / "report.html"), Catch::Contains(svg));
     }
     CHECK_THAT(test::read_file(dir / "out" / "grad_norm_vs_step.svg"), Catch::Contains("log10(grad_norm)"));
+}
+
+TEST_CASE("a profiled run (--profile) times every step's phases and changes no bit of the training", "[diagnostics][profile]") {
+    const auto dir = test::temp_dir("step-timeline");
+    const auto e = spirals({"train.epochs=2", "train.diagnostics_every=0", "train.threads=2", "train.shard_size=32"});
+    const auto plain = test::run_quietly(e, dir / "plain");
+    CHECK_FALSE(fs::exists(dir / "plain" / "timeline.csv"));   // off by default
+    bp::RunOptions options;
+    options.out = dir / "profiled";
+    options.profile = true;
+    std::ostringstream log;
+    const auto profiled = bp::run_experiment(e, test::builtin_registry(), options, log);
+    CHECK(profiled.fingerprint == plain.fingerprint);
+
+    const StepTable t = read_steps(dir / "profiled" / "timeline.csv");
+    REQUIRE(t.rows.size() == 2 * 29);
+    CHECK(t.columns.back() == "busy_ms:thread1");
+    for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        INFO("row " << i);
+        CHECK(t.at(i, "epoch") == double(i / 29 + 1));
+        CHECK(t.at(i, "step") == double(i + 1));
+        // The phases are the spans between consecutive moments of the step: they add up.
+        double phases = 0;
+        for (const char* phase : {"shards_ms", "exchange_ms", "reduce_ms", "optimizer_ms", "other_ms"}) {
+            CHECK(t.at(i, phase) >= 0);
+            phases += t.at(i, phase);
+        }
+        CHECK(phases == Approx(t.at(i, "wall_ms")).epsilon(1e-7));
+        CHECK(t.at(i, "exchange_ms") < t.at(i, "wall_ms"));
+        // Each thread works inside the shards' phase; the shards' parts are their busy time.
+        const double busy = t.at(i, "busy_ms:thread0") + t.at(i, "busy_ms:thread1");
+        CHECK(t.at(i, "busy_ms:thread0") <= t.at(i, "shards_ms") * (1 + 1e-7));
+        CHECK(t.at(i, "busy_ms:thread1") <= t.at(i, "shards_ms") * (1 + 1e-7));
+        CHECK(t.at(i, "forward_ms") > 0);
+        CHECK(t.at(i, "backward_ms") > 0);
+        CHECK(t.at(i, "gather_ms") + t.at(i, "forward_ms") + t.at(i, "loss_ms") + t.at(i, "backward_ms") ==
+              Approx(busy).epsilon(1e-6));
+    }
+    const std::string printed = log.str();
+    CHECK_THAT(printed, Catch::Contains("profile of 57 steps (the run's first left out), 2 thread(s)"));
+    for (const char* line : {"shards (parallel)", "reduce", "optimizer", "busy per thread", "idle"})
+        CHECK_THAT(printed, Catch::Contains(line));
+    // Every model entry has its line, the slowest first.
+    const auto entries = printed.substr(printed.find("model entry"));
+    for (const char* node : {"0.dense", "1.dense", "2.dense"}) CHECK_THAT(entries, Catch::Contains(node));
+    CHECK_THAT(printed, Catch::Contains("every step's phases in " + (dir / "profiled" / "timeline.csv").string()));
 }

@@ -204,6 +204,10 @@ int main(int argc, char** argv) {
     int jobs = 1;
     auto* jobs_option = run->add_option("--jobs", jobs, "comparisons: train this many runs at once (default 1)")
                             ->check(CLI::Range(1, 256));
+    bool profile = false;
+    auto* profile_flag = run->add_flag("--profile", profile, "one run: time every training step's phases (shards, "
+                                                             "reduction, optimizer, idle threads) and every model entry; "
+                                                             "prints a summary and writes timeline.csv");
     bool quick = false;
     auto* quick_flag = run->add_flag("--quick", quick, "suites: merge each quick: block over its keys (fewer seeds, "
                                                        "trials and epochs)");
@@ -313,6 +317,7 @@ int main(int argc, char** argv) {
         options.overwrite = overwrite;
         options.resume = resume;
         options.quiet = quiet;
+        options.profile = profile;
         options.terminal = ::isatty(STDOUT_FILENO);
         options.cluster = cluster;
         std::optional<bp::Suite> suite;
@@ -328,6 +333,9 @@ int main(int argc, char** argv) {
             if (!suite && !comparison && jobs_option->count() > 0)
                 throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
                                 " is one run (use train.threads for its threads)");
+            if ((suite || comparison) && profile_flag->count() > 0)
+                throw bp::Error("--profile times the steps of one run, alone on the machine; " + file +
+                                " trains many: profile one of its experiments with 'backplane run EXPERIMENT --profile'");
         };
         if (cluster) cluster->agree(load);
         else load();

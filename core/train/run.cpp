@@ -407,6 +407,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         config.batch_size = std::min(config.batch_size, int64_t(p.data.train.x.rows()));
         trainer = std::make_unique<Trainer>(*p.network, p.loss, p.optimizer, config, e.seed, e.augment, options.arena,
                                             options.cluster);
+        if (options.profile) trainer->start_profile();
         // Resuming checks the checkpoint against the model before any file is touched.
         if (!options.resume.empty()) {
             if (!fs::is_directory(options.resume))
@@ -516,6 +517,7 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
             if (writes) write_file_atomic(result.dir / "steps.csv", trainer->diagnostics_header() + step_rows);
             else step_rows.clear();
         }
+        if (writes && trainer->timeline()) write_file_atomic(result.dir / "timeline.csv", trainer->timeline()->csv());
         if (m.diverged) {
             result.diverged = true;
             break;
@@ -552,6 +554,9 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     if (!result.diverged && p.data.test && outputs_classes(*p.network, p.data.target))
         s.confusion = trainer->confusion(*p.data.test, p.data.target.classes);
     if (writes) write_file_atomic(result.dir / "summary.json", summary_json(s));
+    if (!quiet && trainer->timeline())
+        log << trainer->timeline()->summary(double(std::min(e.train.batch_size, int64_t(p.data.train.x.rows()))))
+            << "(every step's phases in " << (result.dir / "timeline.csv").string() << ")\n";
     return result;
 }
 

@@ -52,6 +52,7 @@ struct RunOptions {
     bool overwrite = false;                    // `out` may hold results: replace them (else refused)
     bool quiet = false;
     bool terminal = false;                     // redraw progress in place
+    bool profile = false;                      // time every step's phases: timeline.csv, and a summary in the log
     int64_t stop_after = 0;                    // if > 0, stop after this epoch as if killed there (for checks)
     tbb::task_arena* arena = nullptr;          // train in this shared arena (concurrent comparison runs)
     // Train over these processes (data-parallel, MPI): each runs its share of every

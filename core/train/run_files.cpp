@@ -128,7 +128,7 @@ bool checkpoint_folder(const fs::path& dir) {
 
 bool run_entry(const fs::path& p) {
     if (p.filename() == "checkpoints") return checkpoint_folder(p);
-    return is_file(p) && named(p, {"config.yaml", "metrics.csv", "steps.csv", "summary.json"});
+    return is_file(p) && named(p, {"config.yaml", "metrics.csv", "steps.csv", "summary.json", "timeline.csv"});
 }
 
 bool run_folder(const fs::path& dir) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "model/network.hpp"
+#include "train/timeline.hpp"
 
 #include <backplane/components.hpp>
 
@@ -35,6 +36,12 @@ public:
     std::vector<std::vector<Matrix>>& grads() { return grads_; }
     Workspace* workspace(std::size_t node) const { return workspace_[node].get(); }
 
+    // With timing on (--profile), forward and backward add each node's milliseconds
+    // to these, per node; the caller reads and clears them.
+    void time_nodes() { forward_ms_.assign(out_.size(), 0.0), backward_ms_.assign(out_.size(), 0.0); }
+    std::vector<double>& forward_ms() { return forward_ms_; }
+    std::vector<double>& backward_ms() { return backward_ms_; }
+
 private:
     // Where backward writes the gradient for input k of a node.
     struct InputGradient {
@@ -57,6 +64,7 @@ private:
     // The views handed to a node, rebuilt in place (reserved: no allocation in a step).
     std::vector<ConstMatrixRef> xs_;
     std::vector<MatrixRef> dxs_;
+    std::vector<double> forward_ms_, backward_ms_;       // per node, with time_nodes(); else empty
 };
 
 }  // namespace bp

@@ -113,12 +113,19 @@ std::vector<int64_t> permutation(int64_t n, const Random* shuffle) {
 }  // namespace
 
 void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
-                        float scale, const StepContext& base, bool training) {
+                        float scale, const StepContext& base, bool training, ShardTimes* times) {
     if (s.y.cols() != data.y.cols()) s.y.resize(s.x.rows(), data.y.cols());  // once: targets' width
-    if (training) {
-        const int slot = tbb::this_task_arena::current_thread_index();
-        if (slot >= 0 && slot < 64) slots_used_.fetch_or(uint64_t(1) << slot, std::memory_order_relaxed);
-    }
+    const int slot = tbb::this_task_arena::current_thread_index();
+    if (training && slot >= 0 && slot < 64) slots_used_.fetch_or(uint64_t(1) << slot, std::memory_order_relaxed);
+    Clock::time_point mark;
+    // The time since the last mark, into `field` of *times.
+    auto lap = [&](double ShardTimes::*field) {
+        if (!times) return;
+        const Clock::time_point now = Clock::now();
+        times->*field = milliseconds(mark, now);
+        mark = now;
+    };
+    if (times) *times = ShardTimes{slot}, mark = Clock::now();
     const bool augmenting = training && augment_.any();
     for (int64_t r = 0; r < n; ++r) {
         const int64_t src = order.empty() ? first + r : order[first + r];
@@ -126,11 +133,36 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
         else s.x.row(r) = data.x.row(src);
         s.y.row(r) = data.y.row(src);
     }
+    lap(&ShardTimes::gather);
     s.pass.forward(s.x, n, base);
+    lap(&ShardTimes::forward);
     const auto pred = s.pass.output(n);
     s.loss = loss_->evaluate(pred, s.y.topRows(n), s.pass.output_gradient(training ? n : 0), scale);
     s.correct = loss_->count_correct(pred, s.y.topRows(n));
+    lap(&ShardTimes::loss);
     if (training) s.pass.backward(s.x, n, base);
+    lap(&ShardTimes::backward);
+}
+
+void Trainer::start_profile() {
+    std::vector<std::string> nodes;
+    for (const auto& l : network_.layers()) nodes.push_back(l.label);
+    timeline_ = std::make_unique<StepTimeline>(threads_, std::move(nodes));
+    shard_times_.assign(shards_.size(), ShardTimes{});
+    for (auto& shard : shards_) shard->pass.time_nodes();
+}
+
+void Trainer::record_step(int64_t epoch, int64_t step, const StepMarks& marks, std::size_t first, std::size_t last) {
+    const bool warming = timeline_->steps() == 0;   // first touches: left out of the nodes' sums
+    timeline_->add(epoch, step, marks, std::span(shard_times_).subspan(first, last - first));
+    for (std::size_t s = first; s < last; ++s) {
+        auto& forward = shards_[s]->pass.forward_ms();
+        auto& backward = shards_[s]->pass.backward_ms();
+        for (std::size_t i = 0; i < forward.size(); ++i) {
+            if (!warming) timeline_->node_forward()[i] += forward[i], timeline_->node_backward()[i] += backward[i];
+            forward[i] = backward[i] = 0;
+        }
+    }
 }
 
 // shard 0 += shard 1, += shard 2, ... in shard order, whatever thread sums it.
@@ -167,8 +199,15 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
     const int64_t rows = config_.shard_size;
     const int64_t steps = (samples + config_.batch_size - 1) / config_.batch_size;
     if (diagnostics_) diagnostics_->reserve(steps);
+    if (timeline_) timeline_->reserve(steps);
     arena_.execute([&] {
+        StepMarks marks;
+        // With the timeline, the moment a phase ends.
+        auto mark = [&](Clock::time_point StepMarks::*at) {
+            if (timeline_) marks.*at = Clock::now();
+        };
         for (int64_t first = 0, step = 0; first < samples; first += config_.batch_size, ++step) {
+            mark(&StepMarks::start);
             const int64_t batch = std::min(config_.batch_size, samples - first);
             const std::size_t used = std::size_t((batch + rows - 1) / rows);
             const Random step_random = random_.derive("step").derive(uint64_t(epoch)).derive(uint64_t(step));
@@ -176,8 +215,10 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{true, step_random, int64_t(s) * rows};
                 const int64_t n = std::min(rows, batch - ctx.first_row);
-                run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true);
+                run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true,
+                          timeline_ ? &shard_times_[s] : nullptr);
             }, tbb::static_partitioner());
+            mark(&StepMarks::shards);
             if (exchange_) exchange_->share_results(used, true);
             double batch_loss = 0;
             for (std::size_t s = 0; s < used; ++s) {
@@ -191,13 +232,16 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                 break;
             }
             if (exchange_) exchange_->reduce_gradients(used);
-            else reduce_gradients(used);
+            mark(&StepMarks::exchange);
+            if (!exchange_) reduce_gradients(used);
+            mark(&StepMarks::reduce);
             if (step_rate) optimizer_->set_learning_rate(step_rate(step + 1));
             // Numbered over the run: the steps of the epochs before, then this one's.
             const int64_t run_step = (epoch - 1) * steps + step + 1;
             const bool diagnose = diagnostics_ && diagnostics_->due(run_step);
             if (diagnose) diagnostics_->before_update(parameter_refs_);
             optimizer_->step(parameter_refs_);
+            mark(&StepMarks::optimizer);
             if (diagnose)
                 diagnostics_->after_update(parameter_refs_, epoch, run_step, optimizer_->learning_rate(),
                                            batch_loss / double(batch));
@@ -208,6 +252,8 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                 const double secs = std::chrono::duration<double>(clock::now() - start).count();
                 on_step({epoch, config_.epochs, done, samples, secs, loss_sum / double(done)});
             }
+            mark(&StepMarks::end);
+            if (timeline_) record_step(epoch, run_step, marks, mine_first, mine_last);
         }
     });
     m.train_seconds = std::chrono::duration<double>(clock::now() - start).count();

@@ -13,6 +13,7 @@
 #include "train/shard_pass.hpp"
 #include "train/diagnostics.hpp"
 #include "train/step_exchange.hpp"
+#include "train/timeline.hpp"
 
 #include <backplane/metrics.hpp>
 
@@ -63,6 +64,11 @@ public:
     std::string diagnostics_header() const;
     std::string take_diagnostics();
 
+    // --profile: from the next step on, time every step's phases and every node
+    // (timeline()); the numbers never change.
+    void start_profile();
+    const StepTimeline* timeline() const { return timeline_.get(); }
+
     Evaluation evaluate(const Split& data);
     // counts(true class, predicted class) over `data`: the argmax of the outputs, or
     // output > 0 for a single logit.
@@ -77,9 +83,11 @@ public:
 private:
     struct Shard;
     // Forward (and, when training, loss gradient and backward) on rows
-    // [first, first + n) of `order` mapped into `data`.
+    // [first, first + n) of `order` mapped into `data`; with `times`, timed into it.
     void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
-                   float scale, const StepContext& ctx, bool training);
+                   float scale, const StepContext& ctx, bool training, ShardTimes* times = nullptr);
+    // A profiled step's phases and shards [first, last) into the timeline.
+    void record_step(int64_t epoch, int64_t step, const StepMarks& marks, std::size_t first, std::size_t last);
     // Runs `visit(shard, first row, rows, local)` after an evaluation forward of every
     // shard of `data`; over several processes, `local` says this one ran it (its loss and
     // count are everyone's, its outputs only this process's).
@@ -115,6 +123,8 @@ private:
     Cluster* cluster_ = nullptr;                     // several processes, or null
     std::unique_ptr<StepExchange> exchange_;         // with cluster_
     std::unique_ptr<StepDiagnostics> diagnostics_;   // with train.diagnostics_every
+    std::unique_ptr<StepTimeline> timeline_;         // with start_profile()
+    std::vector<ShardTimes> shard_times_;            // per shard, this step's (with timeline_)
 };
 
 // Moves a seeded random `fraction` of `train` into the returned validation split.

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Training throughput, Backplane against every peer a C++ user could pick instead, on this
+# machine, side by side, each peer in its best setting.
+# Usage: bash bench/compare_peers.sh [REPS]        (default 3 timed runs of each, alternating)
+# Models: the MLP 784-256-128-10 with SGD+momentum and with Adam, at 2 threads and at 1,
+# and a LeNet-like CNN with Adam at 2 threads; batch 128, Fashion-MNIST.
+# Peers: PyTorch (Debian's python3-torch, bench/torch_train.py), LibTorch's C++ API,
+# dlib's DNN and tiny-dnn (bench/peers/*.cpp, the same models, data, batch and optimizers;
+# each file's top comment says where a library differs).
+#
+# Each peer gets the best of a search made here and now for each case: its threads (within
+# the case's), OpenBLAS's threads where it calls OpenBLAS, and the allocator (glibc's malloc
+# as it comes, glibc's malloc tuned to keep its memory, or jemalloc): glibc's tunables alone
+# moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
+# Each setting is tried once on a short run; the fastest is then run REPS times, alternating
+# with Backplane. Backplane runs as shipped (its steps allocate nothing; malloc does not
+# matter). OPENBLAS_CORETYPE is unset for all (it can force half-speed AVX2 kernels).
+#
+# Prints samples/s (median of the runs) of every framework with Backplane's ratio to it,
+# Backplane's GFLOP/s and share of this machine's FMA peak (bench/peak.cpp, measured at the
+# start), each peer's chosen setting, Backplane's 1 -> 2 thread scaling of the MLP, and
+# whether each target of docs/performance.md is met.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+reps=${1:-3}
+source bench/common.sh
+bash scripts/setup.sh libtorch-dev libdlib-dev tiny-dnn libcereal-dev libstb-dev
+peers_bin=build/peers
+bash bench/peers/build.sh "$peers_bin" >&2
+
+peers=(pytorch libtorch dlib tinydnn)
+sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
+# name | threads | backplane yaml | backplane --set | peer arguments (threads are searched) | FLOPs per sample
+# (a * marks FLOPs of a direct computation that Backplane does with fewer: Winograd's convolution)
+cases=(
+  "mlp-sgd|2|bench/mlp.yaml|$sgd|--model mlp --opt sgd --epochs 2|1.01e6"
+  "mlp-adam|2|bench/mlp.yaml||--model mlp --opt adam --epochs 2|1.01e6"
+  "mlp-sgd|1|bench/mlp.yaml|$sgd|--model mlp --opt sgd --epochs 2|1.01e6"
+  "mlp-adam|1|bench/mlp.yaml||--model mlp --opt adam --epochs 2|1.01e6"
+  "cnn-adam|2|bench/cnn.yaml||--model cnn --opt adam --epochs 1 --limit 20000|22.3e6*"
+)
+
+backplane() {   # out-folder yaml [--set values...]: one run; appends samples/s
+  local out=$1 yaml=$2; shift 2
+  local args=()
+  for s in "$@"; do [ -n "$s" ] && args+=(--set "$s"); done
+  build/bin/backplane run "$yaml" --out "$out" --quiet "${args[@]}"
+  field samples_per_second "$out/summary.json" >>"$work/bp"
+}
+peer() {   # peer environment arguments...: one run; prints its RESULT line's samples/s
+  local who=$1 environment=$2; shift 2
+  local program=("$peers_bin/${who}_train")
+  [ "$who" = pytorch ] && program=(/usr/bin/python3 bench/torch_train.py)
+  # shellcheck disable=SC2086
+  env $environment "${program[@]}" "$@" >"$work/peer.out"
+  field samples_per_second "$work/peer.out"
+}
+# The slow peers train on fewer samples (samples/s counts steps, not epochs).
+timed_args() {   # peer arguments: the arguments of a timed run
+  local who=$1 given=$2
+  if [ "$who" = tinydnn ]; then
+    given=${given/--epochs 2/--epochs 1}; given=${given/--limit 20000/}
+    [[ $given == *cnn* ]] && given="$given --limit 3000" || given="$given --limit 20000"
+  fi
+  echo "$given"
+}
+# The settings a peer is searched over at `threads`: "label|environment|--threads value".
+settings() {   # peer threads
+  local who=$1 threads=$2 t b a alloc env
+  for a in "${allocators[@]}"; do
+    IFS='|' read -r alloc env <<<"$a"
+    case $who in
+      pytorch | libtorch)   # its own threads and OpenBLAS's (its dense products)
+        for t in $(seq 1 "$threads"); do for b in $(seq 1 "$threads"); do
+          echo "$t thr, OpenBLAS $b thr, $alloc|OPENBLAS_NUM_THREADS=$b $env|$t"
+        done; done ;;
+      dlib)   # only its products are threaded, by OpenBLAS: --threads sets OpenBLAS's
+        for t in $(seq 1 "$threads"); do echo "OpenBLAS $t thr, $alloc|$env|$t"; done ;;
+      tinydnn)   # one thread (its serial build) or every core (its std::async threads)
+        echo "1 thr, $alloc|$env|1"
+        [ "$threads" -gt 1 ] && echo "$(nproc) thr, $alloc|$env|$threads" ;;
+    esac
+  done
+}
+# The fastest setting of a peer for a case, from one short run of each (a tenth of the
+# MLP's data; 3,000 of the CNN's images, 1,000 for tiny-dnn).
+best_setting() {   # peer threads arguments
+  local who=$1 threads=$2 given=$3 short best=0 choice="" label env t speed
+  short="${given/--epochs 2/--epochs 1} --limit 6000"
+  [[ $given == *cnn* ]] && short="${given/--limit 20000/--limit 3000}"
+  [[ $given == *cnn* && $who == tinydnn ]] && short="${given/--limit 20000/--limit 1000}"
+  while IFS='|' read -r label env t; do
+    # shellcheck disable=SC2086
+    speed=$(peer "$who" "$env" $short --threads "$t")
+    if awk -v s="$speed" -v b="$best" 'BEGIN { exit !(s > b) }'; then best=$speed choice="$label|$env|$t"; fi
+  done < <(settings "$who" "$threads")
+  echo "$choice"
+}
+
+printf 'FP32 FMA peak measured now: %s GFLOP/s at 1 thread, %s at 2\n' "$peak_1t" "$peak_2t"
+printf '%-9s %3s %9s' model thr backplane
+for p in "${peers[@]}"; do printf ' %18s' "$p (ratio)"; done
+printf ' %8s %6s\n' "GFLOP/s" peak
+: >"$work/chosen"
+for c in "${cases[@]}"; do
+  IFS='|' read -r name threads yaml set peer_args flops <<<"$c"
+  for p in "${peers[@]}"; do
+    best_setting "$p" "$threads" "$peer_args" >"$work/setting-$p"
+    : >"$work/speed-$p"
+  done
+  : >"$work/bp"
+  for ((r = 1; r <= reps; r++)); do
+    backplane "$work/run-$name-$threads-$r" "$yaml" "train.threads=$threads" "$set"
+    for p in "${peers[@]}"; do
+      IFS='|' read -r _ env t <"$work/setting-$p"
+      # shellcheck disable=SC2046
+      peer "$p" "$env" $(timed_args "$p" "$peer_args") --threads "$t" >>"$work/speed-$p"
+    done
+  done
+  read -r bm _ < <(stats <"$work/bp")
+  echo "$bm" >"$work/median-$name-$threads-128"
+  [ "$threads" = 1 ] && peak=$peak_1t || peak=$peak_2t
+  mark=" "; [ "${flops%\*}" != "$flops" ] && mark="*"
+  printf '%-9s %3s %9.0f' "$name" "$threads" "$bm"
+  for p in "${peers[@]}"; do
+    read -r pm _ < <(stats <"$work/speed-$p")
+    echo "$pm" >"$work/median-$name-$threads-$p"
+    awk -v b="$bm" -v p="$pm" 'BEGIN { printf " %18s", sprintf("%.0f (%.2fx)", p, b / p) }'
+    IFS='|' read -r label _ <"$work/setting-$p"
+    echo "  $name $threads thr, $p: $label" >>"$work/chosen"
+  done
+  awk -v bm="$bm" -v f="${flops%\*}" -v m="$mark" -v peak="$peak" \
+    'BEGIN { printf " %7.1f%s %5.1f%%%s\n", bm * f / 1e9, m, 100 * bm * f / 1e9 / peak, m }'
+done
+echo "each peer's best setting (its threads, OpenBLAS's, the allocator), searched per case:"
+cat "$work/chosen"
+
+# Backplane's own scaling: the MLP with SGD at 1 and 2 threads, batch 128 (from above) and 256.
+for threads in 1 2; do
+  : >"$work/bp"
+  for ((r = 1; r <= reps; r++)); do
+    backplane "$work/run-scale-$threads-$r" bench/mlp.yaml "train.threads=$threads" "$sgd" "train.batch_size=256"
+  done
+  read -r m _ < <(stats <"$work/bp")
+  echo "$m" >"$work/median-mlp-sgd-$threads-256"
+done
+for batch in 128 256; do
+  awk -v b="$batch" -v one="$(cat "$work/median-mlp-sgd-1-$batch")" -v two="$(cat "$work/median-mlp-sgd-2-$batch")" \
+    'BEGIN { printf "scaling  mlp-sgd batch %d: %.0f -> %.0f samples/s, %.2fx from 1 to 2 threads\n", b, one, two, two / one }'
+done
+
+# The targets (docs/performance.md), judged on the medians above.
+target() {   # description value threshold unit
+  awk -v d="$1" -v v="$2" -v t="$3" -v u="$4" \
+    'BEGIN { printf "target  %-52s %7.2f%s (>= %s%s)  %s\n", d, v, u, t, u, (v >= t ? "met" : "NOT MET") }'
+}
+for opt in sgd adam; do
+  target "mlp-$opt at 2 threads: share of the 2-thread FMA peak" \
+    "$(awk -v s="$(cat "$work/median-mlp-$opt-2-128")" -v p="$peak_2t" 'BEGIN { print 100 * s * 1.01e6 / 1e9 / p }')" 65 "%"
+done
+target "mlp-sgd scaling from 1 to 2 threads at batch 128" \
+  "$(awk -v one="$(cat "$work/median-mlp-sgd-1-128")" -v two="$(cat "$work/median-mlp-sgd-2-128")" 'BEGIN { print two / one }')" 1.8 x
+target "cnn-adam against PyTorch's best" \
+  "$(awk -v b="$(cat "$work/median-cnn-adam-2-128")" -v p="$(cat "$work/median-cnn-adam-2-pytorch")" 'BEGIN { print b / p }')" 1.5 x
+fastest=$(for p in "${peers[@]}"; do cat "$work/median-cnn-adam-2-$p"; done | sort -g | tail -1)
+target "cnn-adam against the fastest peer" \
+  "$(awk -v b="$(cat "$work/median-cnn-adam-2-128")" -v p="$fastest" 'BEGIN { print b / p }')" 1.0 x
+echo "($reps timed runs each, alternating; GFLOP/s and peak are Backplane's. * the FLOPs of the direct computation:"
+echo " Backplane's CNN does its second convolution by Winograd's algorithm, with fewer multiplications."
+echo " tiny-dnn trains on 20,000 MLP samples (1 epoch) and 3,000 CNN images: samples/s counts steps.)"
