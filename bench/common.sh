@@ -1,7 +1,7 @@
 # Sourced by the bench/compare_*.sh scripts: builds Backplane, installs PyTorch's side,
 # measures this machine's FMA peak and defines the helpers (bench/measure.sh).
 # After it: $work (a temporary folder, removed on exit), $peak_1t and $peak_2t (GFLOP/s),
-# $allocators (the allocator settings a PyTorch search tries), stats, field.
+# $allocators (the allocator settings a peer's search tries), stats, field.
 bash scripts/build.sh --main >/dev/null
 # PyTorch's products go through libblas.so.3: without OpenBLAS, Debian picks the
 # reference BLAS and PyTorch's MLP runs some 30 times slower (3.5k samples/s measured).
@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 
 source bench/measure.sh
 
-# The allocators a PyTorch search tries: name and environment. glibc's tunables alone
+# The allocators a peer's search tries: name and environment. glibc's tunables alone
 # moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
 tuned="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 allocators=("malloc|" "malloc-tuned|$tuned" "jemalloc|LD_PRELOAD=$jemalloc")

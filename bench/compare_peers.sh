@@ -47,13 +47,19 @@ backplane() {   # out-folder yaml [--set values...]: one run; appends samples/s
   build/bin/backplane run "$yaml" --out "$out" --quiet "${args[@]}"
   field samples_per_second "$out/summary.json" >>"$work/bp"
 }
-peer() {   # peer environment arguments...: one run; prints its RESULT line's samples/s
+peer() {   # peer environment arguments...: one run; prints its RESULT line's samples/s, or
+           # nothing (and why, on stderr) when the run failed
   local who=$1 environment=$2; shift 2
-  local program=("$peers_bin/${who}_train")
+  local program=("$peers_bin/${who}_train") speed
   [ "$who" = pytorch ] && program=(/usr/bin/python3 bench/torch_train.py)
   # shellcheck disable=SC2086
-  env $environment "${program[@]}" "$@" >"$work/peer.out"
-  field samples_per_second "$work/peer.out"
+  if ! env $environment "${program[@]}" "$@" >"$work/peer.out" 2>"$work/peer.err" </dev/null; then
+    echo "bench: $who $* failed: $(tail -1 "$work/peer.err")" >&2
+    return 0
+  fi
+  speed=$(field samples_per_second "$work/peer.out")
+  [ -n "$speed" ] || echo "bench: $who $* printed no samples_per_second" >&2
+  echo "$speed"
 }
 # The slow peers train on fewer samples (samples/s counts steps, not epochs).
 timed_args() {   # peer arguments: the arguments of a timed run
@@ -78,7 +84,7 @@ settings() {   # peer threads
         for t in $(seq 1 "$threads"); do echo "OpenBLAS $t thr, $alloc|$env|$t"; done ;;
       tinydnn)   # one thread (its serial build) or every core (its std::async threads)
         echo "1 thr, $alloc|$env|1"
-        [ "$threads" -gt 1 ] && echo "$(nproc) thr, $alloc|$env|$threads" ;;
+        [ "$threads" -gt 1 ] && [ "$(nproc)" -eq "$threads" ] && echo "$threads thr, $alloc|$env|$threads" ;;
     esac
   done
 }
@@ -92,6 +98,7 @@ best_setting() {   # peer threads arguments
   while IFS='|' read -r label env t; do
     # shellcheck disable=SC2086
     speed=$(peer "$who" "$env" $short --threads "$t")
+    [ -n "$speed" ] || continue
     if awk -v s="$speed" -v b="$best" 'BEGIN { exit !(s > b) }'; then best=$speed choice="$label|$env|$t"; fi
   done < <(settings "$who" "$threads")
   echo "$choice"
@@ -113,8 +120,9 @@ for c in "${cases[@]}"; do
     backplane "$work/run-$name-$threads-$r" "$yaml" "train.threads=$threads" "$set"
     for p in "${peers[@]}"; do
       IFS='|' read -r _ env t <"$work/setting-$p"
+      [ -n "$t" ] || continue   # no setting of this peer ran
       # shellcheck disable=SC2046
-      peer "$p" "$env" $(timed_args "$p" "$peer_args") --threads "$t" >>"$work/speed-$p"
+      peer "$p" "$env" $(timed_args "$p" "$peer_args") --threads "$t" | sed '/^$/d' >>"$work/speed-$p"
     done
   done
   read -r bm _ < <(stats <"$work/bp")
@@ -123,10 +131,15 @@ for c in "${cases[@]}"; do
   mark=" "; [ "${flops%\*}" != "$flops" ] && mark="*"
   printf '%-9s %3s %9.0f' "$name" "$threads" "$bm"
   for p in "${peers[@]}"; do
+    IFS='|' read -r label _ <"$work/setting-$p"
+    if [ ! -s "$work/speed-$p" ]; then   # every run of it failed (said on stderr)
+      printf ' %18s' failed
+      echo "  $name $threads thr, $p: failed" >>"$work/chosen"
+      continue
+    fi
     read -r pm _ < <(stats <"$work/speed-$p")
     echo "$pm" >"$work/median-$name-$threads-$p"
     awk -v b="$bm" -v p="$pm" 'BEGIN { printf " %18s", sprintf("%.0f (%.2fx)", p, b / p) }'
-    IFS='|' read -r label _ <"$work/setting-$p"
     echo "  $name $threads thr, $p: $label" >>"$work/chosen"
   done
   awk -v bm="$bm" -v f="${flops%\*}" -v m="$mark" -v peak="$peak" \
@@ -160,9 +173,9 @@ for opt in sgd adam; do
 done
 target "mlp-sgd scaling from 1 to 2 threads at batch 128" \
   "$(awk -v one="$(cat "$work/median-mlp-sgd-1-128")" -v two="$(cat "$work/median-mlp-sgd-2-128")" 'BEGIN { print two / one }')" 1.8 x
-target "cnn-adam against PyTorch's best" \
+[ -s "$work/median-cnn-adam-2-pytorch" ] && target "cnn-adam against PyTorch's best" \
   "$(awk -v b="$(cat "$work/median-cnn-adam-2-128")" -v p="$(cat "$work/median-cnn-adam-2-pytorch")" 'BEGIN { print b / p }')" 1.5 x
-fastest=$(for p in "${peers[@]}"; do cat "$work/median-cnn-adam-2-$p"; done | sort -g | tail -1)
+fastest=$(cat "$work"/median-cnn-adam-2-{pytorch,libtorch,dlib,tinydnn} 2>/dev/null | sort -g | tail -1)
 target "cnn-adam against the fastest peer" \
   "$(awk -v b="$(cat "$work/median-cnn-adam-2-128")" -v p="$fastest" 'BEGIN { print b / p }')" 1.0 x
 echo "($reps timed runs each, alternating; GFLOP/s and peak are Backplane's. * the FLOPs of the direct computation:"

@@ -400,6 +400,8 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
     // Everything that can fail before the first step. Over several processes, all of
     // them go on only if every one succeeded (else one message, from the first failed).
     auto prepare = [&] {
+        if (options.profile && options.arena)
+            throw Error("--profile times one run alone on its threads, not runs sharing an arena");
         if (options.cluster) check_same_experiments(*options.cluster, std::span(&e, 1));
         p = prepare_run(e, registry, options.resume.empty());
         // A batch is never larger than the data: buffers are sized for one.
@@ -555,8 +557,8 @@ RunResult run_experiment(const Experiment& e, const Registry& registry, const Ru
         s.confusion = trainer->confusion(*p.data.test, p.data.target.classes);
     if (writes) write_file_atomic(result.dir / "summary.json", summary_json(s));
     if (!quiet && trainer->timeline())
-        log << trainer->timeline()->summary(double(std::min(e.train.batch_size, int64_t(p.data.train.x.rows()))))
-            << "(every step's phases in " << (result.dir / "timeline.csv").string() << ")\n";
+        log << trainer->timeline()->summary() << "(every step's phases in " << (result.dir / "timeline.csv").string()
+            << ")\n";
     return result;
 }
 

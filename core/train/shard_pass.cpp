@@ -52,10 +52,9 @@ void ShardPass::forward(ConstMatrixRef x, int64_t n, const StepContext& base) {
         ctx.random = base.random.derive(l.entry);
         xs_.clear();
         for (const auto s : l.sources) add_input(x, s, n);
-        const bool timing = !forward_ms_.empty();
-        const Clock::time_point start = timing ? Clock::now() : Clock::time_point{};
+        const Clock::time_point start = timing_ ? Clock::now() : Clock::time_point{};
         l.layer->forward_merge(xs_, out_[i].topRows(n), workspace_[i].get(), ctx);
-        if (timing) forward_ms_[i] += milliseconds(start, Clock::now());
+        if (timing_) forward_ms_[i] += elapsed_ms(start, Clock::now());
     }
 }
 
@@ -75,14 +74,13 @@ void ShardPass::backward(ConstMatrixRef x, int64_t n, const StepContext& base) {
             else if (g.extra < 0) dxs_.emplace_back(dout_[std::size_t(g.source)].topRows(n));
             else dxs_.emplace_back(extras_[std::size_t(g.extra)].topRows(n));
         }
-        const bool timing = !backward_ms_.empty();
-        const Clock::time_point start = timing ? Clock::now() : Clock::time_point{};
+        const Clock::time_point start = timing_ ? Clock::now() : Clock::time_point{};
         l.layer->backward_merge(xs_, out_[i].topRows(n), dout_[i].topRows(n), dxs_, grads_[i], workspace_[i].get(),
                                 ctx);
         for (const InputGradient& g : input_gradients_[i])
             if (g.needed && g.extra >= 0)
                 dout_[std::size_t(g.source)].topRows(n) += extras_[std::size_t(g.extra)].topRows(n);
-        if (timing) backward_ms_[i] += milliseconds(start, Clock::now());
+        if (timing_) backward_ms_[i] += elapsed_ms(start, Clock::now());
     }
 }
 

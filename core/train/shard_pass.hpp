@@ -36,9 +36,15 @@ public:
     std::vector<std::vector<Matrix>>& grads() { return grads_; }
     Workspace* workspace(std::size_t node) const { return workspace_[node].get(); }
 
-    // With timing on (--profile), forward and backward add each node's milliseconds
-    // to these, per node; the caller reads and clears them.
-    void time_nodes() { forward_ms_.assign(out_.size(), 0.0), backward_ms_.assign(out_.size(), 0.0); }
+    // With timing on (--profile's training steps, never evaluation), forward and backward
+    // add each node's milliseconds to these, per node; the caller reads and clears them.
+    void time_nodes(bool on) {
+        if (on && forward_ms_.empty()) {   // once, before the steps: no allocation in one
+            forward_ms_.assign(out_.size(), 0.0);
+            backward_ms_.assign(out_.size(), 0.0);
+        }
+        timing_ = on;
+    }
     std::vector<double>& forward_ms() { return forward_ms_; }
     std::vector<double>& backward_ms() { return backward_ms_; }
 
@@ -64,7 +70,8 @@ private:
     // The views handed to a node, rebuilt in place (reserved: no allocation in a step).
     std::vector<ConstMatrixRef> xs_;
     std::vector<MatrixRef> dxs_;
-    std::vector<double> forward_ms_, backward_ms_;       // per node, with time_nodes(); else empty
+    std::vector<double> forward_ms_, backward_ms_;       // per node, once time_nodes(true) was called
+    bool timing_ = false;
 };
 
 }  // namespace bp

@@ -16,7 +16,7 @@ namespace bp {
 
 using Clock = std::chrono::steady_clock;
 
-inline double milliseconds(Clock::time_point from, Clock::time_point to) {
+inline double elapsed_ms(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
@@ -39,27 +39,32 @@ public:
 
     void reserve(int64_t steps);
     int64_t steps() const { return int64_t(rows_.size() / columns()); }
-    // One step's phases, and what its shards did.
-    void add(int64_t epoch, int64_t step, const StepMarks& marks, std::span<const ShardTimes> shards);
+    // One step of `samples` rows: its phases, and what its shards did.
+    void add(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::span<const ShardTimes> shards);
     // Per model entry, milliseconds spent in forward and in backward (all shards).
     std::vector<double>& node_forward() { return node_forward_; }
     std::vector<double>& node_backward() { return node_backward_; }
+    const std::vector<double>& node_forward() const { return node_forward_; }
+    const std::vector<double>& node_backward() const { return node_backward_; }
 
     // timeline.csv: a row per step, milliseconds.
     std::string csv() const;
-    // The averages a person reads: per phase ms/step and share, thread busy and idle,
+    // The averages a person reads: per phase us/step and share, thread busy and idle,
     // and the slowest model entries. The run's first step (first touches of every
-    // buffer) is left out of the averages; `samples_per_step` gives samples/s.
-    std::string summary(double samples_per_step) const;
+    // buffer) is left out of the averages.
+    std::string summary() const;
 
 private:
     int threads_;
     std::vector<std::string> nodes_;
     std::vector<double> node_forward_, node_backward_;
-    // Per step: epoch, step, wall, shards, exchange, reduce, optimizer, other, gather,
-    // forward, loss, backward, then each thread's busy time in the shards' phase.
+    // Per step: epoch, step, samples, wall, shards, exchange, reduce, optimizer, other,
+    // gather, forward, loss, backward, then each thread's busy time in the shards' phase.
     std::vector<double> rows_;
-    std::size_t columns() const { return 12 + std::size_t(threads_); }
+    std::size_t columns() const { return 13 + std::size_t(threads_); }
+    std::vector<double> means() const;   // per column, over every row but the first
+    std::string phase_table(const std::vector<double>& mean) const;
+    std::string entry_table() const;
 };
 
 }  // namespace bp

@@ -122,10 +122,14 @@ void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>&
     auto lap = [&](double ShardTimes::*field) {
         if (!times) return;
         const Clock::time_point now = Clock::now();
-        times->*field = milliseconds(mark, now);
+        times->*field = elapsed_ms(mark, now);
         mark = now;
     };
-    if (times) *times = ShardTimes{slot}, mark = Clock::now();
+    if (timeline_) s.pass.time_nodes(times != nullptr);   // a training step's nodes, not evaluation's
+    if (times) {
+        *times = ShardTimes{slot};
+        mark = Clock::now();
+    }
     const bool augmenting = training && augment_.any();
     for (int64_t r = 0; r < n; ++r) {
         const int64_t src = order.empty() ? first + r : order[first + r];
@@ -149,12 +153,13 @@ void Trainer::start_profile() {
     for (const auto& l : network_.layers()) nodes.push_back(l.label);
     timeline_ = std::make_unique<StepTimeline>(threads_, std::move(nodes));
     shard_times_.assign(shards_.size(), ShardTimes{});
-    for (auto& shard : shards_) shard->pass.time_nodes();
+    for (auto& shard : shards_) shard->pass.time_nodes(true);
 }
 
-void Trainer::record_step(int64_t epoch, int64_t step, const StepMarks& marks, std::size_t first, std::size_t last) {
+void Trainer::record_step(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::size_t first,
+                          std::size_t last) {
     const bool warming = timeline_->steps() == 0;   // first touches: left out of the nodes' sums
-    timeline_->add(epoch, step, marks, std::span(shard_times_).subspan(first, last - first));
+    timeline_->add(epoch, step, samples, marks, std::span(shard_times_).subspan(first, last - first));
     for (std::size_t s = first; s < last; ++s) {
         auto& forward = shards_[s]->pass.forward_ms();
         auto& backward = shards_[s]->pass.backward_ms();
@@ -183,8 +188,7 @@ std::string Trainer::take_diagnostics() { return diagnostics_ ? diagnostics_->ta
 EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
                                 const std::function<void(const StepProgress&)>& on_step,
                                 const std::function<double(int64_t)>& step_rate) {
-    using clock = std::chrono::steady_clock;
-    const auto start = clock::now();
+    const auto start = Clock::now();
     const int64_t samples = train.x.rows();
 
     // Fisher-Yates from the counter-based stream of this epoch.
@@ -249,14 +253,14 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             for (std::size_t l = 0; l < layers.size(); ++l)
                 layers[l].layer->end_step(std::span<Workspace* const>(shard_workspaces_[l].data(), used));
             if (on_step) {
-                const double secs = std::chrono::duration<double>(clock::now() - start).count();
+                const double secs = std::chrono::duration<double>(Clock::now() - start).count();
                 on_step({epoch, config_.epochs, done, samples, secs, loss_sum / double(done)});
             }
             mark(&StepMarks::end);
-            if (timeline_) record_step(epoch, run_step, marks, mine_first, mine_last);
+            if (timeline_) record_step(epoch, run_step, batch, marks, mine_first, mine_last);
         }
     });
-    m.train_seconds = std::chrono::duration<double>(clock::now() - start).count();
+    m.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     m.samples = done;
     m.train.loss = loss_sum / double(done);
     if (shards_[0]->correct >= 0) m.train.accuracy = double(correct) / (double(done) * double(train.y.cols()));

@@ -87,7 +87,8 @@ private:
     void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
                    float scale, const StepContext& ctx, bool training, ShardTimes* times = nullptr);
     // A profiled step's phases and shards [first, last) into the timeline.
-    void record_step(int64_t epoch, int64_t step, const StepMarks& marks, std::size_t first, std::size_t last);
+    void record_step(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::size_t first,
+                     std::size_t last);
     // Runs `visit(shard, first row, rows, local)` after an evaluation forward of every
     // shard of `data`; over several processes, `local` says this one ran it (its loss and
     // count are everyone's, its outputs only this process's).
