@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The char transformer (experiments/char_transformer.yaml), Backplane against PyTorch on
 # this machine: the same model, data, initialisation scheme, optimizer and learning rate
-# per epoch (bench/torch_char_transformer.py says what is matched), trained side by side
+# per epoch (bench/torch_char.py says what is matched), trained side by side
 # for the same steps at 2 threads.
 # Usage: bash bench/compare_char_transformer.sh [EPOCHS]   (default 1: 1,133 steps of 32 windows;
 #        one epoch trains without the warmup epoch, at lr throughout)
@@ -24,7 +24,7 @@ flops=176.2e6
 torch_run() {   # environment torch-threads arguments...: a PyTorch run into $work/pt.out
   local environment=$1 threads=$2; shift 2
   # shellcheck disable=SC2086
-  env $environment /usr/bin/python3 bench/torch_char_transformer.py --threads "$threads" "$@" >"$work/pt.out"
+  env $environment /usr/bin/python3 bench/torch_char.py --threads "$threads" "$@" >"$work/pt.out"
 }
 
 best=0 setting="" torch_env="" torch_threads=1

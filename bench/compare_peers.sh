@@ -3,23 +3,17 @@
 # machine, side by side, each peer in its best setting.
 # Usage: bash bench/compare_peers.sh [REPS]        (default 3 timed runs of each, alternating)
 # Models: the MLP 784-256-128-10 with SGD+momentum and with Adam, at 2 threads and at 1,
-# and a LeNet-like CNN with Adam at 2 threads; batch 128, Fashion-MNIST.
-# Peers: PyTorch (Debian's python3-torch, bench/torch_train.py), LibTorch's C++ API,
-# dlib's DNN and tiny-dnn (bench/peers/*.cpp, the same models, data, batch and optimizers;
-# each file's top comment says where a library differs).
+# and a LeNet-like CNN with Adam at 2 threads; batch 128, Fashion-MNIST. Then the shipped
+# models whose targets are against PyTorch's same model, at 2 threads: the Fashion CNN and
+# the ResNet (experiments/fashion_mnist_{cnn,resnet}.yaml, on the first 10,000 and 6,000
+# images, the ResNet without its augmentation on both sides), the char LSTM and the char
+# transformer (experiments/char_{lstm,transformer}.yaml, on fortune's `cookie` file,
+# 2 epochs, without the transformer's warmup epoch).
+# Peers: PyTorch (Debian's python3-torch, bench/torch_train.py and bench/torch_char.py),
+# LibTorch's C++ API, dlib's DNN and tiny-dnn (bench/peers/*.cpp, the same models, data,
+# batch and optimizers; each file's top comment says where a library differs). The shipped
+# models are written for PyTorch only ("-" in the table): their targets are PyTorch's.
 #
-# Each peer gets the best of a search made here and now for each case: its threads (within
-# the case's), OpenBLAS's threads where it calls OpenBLAS, and the allocator (glibc's malloc
-# as it comes, glibc's malloc tuned to keep its memory, or jemalloc): glibc's tunables alone
-# moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
-# Each setting is tried once on a short run; the fastest is then run REPS times, alternating
-# with Backplane. Backplane runs as shipped (its steps allocate nothing; malloc does not
-# matter). OPENBLAS_CORETYPE is unset for all (it can force half-speed AVX2 kernels).
-#
-# Prints samples/s (median of the runs) of every framework with Backplane's ratio to it,
-# Backplane's GFLOP/s and share of this machine's FMA peak (bench/peak.cpp, measured at the
-# start), each peer's chosen setting, Backplane's 1 -> 2 thread scaling of the MLP, and
-# whether each target of docs/performance.md is met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
@@ -30,20 +24,28 @@ bash bench/peers/build.sh "$peers_bin" >&2
 
 peers=(pytorch libtorch dlib tinydnn)
 sgd="optimizer={name: sgd, lr: 0.1, momentum: 0.9}"
-# name | threads | backplane yaml | backplane --set | peer arguments (threads are searched) | FLOPs per sample
-# (a * marks FLOPs of a direct computation that Backplane does with fewer: Winograd's convolution)
+text="data.path=/usr/share/games/fortunes/cookie"
+# name | threads | backplane yaml | backplane --set values (;-separated) | peers ("all" or
+# names) | peer arguments of a timed run (threads are searched) | of a short run (the
+# search) | FLOPs per sample (a * marks FLOPs of a direct computation that Backplane does
+# with fewer: Winograd's convolution)
 cases=(
-  "mlp-sgd|2|bench/mlp.yaml|$sgd|--model mlp --opt sgd --epochs 2|1.01e6"
-  "mlp-adam|2|bench/mlp.yaml||--model mlp --opt adam --epochs 2|1.01e6"
-  "mlp-sgd|1|bench/mlp.yaml|$sgd|--model mlp --opt sgd --epochs 2|1.01e6"
-  "mlp-adam|1|bench/mlp.yaml||--model mlp --opt adam --epochs 2|1.01e6"
-  "cnn-adam|2|bench/cnn.yaml||--model cnn --opt adam --epochs 1 --limit 20000|22.3e6*"
+  "mlp-sgd|2|bench/mlp.yaml|$sgd|all|--model mlp --opt sgd --epochs 2|--model mlp --opt sgd --epochs 1 --limit 6000|1.01e6"
+  "mlp-adam|2|bench/mlp.yaml||all|--model mlp --opt adam --epochs 2|--model mlp --opt adam --epochs 1 --limit 6000|1.01e6"
+  "mlp-sgd|1|bench/mlp.yaml|$sgd|all|--model mlp --opt sgd --epochs 2|--model mlp --opt sgd --epochs 1 --limit 6000|1.01e6"
+  "mlp-adam|1|bench/mlp.yaml||all|--model mlp --opt adam --epochs 2|--model mlp --opt adam --epochs 1 --limit 6000|1.01e6"
+  "cnn-adam|2|bench/cnn.yaml||all|--model cnn --opt adam --epochs 1 --limit 20000|--model cnn --opt adam --epochs 1 --limit 3000|22.3e6*"
+  "fashion-cnn|2|experiments/fashion_mnist_cnn.yaml|train.epochs=1;data.limit=10000;data.test_limit=1000|pytorch|--model fashion_cnn --epochs 1 --limit 10000|--model fashion_cnn --epochs 1 --limit 2000|114.1e6*"
+  "resnet|2|experiments/fashion_mnist_resnet.yaml|train.epochs=1;data.limit=6000;data.augment={};optimizer.schedule.warmup=0|pytorch|--model resnet --epochs 1 --limit 6000|--model resnet --epochs 1 --limit 1500|120.9e6*"
+  "char-lstm|2|experiments/char_lstm.yaml|train.epochs=2;$text|pytorch|--model lstm --epochs 2 --warmup 0 --path ${text#*=}|--model lstm --epochs 1 --steps 40 --path ${text#*=}|151.0e6"
+  "char-transformer|2|experiments/char_transformer.yaml|train.epochs=2;optimizer.schedule.warmup=0;$text|pytorch|--model transformer --epochs 2 --warmup 0 --path ${text#*=}|--model transformer --epochs 1 --steps 40 --path ${text#*=}|176.2e6"
 )
 
-backplane() {   # out-folder yaml [--set values...]: one run; appends samples/s
-  local out=$1 yaml=$2; shift 2
-  local args=()
-  for s in "$@"; do [ -n "$s" ] && args+=(--set "$s"); done
+backplane() {   # out-folder yaml [--set values, ;-separated]...: one run; appends samples/s
+  local out=$1 yaml=$2 s; shift 2
+  local args=() sets=()
+  IFS=';' read -ra sets <<<"$(IFS=';'; echo "$*")"
+  for s in "${sets[@]}"; do [ -n "$s" ] && args+=(--set "$s"); done
   build/bin/backplane run "$yaml" --out "$out" --quiet "${args[@]}"
   field samples_per_second "$out/summary.json" >>"$work/bp"
 }
@@ -51,7 +53,12 @@ peer() {   # peer environment arguments...: one run; prints its RESULT line's sa
            # nothing (and why, on stderr) when the run failed
   local who=$1 environment=$2; shift 2
   local program=("$peers_bin/${who}_train") speed
-  [ "$who" = pytorch ] && program=(/usr/bin/python3 bench/torch_train.py)
+  if [ "$who" = pytorch ]; then
+    case " $* " in
+      *" --model lstm "* | *" --model transformer "*) program=(/usr/bin/python3 bench/torch_char.py) ;;
+      *) program=(/usr/bin/python3 bench/torch_train.py) ;;
+    esac
+  fi
   # shellcheck disable=SC2086
   if ! env $environment "${program[@]}" "$@" >"$work/peer.out" 2>"$work/peer.err" </dev/null; then
     echo "bench: $who $* failed: $(tail -1 "$work/peer.err")" >&2
@@ -88,13 +95,11 @@ settings() {   # peer threads
     esac
   done
 }
-# The fastest setting of a peer for a case, from one short run of each (a tenth of the
-# MLP's data; 3,000 of the CNN's images, 1,000 for tiny-dnn).
-best_setting() {   # peer threads arguments
-  local who=$1 threads=$2 given=$3 short best=0 choice="" label env t speed
-  short="${given/--epochs 2/--epochs 1} --limit 6000"
-  [[ $given == *cnn* ]] && short="${given/--limit 20000/--limit 3000}"
-  [[ $given == *cnn* && $who == tinydnn ]] && short="${given/--limit 20000/--limit 1000}"
+# The fastest setting of a peer for a case, from one short run of each (the case's short
+# arguments; 1,000 CNN images for tiny-dnn).
+best_setting() {   # peer threads short-arguments
+  local who=$1 threads=$2 short=$3 best=0 choice="" label env t speed
+  [[ $short == *cnn* && $who == tinydnn ]] && short="${short/--limit 3000/--limit 1000}"
   while IFS='|' read -r label env t; do
     # shellcheck disable=SC2086
     speed=$(peer "$who" "$env" $short --threads "$t")
@@ -110,10 +115,12 @@ for p in "${peers[@]}"; do printf ' %18s' "$p (ratio)"; done
 printf ' %8s %6s\n' "GFLOP/s" peak
 : >"$work/chosen"
 for c in "${cases[@]}"; do
-  IFS='|' read -r name threads yaml set peer_args flops <<<"$c"
+  IFS='|' read -r name threads yaml set runs peer_args short_args flops <<<"$c"
   for p in "${peers[@]}"; do
-    best_setting "$p" "$threads" "$peer_args" >"$work/setting-$p"
+    : >"$work/setting-$p"
     : >"$work/speed-$p"
+    [[ $runs == all || " $runs " == *" $p "* ]] || continue
+    best_setting "$p" "$threads" "$short_args" >"$work/setting-$p"
   done
   : >"$work/bp"
   for ((r = 1; r <= reps; r++)); do
@@ -132,6 +139,10 @@ for c in "${cases[@]}"; do
   printf '%-9s %3s %9.0f' "$name" "$threads" "$bm"
   for p in "${peers[@]}"; do
     IFS='|' read -r label _ <"$work/setting-$p"
+    if [[ $runs != all && " $runs " != *" $p "* ]]; then
+      printf ' %18s' -
+      continue
+    fi
     if [ ! -s "$work/speed-$p" ]; then   # every run of it failed (said on stderr)
       printf ' %18s' failed
       echo "  $name $threads thr, $p: failed" >>"$work/chosen"
@@ -178,6 +189,12 @@ target "mlp-sgd scaling from 1 to 2 threads at batch 128" \
 fastest=$(cat "$work"/median-cnn-adam-2-{pytorch,libtorch,dlib,tinydnn} 2>/dev/null | sort -g | tail -1)
 target "cnn-adam against the fastest peer" \
   "$(awk -v b="$(cat "$work/median-cnn-adam-2-128")" -v p="$fastest" 'BEGIN { print b / p }')" 1.0 x
+for shipped in fashion-cnn:1.5 resnet:1.5 char-lstm:1.3 char-transformer:1.3; do
+  name=${shipped%:*}
+  [ -s "$work/median-$name-2-pytorch" ] || { echo "target  $name against PyTorch's same model: PyTorch failed  NOT MET"; continue; }
+  target "$name against PyTorch's same model" \
+    "$(awk -v b="$(cat "$work/median-$name-2-128")" -v p="$(cat "$work/median-$name-2-pytorch")" 'BEGIN { print b / p }')" "${shipped#*:}" x
+done
 echo "($reps timed runs each, alternating; GFLOP/s and peak are Backplane's. * the FLOPs of the direct computation:"
 echo " Backplane's CNN does its second convolution by Winograd's algorithm, with fewer multiplications."
 echo " tiny-dnn trains on 20,000 MLP samples (1 epoch) and 3,000 CNN images: samples/s counts steps.)"

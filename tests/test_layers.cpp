@@ -2,12 +2,15 @@
 // batch norm's running statistics, and determinism with both in a model.
 #include "model/experiment.hpp"
 #include "helpers.hpp"
+#include "lane_sums.hpp"
 #include "model/network.hpp"
 #include "train/run.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 namespace {
 
@@ -129,6 +132,30 @@ TEST_CASE("max pooling 2x2 picks like the window order says in its vector lanes 
             CHECK(dx(r, pick) == dy(r, o));   // windows do not overlap: the gradient lands alone
         }
     CHECK(dx.sum() == dy.sum());
+}
+
+TEST_CASE("the norms' lane sums agree with a plain double loop at every length, tails included", "[layers]") {
+    std::vector<float> a(1000), b(1000);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        a[i] = float(std::sin(0.37 * double(i)) * 3.0 + 0.5);
+        b[i] = float(std::cos(0.11 * double(i)) - 0.25);
+    }
+    for (const int64_t n : {0, 1, 7, 15, 16, 17, 31, 100, 784, 1000}) {
+        double sum = 0, squares = 0, dot = 0, scale = 0;
+        const double mean = 0.4;
+        for (int64_t i = 0; i < n; ++i) {
+            sum += double(a[i]);
+            squares += (double(a[i]) - mean) * (double(a[i]) - mean);
+            dot += double(a[i]) * double(b[i]);
+            scale += std::abs(double(a[i])) * 4.0;   // bounds every term's size
+        }
+        // Two double sums of the same terms in different orders: apart by rounding alone.
+        const double tolerance = 1e-14 * (scale + 1.0);
+        INFO("n = " << n);
+        CHECK(std::abs(bp::lanes::sum(a.data(), n) - sum) <= tolerance);
+        CHECK(std::abs(bp::lanes::squared_deviations(a.data(), n, mean) - squares) <= tolerance * 4);
+        CHECK(std::abs(bp::lanes::dot(a.data(), b.data(), n) - dot) <= tolerance);
+    }
 }
 
 TEST_CASE("batch norm normalises with shard statistics in training, running ones in evaluation", "[layers]") {

@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "lane_sums.hpp"
 #include "layers.hpp"
 
 namespace {
@@ -18,6 +19,11 @@ namespace {
 template <class M>
 auto channel(M&& m, int64_t r, int64_t c, int64_t area) {
     return m.row(r).segment(c * area, area);
+}
+
+// Where those values start.
+const float* channel_data(bp::ConstMatrixRef m, int64_t r, int64_t c, int64_t area) {
+    return m.data() + r * m.outerStride() + c * area;
 }
 
 class BatchNorm final : public bp::Layer {
@@ -69,9 +75,10 @@ public:
             s.count = double(n * area_);
             for (int64_t c = 0; c < channels_; ++c) {
                 double sum = 0, sq = 0;
-                for (int64_t r = 0; r < n; ++r) sum += channel(x, r, c, area_).cast<double>().sum();
+                for (int64_t r = 0; r < n; ++r) sum += bp::lanes::sum(channel_data(x, r, c, area_), area_);
                 const double mean = sum / s.count;
-                for (int64_t r = 0; r < n; ++r) sq += (channel(x, r, c, area_).cast<double>().array() - mean).square().sum();
+                for (int64_t r = 0; r < n; ++r)
+                    sq += bp::lanes::squared_deviations(channel_data(x, r, c, area_), area_, mean);
                 s.mean(c) = mean;
                 s.var(c) = sq / s.count;
                 s.rstd(c) = float(1.0 / std::sqrt(s.var(c) + double(eps_)));
@@ -100,9 +107,8 @@ public:
         for (int64_t c = 0; c < channels_; ++c) {
             double sum_dy = 0, sum_dy_xhat = 0;
             for (int64_t r = 0; r < n; ++r) {
-                sum_dy += channel(dy, r, c, area_).cast<double>().sum();
-                sum_dy_xhat += (channel(dy, r, c, area_).cast<double>().array() *
-                                channel(s.xhat, r, c, area_).cast<double>().array()).sum();
+                sum_dy += bp::lanes::sum(channel_data(dy, r, c, area_), area_);
+                sum_dy_xhat += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
             }
             grads[0](0, c) = float(sum_dy_xhat);
             grads[1](0, c) = float(sum_dy);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "lane_sums.hpp"
 #include "layers.hpp"
 
 namespace {
@@ -48,8 +49,8 @@ public:
         const auto& gamma = params_[0].value.row(0).array();
         const auto& beta = params_[1].value.row(0).array();
         for (Eigen::Index p = 0; p < in.rows(); ++p) {
-            const double mean = in.row(p).cast<double>().mean();
-            const double var = (in.row(p).cast<double>().array() - mean).square().mean();
+            const double mean = bp::lanes::sum(in.row(p).data(), width_) / double(width_);
+            const double var = bp::lanes::squared_deviations(in.row(p).data(), width_, mean) / double(width_);
             s.rstd(p) = float(1.0 / std::sqrt(var + double(eps_)));
             xhat.row(p) = (in.row(p).array() - float(mean)) * s.rstd(p);
             out.row(p) = xhat.row(p).array() * gamma + beta;

@@ -1,9 +1,16 @@
-"""The PyTorch side of bench/compare_char_transformer.sh: experiments/char_transformer.yaml
-written in PyTorch (minGPT's shape), with the same data, initialisation scheme, optimizer
-and learning rate per epoch. Prints the validation loss after every epoch, then
-RESULT {"samples_per_second": ..., "val_loss": [...]}; samples/s over the training steps
-alone. Run with Debian's /usr/bin/python3 (python3-torch).
+"""The PyTorch side of the character models: --model transformer is
+experiments/char_transformer.yaml written in PyTorch (minGPT's shape), with the same data,
+initialisation scheme, optimizer and learning rate per epoch (bench/compare_char_transformer.sh);
+--model lstm is experiments/char_lstm.yaml (bench/compare_peers.sh): the same data, model,
+optimizer, clipping and rates, PyTorch's own initialisation. Prints the validation loss
+after every epoch, then RESULT {"samples_per_second": ..., "val_loss": [...]}; samples/s
+over the training steps alone. Run with Debian's /usr/bin/python3 (python3-torch).
 
+The LSTM: byte embedding 64, one nn.LSTM layer of 256 units over the window (state zero at
+each window's start, as the yaml's), a dense 256 at every position; Adam lr 2e-3, gradient
+norm clipped to 5, the rate per epoch a cosine from lr to lr/10 (--warmup 0).
+
+The transformer:
 What is the same as Backplane's run:
 - data: the text dataset's windows (files of the folder in name order, symlinks and files
   holding a 0 byte skipped; the last 10% of every file held out for validation; windows of
@@ -24,6 +31,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
 p = argparse.ArgumentParser()
+p.add_argument("--model", choices=["transformer", "lstm"], default="transformer")
 p.add_argument("--path", default="/usr/share/games/fortunes")
 p.add_argument("--context", type=int, default=64)
 p.add_argument("--stride", type=int, default=0, help="0: the context")
@@ -34,7 +42,8 @@ p.add_argument("--warmup", type=int, default=1, help="warmup epochs, as the yaml
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--seed", type=int, default=1)
 a = p.parse_args()
-T, C, HEADS, HIDDEN, BATCH, LR, WD = a.context, 128, 4, 512, 32, 1e-3, 0.1
+T, C, HEADS, HIDDEN, BATCH = a.context, 128, 4, 512, 32
+LR, WD, CLIP = (1e-3, 0.1, 0.0) if a.model == "transformer" else (2e-3, 0.0, 5.0)
 stride = a.stride or T
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -111,6 +120,15 @@ class Gpt(nn.Module):
         return self.head(self.ln(self.blocks(self.tok(ids) + self.pos)))
 
 
+class Lstm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.tok, self.lstm, self.head = nn.Embedding(256, 64), nn.LSTM(64, 256, batch_first=True), nn.Linear(256, 256)
+
+    def forward(self, ids):
+        return self.head(self.lstm(self.tok(ids))[0])
+
+
 def rate(epoch):   # 1-based, Backplane's scheduled_rate: linear warmup, then cosine with min_factor 0.1
     if epoch <= a.warmup:
         return LR * epoch / (a.warmup + 1)
@@ -122,10 +140,14 @@ def rate(epoch):   # 1-based, Backplane's scheduled_rate: linear warmup, then co
 train_b, held_b = corpus(a.path)
 X, Y = windows(train_b)
 VX, VY = windows(held_b)
-model = Gpt()
-decay = [p for n, p in model.named_parameters() if n.endswith("weight") and "ln" not in n] + [model.pos]
-rest = [p for p in model.parameters() if all(p is not d for d in decay)]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}], lr=LR)
+if a.model == "transformer":
+    model = Gpt()
+    decay = [p for n, p in model.named_parameters() if n.endswith("weight") and "ln" not in n] + [model.pos]
+    rest = [p for p in model.parameters() if all(p is not d for d in decay)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}], lr=LR)
+else:
+    model = Lstm()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
 print(f"{X.shape[0]} training windows, {VX.shape[0]} validation, "
       f"{sum(p.numel() for p in model.parameters())} parameters", flush=True)
 
@@ -142,7 +164,9 @@ for epoch in range(1, a.epochs + 1):
             break
         opt.zero_grad(set_to_none=True)
         x, y = Xs[i:i + BATCH], Ys[i:i + BATCH]
-        F.cross_entropy(model(x).view(-1, 256), y.view(-1)).backward()
+        F.cross_entropy(model(x).reshape(-1, 256), y.view(-1)).backward()
+        if CLIP:
+            nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
         samples += x.shape[0]
     seconds += time.perf_counter() - t0
@@ -150,7 +174,7 @@ for epoch in range(1, a.epochs + 1):
         continue
     model.eval()
     with torch.no_grad():
-        total = sum(F.cross_entropy(model(VX[i:i + 256]).view(-1, 256), VY[i:i + 256].view(-1), reduction="sum").item()
+        total = sum(F.cross_entropy(model(VX[i:i + 256]).reshape(-1, 256), VY[i:i + 256].view(-1), reduction="sum").item()
                     for i in range(0, VX.shape[0], 256))
     val.append(total / VY.numel())
     print(f"epoch {epoch}/{a.epochs}  val_loss {val[-1]:.4f}  {samples / seconds:.0f} samples/s", flush=True)
