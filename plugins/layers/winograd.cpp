@@ -173,15 +173,12 @@ public:
             for (int64_t f = 0; f < F; ++f) {   // z = the output transform of m, plus the bias
                 const float shift = bias.size() ? bias(0, f) : 0.0f;
                 for (int64_t j = 0; j < count; j += kLanes) {
-                    const int lanes = int(std::min<int64_t>(kLanes, count - j));
+                    const Group group = lane_group(first + j, int(std::min<int64_t>(kLanes, count - j)));
                     Lanes<A, A> m;
-                    load_lanes(b.m.data() + f * count + j, sm, lanes, m);
+                    load_lanes(b.m.data() + f * count + j, sm, group.lanes, m);
                     Lanes<M, M> y;
                     sandwich_lanes(at_, m, at_.transpose(), y);
-                    for (int l = 0; l < lanes; ++l) {
-                        const auto [s, tile] = sample_tile(first + j + l);
-                        write_outputs(y, l, shift, z.row(s).data() + f * g_.out_area(), tile);
-                    }
+                    for (int l = 0; l < group.lanes; ++l) write_outputs(y, l, shift, group, f, z);
                 }
             }
         });
@@ -201,15 +198,12 @@ public:
             if (!one_block) transform_inputs(x, first, count, b.v.data(), sv);   // else v is still forward's
             for (int64_t f = 0; f < F; ++f)   // m = the output transform's adjoint of dz
                 for (int64_t j = 0; j < count; j += kLanes) {
-                    const int lanes = int(std::min<int64_t>(kLanes, count - j));
+                    const Group group = lane_group(first + j, int(std::min<int64_t>(kLanes, count - j)));
                     Lanes<M, M> d = {};
-                    for (int l = 0; l < lanes; ++l) {
-                        const auto [s, tile] = sample_tile(first + j + l);
-                        read_outputs(dz.row(s).data() + f * g_.out_area(), tile, d, l);
-                    }
+                    for (int l = 0; l < group.lanes; ++l) read_outputs(dz, group, l, f, d);
                     Lanes<A, A> m;
                     sandwich_lanes(at_.transpose(), d, at_, m);
-                    store_lanes(m, lanes, b.m.data() + f * count + j, sm);
+                    store_lanes(m, group.lanes, b.m.data() + f * count + j, sm);
                 }
             for (int p = 0; p < P; ++p)   // du (+)= m v^T, block after block
                 gemm(ConstMap(b.m.data() + p * sm, F, count), false, ConstMap(b.v.data() + p * sv, C, count), true,
@@ -220,14 +214,11 @@ public:
                      Map(b.dv.data() + p * sv, C, count));
             for (int64_t c = 0; c < C; ++c)   // dx += the input transform's adjoint of dv
                 for (int64_t j = 0; j < count; j += kLanes) {
-                    const int lanes = int(std::min<int64_t>(kLanes, count - j));
+                    const Group group = lane_group(first + j, int(std::min<int64_t>(kLanes, count - j)));
                     Lanes<A, A> dv, d;
-                    load_lanes(b.dv.data() + c * count + j, sv, lanes, dv);
+                    load_lanes(b.dv.data() + c * count + j, sv, group.lanes, dv);
                     sandwich_lanes(bt_.transpose(), dv, bt_, d);
-                    for (int l = 0; l < lanes; ++l) {
-                        const auto [s, tile] = sample_tile(first + j + l);
-                        add_input_tile(d, l, dx.row(s).data() + c * g_.height * g_.width, tile);
-                    }
+                    for (int l = 0; l < group.lanes; ++l) add_input_tile(d, l, group, c, dx);
                 }
         });
         for (int64_t f = 0; f < F; ++f)   // dw = the weights' transform's adjoint of du
@@ -259,21 +250,35 @@ private:
         for (int64_t first = 0; first < columns; first += step) block(first, std::min(step, columns - first));
     }
 
-    // Column j of a shard is tile j % tiles of sample j / tiles.
-    std::pair<int64_t, int64_t> sample_tile(int64_t j) const { return {j / tiles_, j % tiles_}; }
+    // `lanes` consecutive columns of a shard from `column`: each lane's sample and its
+    // tile's row and column among the tiles. Column j is tile j % tiles of sample
+    // j / tiles; counted on from the first (a division per lane and per channel, and
+    // two more per tile origin, were a visible part of the layer's time).
+    struct Group {
+        int lanes;
+        int64_t sample[kLanes], tile_row[kLanes], tile_col[kLanes];
+    };
+    Group lane_group(int64_t column, int lanes) const {
+        Group g{lanes, {}, {}, {}};
+        int64_t sample = column / tiles_, tile = column % tiles_;
+        for (int l = 0; l < lanes; ++l) {
+            g.sample[l] = sample;
+            g.tile_row[l] = tile / tiles_w_;
+            g.tile_col[l] = tile % tiles_w_;
+            if (++tile == tiles_) tile = 0, ++sample;
+        }
+        return g;
+    }
 
     // v's blocks p (channels x count) := the input transform of columns [first, first + count).
     void transform_inputs(bp::ConstMatrixRef x, int64_t first, int64_t count, float* v, int64_t sv) const {
         for (int64_t c = 0; c < g_.channels; ++c)
             for (int64_t j = 0; j < count; j += kLanes) {
-                const int lanes = int(std::min<int64_t>(kLanes, count - j));
+                const Group group = lane_group(first + j, int(std::min<int64_t>(kLanes, count - j)));
                 Lanes<A, A> d = {}, t;
-                for (int l = 0; l < lanes; ++l) {
-                    const auto [s, tile] = sample_tile(first + j + l);
-                    load_input_tile(x.row(s).data() + c * g_.height * g_.width, tile, d, l);
-                }
+                for (int l = 0; l < group.lanes; ++l) load_input_tile(x, group, l, c, d);
                 sandwich_lanes(bt_, d, bt_.transpose(), t);
-                store_lanes(t, lanes, v + c * count + j, sv);
+                store_lanes(t, group.lanes, v + c * count + j, sv);
             }
     }
 
@@ -301,52 +306,53 @@ private:
         }
     }
 
-    // The tile's first input row and column (negative in the top and left padding).
-    std::pair<int64_t, int64_t> origin(int64_t tile) const {
-        return {(tile / tiles_w_) * M - g_.padding, (tile % tiles_w_) * M - g_.padding};
-    }
-
-    // The rows and columns [i0, i1) x [j0, j1) of a tile's A x A window inside the
-    // image: the rest is padding, or lies past the bottom and right edges where the
+    // The rows and columns [i0, i1) x [j0, j1) of lane l's A x A window inside the
+    // image, whose first row and column are h0, w0 (negative in the top and left
+    // padding): the rest is padding, or lies past the bottom and right edges where the
     // last tiles reach beyond the outputs, and reads as zero.
     struct Window {
         int64_t h0, w0, i0, i1, j0, j1;
     };
-    Window window(int64_t tile) const {
-        const auto [h0, w0] = origin(tile);
+    Window window(const Group& g, int l) const {
+        const int64_t h0 = g.tile_row[l] * M - g_.padding, w0 = g.tile_col[l] * M - g_.padding;
         return {h0, w0, std::max<int64_t>(0, -h0), std::min<int64_t>(A, g_.height - h0), std::max<int64_t>(0, -w0),
                 std::min<int64_t>(A, g_.width - w0)};
     }
 
-    // Lane l of d := the tile's input window (d is zero where the window is outside).
-    void load_input_tile(const float* image, int64_t tile, Lanes<A, A>& d, int l) const {
-        const Window w = window(tile);
+    // Lane l of d := its tile's input window in channel c of x (d is zero where the
+    // window is outside).
+    void load_input_tile(bp::ConstMatrixRef x, const Group& g, int l, int64_t c, Lanes<A, A>& d) const {
+        const float* image = x.row(g.sample[l]).data() + c * g_.height * g_.width;
+        const Window w = window(g, l);
         for (int64_t i = w.i0; i < w.i1; ++i)
             for (int64_t j = w.j0; j < w.j1; ++j) d[i][j][l] = image[(w.h0 + i) * g_.width + w.w0 + j];
     }
 
-    // The adjoint of load_input_tile: adds lane l of d into the image where it lies inside.
-    void add_input_tile(const Lanes<A, A>& d, int l, float* image, int64_t tile) const {
-        const Window w = window(tile);
+    // The adjoint of load_input_tile: adds lane l of d into dx's channel c where it lies inside.
+    void add_input_tile(const Lanes<A, A>& d, int l, const Group& g, int64_t c, bp::MatrixRef dx) const {
+        float* image = dx.row(g.sample[l]).data() + c * g_.height * g_.width;
+        const Window w = window(g, l);
         for (int64_t i = w.i0; i < w.i1; ++i)
             for (int64_t j = w.j0; j < w.j1; ++j) image[(w.h0 + i) * g_.width + w.w0 + j] += d[i][j][l];
     }
 
-    // Writes lane l's M x M outputs, plus shift, where they lie inside the output image.
-    void write_outputs(const Lanes<M, M>& y, int l, float shift, float* out, int64_t tile) const {
-        const int64_t oh = (tile / tiles_w_) * M, ow = (tile % tiles_w_) * M;
+    // Writes lane l's M x M outputs, plus shift, where they lie inside filter f's output image in z.
+    void write_outputs(const Lanes<M, M>& y, int l, float shift, const Group& g, int64_t f, bp::MatrixRef z) const {
+        float* out = z.row(g.sample[l]).data() + f * g_.out_area();
+        const int64_t oh = g.tile_row[l] * M, ow = g.tile_col[l] * M;
         const int64_t rows = std::min<int64_t>(M, g_.out_height - oh), cols = std::min<int64_t>(M, g_.out_width - ow);
         for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j) out[(oh + i) * g_.out_width + ow + j] = y[i][j][l] + shift;
     }
 
-    // The adjoint of write_outputs: lane l of d := the tile's output gradients (d is
-    // zero where the tile was cut off).
-    void read_outputs(const float* dz, int64_t tile, Lanes<M, M>& d, int l) const {
-        const int64_t oh = (tile / tiles_w_) * M, ow = (tile % tiles_w_) * M;
+    // The adjoint of write_outputs: lane l of d := its tile's gradients in filter f's
+    // image of dz (d is zero where the tile was cut off).
+    void read_outputs(bp::ConstMatrixRef dz, const Group& g, int l, int64_t f, Lanes<M, M>& d) const {
+        const float* grad = dz.row(g.sample[l]).data() + f * g_.out_area();
+        const int64_t oh = g.tile_row[l] * M, ow = g.tile_col[l] * M;
         const int64_t rows = std::min<int64_t>(M, g_.out_height - oh), cols = std::min<int64_t>(M, g_.out_width - ow);
         for (int64_t i = 0; i < rows; ++i)
-            for (int64_t j = 0; j < cols; ++j) d[i][j][l] = dz[(oh + i) * g_.out_width + ow + j];
+            for (int64_t j = 0; j < cols; ++j) d[i][j][l] = grad[(oh + i) * g_.out_width + ow + j];
     }
 
     ImageGeometry g_;
