@@ -38,10 +38,13 @@ p.add_argument("--stride", type=int, default=0, help="0: the context")
 p.add_argument("--epochs", type=int, default=5)
 p.add_argument("--steps", type=int, default=0,
                help="stop each epoch after N steps and skip validation (0: all), for a quick timing")
-p.add_argument("--warmup", type=int, default=1, help="warmup epochs, as the yaml's optimizer.schedule.warmup")
+p.add_argument("--warmup", type=int, default=None,
+               help="warmup epochs, as the yaml's optimizer.schedule.warmup (default: the yaml's, 1 or 0)")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--seed", type=int, default=1)
 a = p.parse_args()
+if a.warmup is None:
+    a.warmup = 1 if a.model == "transformer" else 0
 T, C, HEADS, HIDDEN, BATCH = a.context, 128, 4, 512, 32
 LR, WD, CLIP = (1e-3, 0.1, 0.0) if a.model == "transformer" else (2e-3, 0.0, 5.0)
 stride = a.stride or T

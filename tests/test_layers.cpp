@@ -1,5 +1,6 @@
 // Behaviour the gradient check cannot see: dropout's and batch norm's two modes,
-// batch norm's running statistics, and determinism with both in a model.
+// batch norm's running statistics, and determinism with both in a model; the norms' lane
+// sums, max pooling's fast paths, the convolution's algorithms and GELU against plain references.
 #include "model/experiment.hpp"
 #include "helpers.hpp"
 #include "lane_sums.hpp"

@@ -252,8 +252,9 @@ private:
 
     // `lanes` consecutive columns of a shard from `column`: each lane's sample and its
     // tile's row and column among the tiles. Column j is tile j % tiles of sample
-    // j / tiles; counted on from the first (a division per lane and per channel, and
-    // two more per tile origin, were a visible part of the layer's time).
+    // j / tiles: the samples are counted on from the first lane's (two divisions per
+    // lane, one for its sample and one for its tile's origin, were a visible part of
+    // the layer's time; one is left).
     struct Group {
         int lanes;
         int64_t sample[kLanes], tile_row[kLanes], tile_col[kLanes];
