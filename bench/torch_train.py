@@ -4,7 +4,9 @@ as bench/*.yaml (mlp, cnn) and as the shipped experiments/fashion_mnist_cnn.yaml
 prints RESULT {"samples_per_second": ...} over the training steps alone (data already in
 memory, shuffled before the clock). The shipped models' twins train as their yaml does
 (normalisation, optimizer, weight decay on weights only), without the ResNet's augmentation,
-which the benchmark turns off on both sides. Run with Debian's /usr/bin/python3 (python3-torch)."""
+which the benchmark turns off on both sides. The rate is constant: the yamls' per-epoch cosine
+schedules give lr in the one epoch the benchmark trains. Each framework draws its own random
+numbers (initialisation, shuffling, dropout). Run with Debian's /usr/bin/python3 (python3-torch)."""
 import argparse, gzip, json, resource, time
 import numpy as np
 import torch, torch.nn as nn
