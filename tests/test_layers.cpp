@@ -216,15 +216,20 @@ std::vector<std::string> fingerprints_at_1_2_8_threads(const std::string& text, 
 
 }  // namespace
 
-TEST_CASE("a CNN with Winograd convolutions is bitwise identical at 1, 2 and 8 threads", "[layers][determinism]") {
+TEST_CASE("a CNN with Winograd and direct convolutions is bitwise identical at 1, 2 and 8 threads",
+          "[layers][determinism]") {
     // The second convolution's shard of 16 images is 784 tiles, more than one block; each
-    // epoch ends with a partial shard (100 = 2 x 48 + 4).
+    // epoch ends with a partial shard (100 = 2 x 48 + 4). The direct ones: two vectors a
+    // row, then one.
     const std::string text = R"(name: winograd
 seed: 5
 data: { source: gaussian, shape: 3x28x28, samples: 100, classes: 3 }
 model:
   - conv2d: { filters: 8, kernel: 3, padding: 1, activation: relu, algorithm: winograd }
   - conv2d: { filters: 40, kernel: 5, padding: 2, algorithm: winograd }
+  - conv2d: { filters: 9, kernel: 3, padding: 1, algorithm: direct }
+  - max_pool2d: { kernel: 2 }
+  - conv2d: { filters: 3, kernel: 5, padding: 2, algorithm: direct }
   - global_avg_pool
   - dense: { units: 3 }
 loss: softmax_cross_entropy
@@ -329,28 +334,35 @@ double relative_difference(const Eigen::MatrixXd& a, const Eigen::MatrixXd& exac
 
 }  // namespace
 
-TEST_CASE("conv2d's Winograd path and im2col compute the convolution, forward and backward", "[layers]") {
+TEST_CASE("conv2d's Winograd path, direct path and im2col compute the convolution, forward and backward",
+          "[layers]") {
     struct Case {
         bp::Shape input;
         int64_t kernel, padding, filters;
     };
-    // Whole and cut-off tiles, padding and none, one channel and several.
+    // Whole and cut-off tiles, padding and none, one channel and several; rows of one to
+    // four vectors for the direct path, filters in whole blocks and not.
     for (const auto& c : {Case{{3, 12, 12}, 5, 0, 4}, Case{{2, 7, 6}, 5, 2, 3}, Case{{4, 9, 11}, 3, 1, 5},
-                          Case{{1, 5, 5}, 3, 0, 2}, Case{{8, 28, 28}, 3, 1, 6},
+                          Case{{1, 5, 5}, 3, 0, 2}, Case{{8, 28, 28}, 3, 1, 6}, Case{{3, 20, 40}, 3, 1, 9},
+                          Case{{2, 6, 64}, 5, 2, 17},
                           // 245 tiles in blocks of 227: the backward pass transforms the inputs again.
                           Case{{32, 28, 28}, 5, 2, 40}}) {
         CAPTURE(c.input.str(), c.kernel, c.padding);
         bp::Matrix x(5, c.input.size());
         for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = float(bp::Random(3).normal(uint64_t(i)));
-        const ConvRun direct = run_conv("im2col", c.input, c.kernel, c.padding, c.filters, x);
-        const ConvRun fast = run_conv("winograd", c.input, c.kernel, c.padding, c.filters, x);
-        REQUIRE(fast.w == direct.w);
-        const Reference exact = reference_conv(c.input, c.kernel, c.padding, x, direct.w, direct.dy);
+        const ConvRun im2col = run_conv("im2col", c.input, c.kernel, c.padding, c.filters, x);
+        const ConvRun winograd = run_conv("winograd", c.input, c.kernel, c.padding, c.filters, x);
+        const ConvRun direct = run_conv("direct", c.input, c.kernel, c.padding, c.filters, x);
+        REQUIRE(winograd.w == im2col.w);
+        REQUIRE(direct.w == im2col.w);
+        const Reference exact = reference_conv(c.input, c.kernel, c.padding, x, im2col.w, im2col.dy);
         // Measured against this reference: im2col within 4.4e-7 of each quantity's
-        // scale, Winograd within 1.2e-5 (dW of the 32-channel 5x5 case; 5e-6 otherwise).
-        for (const ConvRun* run : {&direct, &fast}) {
-            const double tolerance = run == &fast ? 3e-5 : 1e-6;
-            CAPTURE(run == &fast);
+        // scale, Winograd within 1.2e-5 (dW of the 32-channel 5x5 case; 5e-6 otherwise),
+        // direct within 1.5e-6 (dx of that case: each lane adds its 800 terms one after
+        // another, where the products' kernels keep several partial sums; 4.1e-7 otherwise).
+        for (const ConvRun* run : {&im2col, &winograd, &direct}) {
+            const double tolerance = run == &winograd ? 3e-5 : run == &direct ? 3e-6 : 1e-6;
+            CAPTURE(run == &winograd, run == &direct);
             bp::Matrix y = run->y;   // less the bias run_conv set
             const int64_t area = y.cols() / c.filters;
             for (int64_t f = 0; f < c.filters; ++f) y.middleCols(f * area, area).array() -= 0.1f * float(f) - 0.2f;
@@ -358,7 +370,8 @@ TEST_CASE("conv2d's Winograd path and im2col compute the convolution, forward an
             CHECK(relative_difference(run->dx.cast<double>(), exact.dx) < tolerance);
             CHECK(relative_difference(run->dw.cast<double>(), exact.dw) < tolerance);
         }
-        CHECK(fast.db == direct.db);   // both sum dy the same way
+        CHECK(winograd.db == im2col.db);   // all sum dy the same way
+        CHECK(direct.db == im2col.db);
     }
 }
 

@@ -1,5 +1,6 @@
 // conv2d: y = act(conv(x, W) + b), by im2col and one GEMM per sample, or by Winograd's
-// F(4x4, k x k) over the shard (winograd.hpp) where that is less work.
+// F(4x4, k x k) over the shard (winograd.hpp) where that is less work, or, when asked, by
+// a direct convolution on whole vectors (direct_conv.hpp).
 // x row: (C, H, W); W is (filters, C*k*k), PyTorch's (F, C, k, k) flattened;
 // y row: (filters, OH, OW).
 #include <backplane/backplane.hpp>
@@ -8,6 +9,7 @@
 #include <cmath>
 
 #include "gemm.hpp"
+#include "direct_conv.hpp"
 #include "image.hpp"
 #include "layers.hpp"
 #include "winograd.hpp"
@@ -29,9 +31,9 @@ public:
             .activation("activation", "identity", "activation fused into the layer's output")
             .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
             .boolean("bias", true, "add a learned bias per filter")
-            .choice("algorithm", "auto", {"auto", "im2col", "winograd"},
-                    "winograd needs stride 1 and a kernel of 3 or 5 (im2col elsewhere); auto takes it where that "
-                    "is also less work (enough channels)");
+            .choice("algorithm", "auto", {"auto", "im2col", "winograd", "direct"},
+                    "winograd needs stride 1 and a kernel of 3 or 5, direct the same and outputs at most 64 wide "
+                    "(im2col elsewhere); auto takes winograd where that is also less work (enough channels)");
     }
 
     Conv2d(const bp::Params& p, const bp::Services& services)
@@ -60,17 +62,20 @@ public:
 
     std::span<bp::NamedTensor> parameters() override { return params_; }
 
-    // One sample's im2col and its gradient, or the shard's Winograd buffers;
-    // pre-activations for the shard.
+    // One sample's im2col and its gradient, or the shard's Winograd buffers, or the
+    // direct convolution's; pre-activations for the shard.
     struct Scratch final : bp::Workspace {
         bp::Matrix cols, dcols, z, dz;
         Winograd::Buffers winograd;
+        DirectConv::Buffers direct;
     };
 
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
         auto ws = std::make_unique<Scratch>();
         if (winograd_) {
             ws->winograd = winograd_->buffers(max_rows);
+        } else if (direct_) {
+            ws->direct = direct_->buffers();
         } else {
             const int64_t patch = g_.channels * kernel_ * kernel_;
             ws->cols.resize(patch, g_.out_area());
@@ -89,6 +94,8 @@ public:
         bp::MatrixRef z = fused_ ? bp::MatrixRef(s.z.topRows(n)) : y;
         if (winograd_) {
             winograd_->forward(params_[0].value, bias_ ? params_[1].value : no_bias_, x, z, s.winograd);
+        } else if (direct_) {
+            direct_->forward(params_[0].value, bias_ ? params_[1].value : no_bias_, x, z, s.direct);
         } else {
             for (int64_t r = 0; r < n; ++r) {
                 im2col(x.row(r).data(), s.cols);
@@ -115,6 +122,10 @@ public:
             winograd_->backward(x, dz, dx, grads[0], s.winograd);
             return;
         }
+        if (direct_) {
+            direct_->backward(x, dz, dx, grads[0], s.direct);
+            return;
+        }
         grads[0].setZero();
         for (int64_t r = 0; r < n; ++r) {
             ConstMap d(dz.row(r).data(), filters_, g_.out_area());
@@ -128,12 +139,18 @@ public:
     }
 
 private:
-    // Winograd where the geometry allows it and it was asked for, or under auto where
-    // its estimated work is below im2col's (the product plus the copy into cols).
-    // A geometry it cannot do falls back to im2col rather than fail, so that one
-    // setting serves a whole model (and check-plugin's variants of every example).
+    // Winograd or the direct convolution where the geometry allows it and it was asked
+    // for, or Winograd under auto where its estimated work is below im2col's (the product
+    // plus the copy into cols). A geometry one cannot do falls back to im2col rather than
+    // fail, so that one setting serves a whole model (and check-plugin's variants of
+    // every example).
     void choose_algorithm() {
         winograd_.reset();
+        direct_.reset();
+        if (algorithm_ == "direct") {
+            if (DirectConv::supports(g_)) direct_ = std::make_unique<DirectConv>(g_, filters_);
+            return;
+        }
         if (algorithm_ == "im2col" || !Winograd::supports(g_)) return;
         auto winograd = std::make_unique<Winograd>(g_, filters_);
         const double im2col = double(filters_ + 1) * double(g_.channels * kernel_ * kernel_ * g_.out_area());
@@ -192,6 +209,7 @@ private:
     std::string algorithm_;
     ImageGeometry g_{};
     std::unique_ptr<const Winograd> winograd_;   // set by build when it computes the layer
+    std::unique_ptr<const DirectConv> direct_;   // the same
     bp::Matrix no_bias_;
     std::vector<bp::NamedTensor> params_;
 };

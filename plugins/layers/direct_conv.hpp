@@ -1,0 +1,56 @@
+// Direct convolution on whole vectors for stride 1 and a 3x3 or 5x5 kernel: conv2d's
+// path for images a few vectors wide with few channels (the ResNet's 16 channels at 28x28),
+// where Winograd's transformed tiles cost more in memory traffic than they save in
+// multiply-adds.
+//
+// Each sample is copied into a zero-bordered buffer, rows padded to whole vectors, so that
+// a row of outputs is a few vectors (16 outputs each) and every term of the sum is one
+// vector load times one weight, broadcast: out[f][oh][ow..ow+15] += in[c][oh+i][ow+j..]
+// * w[f][c][i][j], a block of filters accumulating in registers. The input gradient is
+// the same correlation of the output gradient (padded by k-1-p) with the flipped,
+// transposed weights; the weights' gradient accumulates per vector lane over the shard's
+// samples and is summed across the lanes at the end. Every sum runs in an order fixed by
+// the shapes: the same bits at any thread count.
+#pragma once
+
+#include <backplane/tensor.hpp>
+
+#include <vector>
+
+#include "image.hpp"
+
+class DirectConv {
+public:
+    // Stride 1, a kernel of 3 or 5, and outputs at most 64 wide.
+    static bool supports(const ImageGeometry& g);
+
+    DirectConv(const ImageGeometry& g, int64_t filters);
+
+    struct Buffers {
+        std::vector<float> x, dz;        // one sample, zero-bordered: forward's input, the gradient's
+        std::vector<float> w, flipped;   // the weights as [c][i][j][filters], and flipped as [f][i][j][channels]
+        std::vector<float> dw;           // the weights' gradient per vector lane
+    };
+    Buffers buffers() const;
+
+    // z = conv(x, w) + bias, rows (filters, OH, OW); w is (filters, C*k*k); bias (1, filters) or empty.
+    void forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
+                 Buffers& b) const;
+    // From x and dz = dL/dz (w as forward last had it, in b): dw = dL/dw (overwritten) and,
+    // when dx has rows, dx = dL/dx.
+    void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw, Buffers& b) const;
+
+private:
+    // A correlation's input, zero-bordered: channels x rows x pitch floats, the image at
+    // row and column `pad`; outputs out_h x out_w, `chunks` vectors a row.
+    struct Plane {
+        int64_t channels, height, width, pad, out_h, out_w, chunks, rows, pitch;
+        Plane(int64_t channels, int64_t height, int64_t width, int64_t pad, int64_t k);
+        int64_t size() const { return channels * rows * pitch; }
+        void fill(const float* image, float* padded) const;   // the interior; the border stays as it was (zero)
+    };
+
+    ImageGeometry g_;
+    int64_t filters_;
+    Plane forward_, backward_;   // x as forward reads it; dz as the input gradient's correlation reads it
+};
