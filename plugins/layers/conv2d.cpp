@@ -151,6 +151,10 @@ private:
             if (DirectConv::supports(g_)) direct_ = std::make_unique<DirectConv>(g_, filters_);
             return;
         }
+        if (algorithm_ == "auto" && DirectConv::fills_lanes(g_)) {
+            direct_ = std::make_unique<DirectConv>(g_, filters_);
+            return;
+        }
         if (algorithm_ == "im2col" || !Winograd::supports(g_)) return;
         auto winograd = std::make_unique<Winograd>(g_, filters_);
         const double im2col = double(filters_ + 1) * double(g_.channels * kernel_ * kernel_ * g_.out_area());

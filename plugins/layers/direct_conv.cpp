@@ -79,55 +79,41 @@ void correlate_rows(int64_t chunks, const float* in, int64_t channels, int64_t r
     throw std::logic_error("direct_conv: rows of more than 4 vectors");
 }
 
-// lanes[((f * channels + c) * K + i) * K + j] += dz[f][oh][ow] * x[c][oh + i][ow + j]
-// over the output positions, lane by lane (ow = 16 q + lane), for the FB filters from
-// f0. dz and x are zero-bordered planes; dz's lanes past the outputs are its zero
-// border, so the x they meet adds nothing.
-template <int K, int FB>
-void weight_lanes(const float* x, int64_t x_rows, int64_t x_pitch, const float* dz, int64_t dz_rows,
-                  int64_t dz_pitch, int64_t dz_pad, int64_t channels, int64_t f0, int64_t out_h, int64_t chunks,
-                  float* lanes) {
-    for (int64_t c = 0; c < channels; ++c) {
-        Vec acc[FB][K][K];
-        for (int b = 0; b < FB; ++b)
-            for (int i = 0; i < K; ++i)
-                for (int j = 0; j < K; ++j) acc[b][i][j] = load(lanes + ((((f0 + b) * channels + c) * K + i) * K + j) * kLanes);
-        for (int64_t oh = 0; oh < out_h; ++oh)
-            for (int64_t q = 0; q < chunks; ++q) {
-                Vec d[FB];
-                for (int b = 0; b < FB; ++b)
-                    d[b] = load(dz + ((f0 + b) * dz_rows + oh + dz_pad) * dz_pitch + dz_pad + q * kLanes);
-                const float* window = x + (c * x_rows + oh) * x_pitch + q * kLanes;
+// dw[c][i][j][f] += sum over the outputs of dz[oh][ow][f] * x[c][oh + i][ow + j], for
+// the 16 filters from f0 (a vector; dz is channel-last, rows of `lanes` filters) and the
+// CB channels from c0: one sample's sums in registers, added to dw at the end, as
+// im2col's product adds each sample's.
+template <int K, int CB>
+void weight_gradient(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes, int64_t out_h,
+                     int64_t out_w, int64_t f0, int64_t c0, float* dw) {
+    Vec acc[CB][K][K] = {};
+    for (int64_t oh = 0; oh < out_h; ++oh)
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+            const Vec d = load(dz + (oh * out_w + ow) * lanes + f0);
+            for (int cb = 0; cb < CB; ++cb) {
+                const float* window = x + ((c0 + cb) * rows + oh) * pitch + ow;
                 for (int i = 0; i < K; ++i)
-                    for (int j = 0; j < K; ++j) {
-                        const Vec v = load(window + i * x_pitch + j);
-                        for (int b = 0; b < FB; ++b) acc[b][i][j] += d[b] * v;
-                    }
+                    for (int j = 0; j < K; ++j) acc[cb][i][j] += d * window[i * pitch + j];
             }
-        for (int b = 0; b < FB; ++b)
-            for (int i = 0; i < K; ++i)
-                for (int j = 0; j < K; ++j)
-                    store(acc[b][i][j], kLanes, lanes + ((((f0 + b) * channels + c) * K + i) * K + j) * kLanes);
-    }
+        }
+    for (int cb = 0; cb < CB; ++cb)
+        for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j) {
+                float* sum = dw + (((c0 + cb) * K + i) * K + j) * lanes + f0;
+                store(load(sum) + acc[cb][i][j], kLanes, sum);
+            }
 }
 
 template <int K>
-void weight_lanes_all(const float* x, int64_t x_rows, int64_t x_pitch, const float* dz, int64_t dz_rows,
-                      int64_t dz_pitch, int64_t dz_pad, int64_t filters, int64_t channels, int64_t out_h,
-                      int64_t chunks, float* lanes) {
-    constexpr int FB = K == 3 ? 2 : 1;   // FB * K * K sums in registers
-    int64_t f = 0;
-    for (; f + FB <= filters; f += FB)
-        weight_lanes<K, FB>(x, x_rows, x_pitch, dz, dz_rows, dz_pitch, dz_pad, channels, f, out_h, chunks, lanes);
-    for (; f < filters; ++f)
-        weight_lanes<K, 1>(x, x_rows, x_pitch, dz, dz_rows, dz_pitch, dz_pad, channels, f, out_h, chunks, lanes);
-}
-
-// The lanes' sum, pairwise in a fixed order.
-float lane_sum(Vec v) {
-    for (int width = kLanes / 2; width > 0; width /= 2)
-        for (int l = 0; l < width; ++l) v[l] += v[l + width];
-    return v[0];
+void weight_gradient_all(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes,
+                         int64_t channels, int64_t out_h, int64_t out_w, float* dw) {
+    constexpr int CB = K == 3 ? 2 : 1;   // CB * K * K sums in registers
+    for (int64_t f = 0; f < lanes; f += kLanes) {
+        int64_t c = 0;
+        for (; c + CB <= channels; c += CB)
+            weight_gradient<K, CB>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+        for (; c < channels; ++c) weight_gradient<K, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+    }
 }
 
 int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
@@ -157,6 +143,11 @@ bool DirectConv::supports(const ImageGeometry& g) {
            g.width <= 4 * kLanes;
 }
 
+bool DirectConv::fills_lanes(const ImageGeometry& g) {
+    const int64_t vectors = (g.out_width + kLanes - 1) / kLanes;
+    return supports(g) && 4 * g.out_width >= 3 * vectors * kLanes;
+}
+
 DirectConv::DirectConv(const ImageGeometry& g, int64_t filters)
     : g_(g),
       filters_(filters),
@@ -170,11 +161,14 @@ DirectConv::Buffers DirectConv::buffers() const {
     Buffers b;
     b.x.resize(size_t(forward_.size()));
     b.dz.resize(size_t(backward_.size()));
+    b.dz_last.resize(size_t(g_.out_area() * filter_lanes()));
     b.w.resize(size_t(filters_ * g_.channels * k2));
     b.flipped.resize(b.w.size());
-    b.dw.resize(b.w.size() * kLanes);
+    b.dw.resize(size_t(g_.channels * k2 * filter_lanes()));
     return b;
 }
+
+int64_t DirectConv::filter_lanes() const { return round_up(filters_, kLanes); }
 
 void DirectConv::forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
                          Buffers& b) const {
@@ -202,20 +196,22 @@ void DirectConv::forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstM
 
 void DirectConv::backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw,
                           Buffers& b) const {
-    const int64_t F = filters_, C = g_.channels, K = g_.kernel;
+    const int64_t F = filters_, C = g_.channels, K = g_.kernel, lanes = filter_lanes(), area = g_.out_area();
     const Plane &px = forward_, &pd = backward_;
-    float* lanes = b.dw.data();
     std::fill(b.dw.begin(), b.dw.end(), 0.0f);
     for (int64_t n = 0; n < x.rows(); ++n) {
         px.fill(x.row(n).data(), b.x.data());
-        pd.fill(dz.row(n).data(), b.dz.data());
+        const float* grad = dz.row(n).data();
+        for (int64_t f = 0; f < F; ++f)   // channel-last; the lanes past F stay zero
+            for (int64_t o = 0; o < area; ++o) b.dz_last[o * lanes + f] = grad[f * area + o];
         if (K == 3)
-            weight_lanes_all<3>(b.x.data(), px.rows, px.pitch, b.dz.data(), pd.rows, pd.pitch, pd.pad, F, C,
-                                px.out_h, px.chunks, lanes);
+            weight_gradient_all<3>(b.x.data(), px.rows, px.pitch, b.dz_last.data(), lanes, C, px.out_h, px.out_w,
+                                   b.dw.data());
         else
-            weight_lanes_all<5>(b.x.data(), px.rows, px.pitch, b.dz.data(), pd.rows, pd.pitch, pd.pad, F, C,
-                                px.out_h, px.chunks, lanes);
+            weight_gradient_all<5>(b.x.data(), px.rows, px.pitch, b.dz_last.data(), lanes, C, px.out_h, px.out_w,
+                                   b.dw.data());
         if (dx.rows() == 0) continue;
+        pd.fill(grad, b.dz.data());
         if (K == 3)
             correlate_rows<3>(pd.chunks, b.dz.data(), F, pd.rows, pd.pitch, b.flipped.data(), C, nullptr, pd.out_h,
                               pd.out_w, dx.row(n).data());
@@ -224,5 +220,5 @@ void DirectConv::backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::Matri
                               pd.out_w, dx.row(n).data());
     }
     for (int64_t f = 0; f < F; ++f)
-        for (int64_t t = 0; t < C * K * K; ++t) dw(f, t) = lane_sum(load(lanes + (f * C * K * K + t) * kLanes));
+        for (int64_t t = 0; t < C * K * K; ++t) dw(f, t) = b.dw[t * lanes + f];
 }

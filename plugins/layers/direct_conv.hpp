@@ -8,9 +8,10 @@
 // vector load times one weight, broadcast: out[f][oh][ow..ow+15] += in[c][oh+i][ow+j..]
 // * w[f][c][i][j], a block of filters accumulating in registers. The input gradient is
 // the same correlation of the output gradient (padded by k-1-p) with the flipped,
-// transposed weights; the weights' gradient accumulates per vector lane over the shard's
-// samples and is summed across the lanes at the end. Every sum runs in an order fixed by
-// the shapes: the same bits at any thread count.
+// transposed weights; the weights' gradient has the filters in the lanes: the output
+// gradient, copied channel-last, times each input value broadcast, one sample's sums in
+// registers. Every sum runs in an order fixed by the shapes: the same bits at any thread
+// count, and a sample's outputs do not depend on its shard.
 #pragma once
 
 #include <backplane/tensor.hpp>
@@ -23,13 +24,17 @@ class DirectConv {
 public:
     // Stride 1, a kernel of 3 or 5, and outputs at most 64 wide.
     static bool supports(const ImageGeometry& g);
+    // Supports it, and outputs fill at least 3/4 of each row's vectors (rows 12-16, 24-32,
+    // 36-48 or 48-64 wide): conv2d's auto takes it there.
+    static bool fills_lanes(const ImageGeometry& g);
 
     DirectConv(const ImageGeometry& g, int64_t filters);
 
     struct Buffers {
         std::vector<float> x, dz;        // one sample, zero-bordered: forward's input, the gradient's
+        std::vector<float> dz_last;      // one sample's output gradient channel-last, [oh][ow][filter lanes]
         std::vector<float> w, flipped;   // the weights as [c][i][j][filters], and flipped as [f][i][j][channels]
-        std::vector<float> dw;           // the weights' gradient per vector lane
+        std::vector<float> dw;           // the weights' gradient as [c][i][j][filter lanes]
     };
     Buffers buffers() const;
 
@@ -49,6 +54,8 @@ private:
         int64_t size() const { return channels * rows * pitch; }
         void fill(const float* image, float* padded) const;   // the interior; the border stays as it was (zero)
     };
+
+    int64_t filter_lanes() const;   // the filters rounded up to whole vectors
 
     ImageGeometry g_;
     int64_t filters_;
