@@ -229,6 +229,6 @@ for shipped in fashion-cnn:1.5 resnet:1.5 char-lstm:1.3 char-transformer:1.3; do
   fi
 done
 echo "($reps timed runs each, alternating; GFLOP/s and peak are Backplane's. * the FLOPs of the direct computation:"
-echo " Backplane does the CNNs' and the ResNet's convolutions of more than one input channel by Winograd's"
+echo " Backplane does the CNN's second convolution (8x8 outputs) and the ResNet's 7x7 stage by Winograd's"
 echo " algorithm, with fewer multiplications."
 echo " tiny-dnn trains on 20,000 MLP samples (1 epoch) and 3,000 CNN images: samples/s counts steps.)"
