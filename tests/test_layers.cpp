@@ -358,8 +358,9 @@ TEST_CASE("conv2d's Winograd path, direct path and im2col compute the convolutio
         const Reference exact = reference_conv(c.input, c.kernel, c.padding, x, im2col.w, im2col.dy);
         // Measured against this reference: im2col within 4.4e-7 of each quantity's
         // scale, Winograd within 1.2e-5 (dW of the 32-channel 5x5 case; 5e-6 otherwise),
-        // direct within 1.5e-6 (dx of that case: each lane adds its 800 terms one after
-        // another, where the products' kernels keep several partial sums; 4.1e-7 otherwise).
+        // direct within 1.5e-6 (dx of that case: each lane adds its F*k*k = 1,000 terms one
+        // after another, where the products' kernels keep several partial sums; 4.1e-7
+        // otherwise).
         for (const ConvRun* run : {&im2col, &winograd, &direct}) {
             const double tolerance = run == &winograd ? 3e-5 : run == &direct ? 3e-6 : 1e-6;
             CAPTURE(run == &winograd, run == &direct);

@@ -1,6 +1,7 @@
-// conv2d: y = act(conv(x, W) + b), by im2col and one GEMM per sample, or by Winograd's
-// F(4x4, k x k) over the shard (winograd.hpp) where that is less work, or, when asked, by
-// a direct convolution on whole vectors (direct_conv.hpp).
+// conv2d: y = act(conv(x, W) + b), by a direct convolution on whole vectors
+// (direct_conv.hpp) where its rows fill their vectors, else by Winograd's F(4x4, k x k)
+// over the shard (winograd.hpp) where that is less work, else by im2col and one GEMM per
+// sample.
 // x row: (C, H, W); W is (filters, C*k*k), PyTorch's (F, C, k, k) flattened;
 // y row: (filters, OH, OW).
 #include <backplane/backplane.hpp>
@@ -32,8 +33,9 @@ public:
             .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
             .boolean("bias", true, "add a learned bias per filter")
             .choice("algorithm", "auto", {"auto", "im2col", "winograd", "direct"},
-                    "winograd needs stride 1 and a kernel of 3 or 5, direct the same and outputs at most 64 wide "
-                    "(im2col elsewhere); auto takes winograd where that is also less work (enough channels)");
+                    "winograd needs stride 1 and a kernel of 3 or 5, direct the same and images and outputs at most "
+                    "64 wide (im2col elsewhere); auto takes direct where outputs fill 3/4 of each row's 16-float "
+                    "vectors, else winograd where that is less work (enough channels)");
     }
 
     Conv2d(const bp::Params& p, const bp::Services& services)
@@ -140,10 +142,10 @@ public:
 
 private:
     // Winograd or the direct convolution where the geometry allows it and it was asked
-    // for, or Winograd under auto where its estimated work is below im2col's (the product
-    // plus the copy into cols). A geometry one cannot do falls back to im2col rather than
-    // fail, so that one setting serves a whole model (and check-plugin's variants of
-    // every example).
+    // for; under auto the direct one where its rows fill their vectors, else Winograd
+    // where its estimated work is below im2col's (the product plus the copy into cols).
+    // A geometry one cannot do falls back to im2col rather than fail, so that one setting
+    // serves a whole model (and check-plugin's variants of every example).
     void choose_algorithm() {
         winograd_.reset();
         direct_.reset();
@@ -221,12 +223,13 @@ private:
 }  // namespace
 
 void register_conv2d(bp::Manifest& manifest) {
-    manifest.layer<Conv2d>("conv2d", "2-D convolution over [C, H, W] images (im2col + GEMM, or Winograd), W is (filters, C*k*k)",
+    manifest.layer<Conv2d>("conv2d", "2-D convolution over [C, H, W] images (direct on vectors, Winograd, or im2col + GEMM), W is (filters, C*k*k)",
                            Conv2d::schema(),
                            {{bp::Shape{2, 5, 5}},
                             {bp::Shape{1, 6, 7}, {{"stride", int64_t(2)}, {"padding", int64_t(1)}}},
                             {bp::Shape{3, 4, 4}, {{"kernel", int64_t(1)}, {"filters", int64_t(2)}}}});
-    // check-plugin's algorithm: winograd variant checks the 3x3 path on the first case.
+    // check-plugin's algorithm: winograd and direct variants check the 3x3 paths on the
+    // first case.
     // The 5x5 path rounds too coarsely for float differences at the steps the check
     // takes (winograd.hpp): tests/test_layers.cpp holds its outputs and gradients (and
     // the 3x3 path's, and im2col's) to a convolution computed in double.

@@ -22,7 +22,7 @@
 
 class DirectConv {
 public:
-    // Stride 1, a kernel of 3 or 5, and outputs at most 64 wide.
+    // Stride 1, a kernel of 3 or 5, and images and outputs at most 64 wide.
     static bool supports(const ImageGeometry& g);
     // Supports it, and outputs fill at least 3/4 of each row's vectors (rows 12-16, 24-32,
     // 36-48 or 48-64 wide): conv2d's auto takes it there.
