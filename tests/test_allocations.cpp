@@ -115,13 +115,15 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
                                        "loss: softmax_cross_entropy\n" + train(64, 32),
                                        "mlp") == 0);
     }
-    SECTION("CNN: conv2d (Winograd, direct and im2col), batch norm, both poolings, flatten, mse") {
-        CHECK(steady_state_allocations("name: cnn\nseed: 3\ndata: {source: gaussian, shape: 2x10x10, samples: 400, "
+    SECTION("CNN: conv2d (Winograd, direct at strides 1 and 2, im2col), batch norm, both poolings, flatten, mse") {
+        CHECK(steady_state_allocations("name: cnn\nseed: 3\ndata: {source: gaussian, shape: 2x20x20, samples: 400, "
                                        "classes: 0, outputs: 3}\nmodel:\n"
                                        "  - conv2d: {filters: 4, kernel: 3, padding: 1, activation: relu, "
                                        "algorithm: winograd}\n"
                                        "  - conv2d: {filters: 5, kernel: 3, padding: 1, algorithm: direct}\n"
-                                       "  - batch_norm\n  - max_pool2d: {kernel: 2}\n"
+                                       "  - batch_norm\n"
+                                       "  - conv2d: {filters: 5, kernel: 3, stride: 2, padding: 1, algorithm: direct}\n"
+                                       "  - max_pool2d: {kernel: 2}\n"
                                        "  - conv2d: {filters: 6, kernel: 3, stride: 2}\n  - avg_pool2d: {kernel: 2}\n"
                                        "  - global_avg_pool\n  - dense: {units: 3}\nloss: mse\n" + train(40, 8),
                                        "cnn") == 0);

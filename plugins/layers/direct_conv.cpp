@@ -23,26 +23,71 @@ void store(const Vec& v, int64_t lanes, float* p) {
         for (int64_t l = 0; l < lanes; ++l) p[l] = v[l];
 }
 
+// One term of a correlation's sum, relative to the output at (oh, ow): the input plane
+// it reads (a phase of a strided input; 0 otherwise), at row oh + row and column ow +
+// col of that plane's bordered buffer, times weight (i * K + j) of the K x K window.
+struct Tap {
+    int plane, row, col, weight;
+};
+
+// The taps of a correlation: `count` of them, read from `planes` planes per channel,
+// weights in whole windows of `weights`.
+// Stride 1: every (i, j) of the window, in order; `Flip` pairs input (i, j) with weight
+// (K-1-i, K-1-j), as the input gradient's correlation of the output gradient does.
+template <int K, bool Flip = false>
+struct Window {
+    static constexpr int count = K * K, planes = 1, weights = K * K;
+    static constexpr Tap tap(int t) { return {0, t / K, t % K, Flip ? count - 1 - t : t}; }
+};
+
+// Stride 2, a 3x3 window, padding 1: input row 2 oh + i - 1 is row oh - 1 (i = 0) or oh
+// (i = 1, 2) of phase (i + 1) % 2, the rows of that parity; a phase's buffer has one
+// border row above, so its row oh + (i != 0). The same for columns. Four planes per
+// channel: phase (row parity, column parity) at 2 p + q.
+struct Strided {
+    static constexpr int count = 9, planes = 4, weights = 9;
+    static constexpr Tap tap(int t) {
+        const int i = t / 3, j = t % 3;
+        return {(i + 1) % 2 * 2 + (j + 1) % 2, i != 0, j != 0, t};
+    }
+};
+
+// The input gradient of that layer at phase (P, Q), rows 2 a + P and columns 2 b + Q:
+// the taps whose input falls there (row parity P: i = 1 if P = 0, i = 0 and 2 if P = 1),
+// reading the output gradient at row a + 1 (i = 0) or a (i = 1, 2): its buffer has one
+// border row below. The same for columns.
+template <int P, int Q>
+struct StridedPhase {
+    static constexpr int rows = P == 0 ? 1 : 2, cols = Q == 0 ? 1 : 2;
+    static constexpr int count = rows * cols, planes = 1, weights = 9;
+    static constexpr Tap tap(int t) {
+        const int i = P == 0 ? 1 : 2 * (t / cols), j = Q == 0 ? 1 : 2 * (t % cols);
+        return {0, i == 0, j == 0, i * 3 + j};
+    }
+};
+
 // out[f] for the FB filters from f0, every output row (out_h x out_w floats each, plus
-// shift[f] when there is one) := the correlation of `in` (channels x rows x pitch,
-// zero-bordered) with w ([c][i][j][out_channels]). A row is Q vectors; the FB x Q sums
-// stay in registers over every channel and window position.
-template <int K, int Q, int FB>
+// shift[f] when there is one) := the correlation of `in` (channels x planes x rows x
+// pitch, zero-bordered) with w ([c][weight][out_channels]). A row is Q vectors; the FB x
+// Q sums stay in registers over every channel and tap.
+template <class Taps, int Q, int FB>
 void correlate(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w, int64_t out_channels,
                int64_t f0, const float* shift, int64_t out_h, int64_t out_w, float* out) {
     for (int64_t oh = 0; oh < out_h; ++oh) {
         Vec acc[FB][Q] = {};
         for (int64_t c = 0; c < channels; ++c) {
-            const float* window = in + (c * rows + oh) * pitch;
-            const float* wc = w + c * K * K * out_channels + f0;
-            for (int i = 0; i < K; ++i)
-                for (int j = 0; j < K; ++j) {
-                    Vec x[Q];
-                    for (int q = 0; q < Q; ++q) x[q] = load(window + i * pitch + q * kLanes + j);
-                    const float* wij = wc + (i * K + j) * out_channels;
-                    for (int b = 0; b < FB; ++b)
-                        for (int q = 0; q < Q; ++q) acc[b][q] += x[q] * wij[b];
-                }
+            const float* at = in + (c * Taps::planes * rows + oh) * pitch;
+            const float* wc = w + c * Taps::weights * out_channels + f0;
+#pragma GCC unroll 25   // every tap's offsets constants
+            for (int t = 0; t < Taps::count; ++t) {
+                const Tap tap = Taps::tap(t);
+                const float* window = at + (tap.plane * rows + tap.row) * pitch + tap.col;
+                Vec x[Q];
+                for (int q = 0; q < Q; ++q) x[q] = load(window + q * kLanes);
+                const float* wt = wc + tap.weight * out_channels;
+                for (int b = 0; b < FB; ++b)
+                    for (int q = 0; q < Q; ++q) acc[b][q] += x[q] * wt[b];
+            }
         }
         for (int b = 0; b < FB; ++b) {
             float* row = out + ((f0 + b) * out_h + oh) * out_w;
@@ -56,91 +101,84 @@ void correlate(const float* in, int64_t channels, int64_t rows, int64_t pitch, c
 
 // Every output channel: blocks of as many filters as keep FB x Q sums within the 32
 // vector registers, then one at a time.
-template <int K, int Q>
+template <class Taps, int Q>
 void correlate_all(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
                    int64_t out_channels, const float* shift, int64_t out_h, int64_t out_w, float* out) {
     constexpr int FB = Q == 1 ? 16 : Q == 2 ? 8 : 4;
     int64_t f = 0;
     for (; f + FB <= out_channels; f += FB)
-        correlate<K, Q, FB>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
+        correlate<Taps, Q, FB>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
     for (; f < out_channels; ++f)
-        correlate<K, Q, 1>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
+        correlate<Taps, Q, 1>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
 }
 
-template <int K>
-void correlate_rows(int64_t chunks, const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
+// The same, rows of out_w outputs as 1-4 vectors.
+template <class Taps>
+void correlate_rows(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
                     int64_t out_channels, const float* shift, int64_t out_h, int64_t out_w, float* out) {
-    switch (chunks) {
-        case 1: return correlate_all<K, 1>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
-        case 2: return correlate_all<K, 2>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
-        case 3: return correlate_all<K, 3>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
-        case 4: return correlate_all<K, 4>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
+    switch ((out_w + kLanes - 1) / kLanes) {
+        case 1: return correlate_all<Taps, 1>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
+        case 2: return correlate_all<Taps, 2>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
+        case 3: return correlate_all<Taps, 3>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
+        case 4: return correlate_all<Taps, 4>(in, channels, rows, pitch, w, out_channels, shift, out_h, out_w, out);
     }
     throw std::logic_error("direct_conv: rows of more than 4 vectors");
 }
 
-// dw[c][i][j][f] += sum over the outputs of dz[oh][ow][f] * x[c][oh + i][ow + j], for
-// the 16 filters from f0 (a vector; dz is channel-last, rows of `lanes` filters) and the
-// CB channels from c0: one sample's sums in registers, added to dw at the end, as
+// dw[c][weight][f] += sum over the outputs of dz[oh][ow][f] * (x's term of that weight),
+// for the 16 filters from f0 (a vector; dz is channel-last, rows of `lanes` filters) and
+// the CB channels from c0: one sample's sums in registers, added to dw at the end, as
 // im2col's product adds each sample's.
-template <int K, int CB>
+template <class Taps, int CB>
 void weight_gradient(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes, int64_t out_h,
                      int64_t out_w, int64_t f0, int64_t c0, float* dw) {
-    Vec acc[CB][K][K] = {};
+    Vec acc[CB][Taps::count] = {};
     for (int64_t oh = 0; oh < out_h; ++oh)
         for (int64_t ow = 0; ow < out_w; ++ow) {
             const Vec d = load(dz + (oh * out_w + ow) * lanes + f0);
             for (int cb = 0; cb < CB; ++cb) {
-                const float* window = x + ((c0 + cb) * rows + oh) * pitch + ow;
-                for (int i = 0; i < K; ++i)
-                    for (int j = 0; j < K; ++j) acc[cb][i][j] += d * window[i * pitch + j];
+                const float* at = x + ((c0 + cb) * Taps::planes * rows + oh) * pitch + ow;
+#pragma GCC unroll 25
+                for (int t = 0; t < Taps::count; ++t) {
+                    const Tap tap = Taps::tap(t);
+                    acc[cb][t] += d * at[(tap.plane * rows + tap.row) * pitch + tap.col];
+                }
             }
         }
     for (int cb = 0; cb < CB; ++cb)
-        for (int i = 0; i < K; ++i)
-            for (int j = 0; j < K; ++j) {
-                float* sum = dw + (((c0 + cb) * K + i) * K + j) * lanes + f0;
-                store(load(sum) + acc[cb][i][j], kLanes, sum);
-            }
+        for (int t = 0; t < Taps::count; ++t) {
+            float* sum = dw + ((c0 + cb) * Taps::weights + Taps::tap(t).weight) * lanes + f0;
+            store(load(sum) + acc[cb][t], kLanes, sum);
+        }
 }
 
-template <int K>
+template <class Taps>
 void weight_gradient_all(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes,
                          int64_t channels, int64_t out_h, int64_t out_w, float* dw) {
-    constexpr int CB = K == 3 ? 2 : 1;   // CB * K * K sums in registers
+    constexpr int CB = Taps::count <= 9 ? 2 : 1;   // CB * count sums in registers
     for (int64_t f = 0; f < lanes; f += kLanes) {
         int64_t c = 0;
         for (; c + CB <= channels; c += CB)
-            weight_gradient<K, CB>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
-        for (; c < channels; ++c) weight_gradient<K, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+            weight_gradient<Taps, CB>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+        for (; c < channels; ++c) weight_gradient<Taps, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
     }
+}
+
+// f(Window<3>{}) or f(Window<5>{}): a stride-1 layer's taps, as the template wants them.
+template <bool Flip = false, class F>
+void with_window(int64_t k, F&& f) {
+    if (k == 3) f(Window<3, Flip>{});
+    else f(Window<5, Flip>{});
 }
 
 int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 }  // namespace
 
-DirectConv::Plane::Plane(int64_t channels_, int64_t height_, int64_t width_, int64_t pad_, int64_t k)
-    : channels(channels_),
-      height(height_),
-      width(width_),
-      pad(pad_),
-      out_h(height_ + 2 * pad_ - k + 1),
-      out_w(width_ + 2 * pad_ - k + 1),
-      chunks((out_w + kLanes - 1) / kLanes),
-      rows(height_ + 2 * pad_),
-      // The last vector of a row of outputs reads k - 1 columns past its 16 outputs.
-      pitch(round_up(std::max(chunks * kLanes + k - 1, width_ + 2 * pad_), kLanes)) {}
-
-void DirectConv::Plane::fill(const float* image, float* padded) const {
-    for (int64_t c = 0; c < channels; ++c)
-        for (int64_t h = 0; h < height; ++h)
-            std::copy_n(image + (c * height + h) * width, width, padded + (c * rows + h + pad) * pitch + pad);
-}
-
 bool DirectConv::supports(const ImageGeometry& g) {
-    return g.stride == 1 && (g.kernel == 3 || g.kernel == 5) && g.out_width <= 4 * kLanes &&
-           g.width <= 4 * kLanes;
+    const bool stride_1 = g.stride == 1 && (g.kernel == 3 || g.kernel == 5);
+    const bool stride_2 = g.stride == 2 && g.kernel == 3 && g.padding == 1;
+    return (stride_1 || stride_2) && g.out_width <= 4 * kLanes && g.width <= 4 * kLanes * g.stride;
 }
 
 bool DirectConv::fills_lanes(const ImageGeometry& g) {
@@ -148,77 +186,132 @@ bool DirectConv::fills_lanes(const ImageGeometry& g) {
     return supports(g) && 4 * g.out_width >= 3 * vectors * kLanes;
 }
 
-DirectConv::DirectConv(const ImageGeometry& g, int64_t filters)
-    : g_(g),
-      filters_(filters),
-      forward_(g.channels, g.height, g.width, g.padding, g.kernel),
-      backward_(filters, g.out_height, g.out_width, g.kernel - 1 - g.padding, g.kernel) {
+DirectConv::DirectConv(const ImageGeometry& g, int64_t filters) : g_(g), filters_(filters) {
     if (!supports(g)) throw std::logic_error("direct_conv: unsupported geometry");
+    const int64_t k = g.kernel, out_chunks = (g.out_width + kLanes - 1) / kLanes;
+    if (g.stride == 1) {
+        // The last vector of a row of outputs reads k - 1 columns past its 16 outputs.
+        const int64_t border = k - 1 - g.padding, in_chunks = (g.width + kLanes - 1) / kLanes;
+        input_ = {g.channels, 1, g.height + 2 * g.padding,
+                  round_up(std::max(out_chunks * kLanes + k - 1, g.width + 2 * g.padding), kLanes)};
+        gradient_ = {filters, 1, g.out_height + 2 * border,
+                     round_up(std::max(in_chunks * kLanes + k - 1, g.out_width + 2 * border), kLanes)};
+    } else {
+        // Phases of at most out_height x out_width with a border row and column before
+        // (the input) or after (the output gradient); the input gradient's phases are as
+        // wide as the outputs.
+        input_ = {g.channels, 4, g.out_height + 1, round_up(out_chunks * kLanes + 1, kLanes)};
+        gradient_ = {filters, 1, g.out_height + 1, input_.pitch};
+    }
 }
 
 DirectConv::Buffers DirectConv::buffers() const {
     const int64_t k2 = g_.kernel * g_.kernel;
     Buffers b;
-    b.x.resize(size_t(forward_.size()));
-    b.dz.resize(size_t(backward_.size()));
+    b.x.resize(size_t(input_.size()));
+    b.dz.resize(size_t(gradient_.size()));
     b.dz_last.resize(size_t(g_.out_area() * filter_lanes()));
     b.w.resize(size_t(filters_ * g_.channels * k2));
-    b.flipped.resize(b.w.size());
+    b.transposed.resize(b.w.size());
     b.dw.resize(size_t(g_.channels * k2 * filter_lanes()));
+    if (g_.stride == 2) b.phase.resize(size_t(g_.channels * g_.out_area()));
     return b;
 }
 
 int64_t DirectConv::filter_lanes() const { return round_up(filters_, kLanes); }
 
+void DirectConv::fill_input(const float* image, float* plane) const {
+    const int64_t H = g_.height, W = g_.width, rows = input_.rows, pitch = input_.pitch;
+    for (int64_t c = 0; c < g_.channels; ++c) {
+        const float* in = image + c * H * W;
+        if (g_.stride == 1) {
+            for (int64_t h = 0; h < H; ++h)
+                std::copy_n(in + h * W, W, plane + (c * rows + h + g_.padding) * pitch + g_.padding);
+            continue;
+        }
+        for (int64_t h = 0; h < H; ++h) {   // row h is row h / 2 of phase h % 2, after the border row
+            float* even = plane + ((c * 4 + h % 2 * 2) * rows + h / 2 + 1) * pitch + 1;
+            float* odd = even + rows * pitch;
+            for (int64_t w = 0; w + 1 < W; w += 2) even[w / 2] = in[h * W + w], odd[w / 2] = in[h * W + w + 1];
+            if (W % 2) even[W / 2] = in[h * W + W - 1];
+        }
+    }
+}
+
+void DirectConv::fill_gradient(const float* dz, float* plane) const {
+    const int64_t at = g_.stride == 1 ? g_.kernel - 1 - g_.padding : 0;
+    for (int64_t f = 0; f < filters_; ++f)
+        for (int64_t h = 0; h < g_.out_height; ++h)
+            std::copy_n(dz + (f * g_.out_height + h) * g_.out_width, g_.out_width,
+                        plane + (f * gradient_.rows + h + at) * gradient_.pitch + at);
+}
+
 void DirectConv::forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstMatrixRef x, bp::MatrixRef z,
                          Buffers& b) const {
-    const int64_t F = filters_, C = g_.channels, K = g_.kernel;
+    const int64_t F = filters_, C = g_.channels, k2 = g_.kernel * g_.kernel;
     for (int64_t f = 0; f < F; ++f)
         for (int64_t c = 0; c < C; ++c)
-            for (int64_t i = 0; i < K; ++i)
-                for (int64_t j = 0; j < K; ++j) {
-                    const float v = w(f, (c * K + i) * K + j);
-                    b.w[((c * K + i) * K + j) * F + f] = v;
-                    b.flipped[((f * K + K - 1 - i) * K + K - 1 - j) * C + c] = v;
-                }
+            for (int64_t t = 0; t < k2; ++t) {
+                const float v = w(f, c * k2 + t);
+                b.w[(c * k2 + t) * F + f] = v;
+                b.transposed[(f * k2 + t) * C + c] = v;
+            }
     const float* shift = bias.size() ? bias.data() : nullptr;
-    const Plane& p = forward_;
+    const int64_t rows = input_.rows, pitch = input_.pitch, OH = g_.out_height, OW = g_.out_width;
     for (int64_t n = 0; n < x.rows(); ++n) {
-        p.fill(x.row(n).data(), b.x.data());
-        if (K == 3)
-            correlate_rows<3>(p.chunks, b.x.data(), C, p.rows, p.pitch, b.w.data(), F, shift, p.out_h, p.out_w,
-                              z.row(n).data());
-        else
-            correlate_rows<5>(p.chunks, b.x.data(), C, p.rows, p.pitch, b.w.data(), F, shift, p.out_h, p.out_w,
-                              z.row(n).data());
+        fill_input(x.row(n).data(), b.x.data());
+        auto correlate = [&](auto taps) {
+            correlate_rows<decltype(taps)>(b.x.data(), C, rows, pitch, b.w.data(), F, shift, OH, OW, z.row(n).data());
+        };
+        if (g_.stride == 2) correlate(Strided{});
+        else with_window(g_.kernel, correlate);
     }
 }
 
 void DirectConv::backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::MatrixRef dx, bp::Matrix& dw,
                           Buffers& b) const {
-    const int64_t F = filters_, C = g_.channels, K = g_.kernel, lanes = filter_lanes(), area = g_.out_area();
-    const Plane &px = forward_, &pd = backward_;
+    const int64_t F = filters_, C = g_.channels, k2 = g_.kernel * g_.kernel, lanes = filter_lanes(),
+                  area = g_.out_area();
     std::fill(b.dw.begin(), b.dw.end(), 0.0f);
     for (int64_t n = 0; n < x.rows(); ++n) {
-        px.fill(x.row(n).data(), b.x.data());
+        fill_input(x.row(n).data(), b.x.data());
         const float* grad = dz.row(n).data();
         for (int64_t f = 0; f < F; ++f)   // channel-last; the lanes past F stay zero
             for (int64_t o = 0; o < area; ++o) b.dz_last[o * lanes + f] = grad[f * area + o];
-        if (K == 3)
-            weight_gradient_all<3>(b.x.data(), px.rows, px.pitch, b.dz_last.data(), lanes, C, px.out_h, px.out_w,
-                                   b.dw.data());
-        else
-            weight_gradient_all<5>(b.x.data(), px.rows, px.pitch, b.dz_last.data(), lanes, C, px.out_h, px.out_w,
-                                   b.dw.data());
+        auto weight_gradient = [&](auto taps) {
+            weight_gradient_all<decltype(taps)>(b.x.data(), input_.rows, input_.pitch, b.dz_last.data(), lanes, C,
+                                                g_.out_height, g_.out_width, b.dw.data());
+        };
+        if (g_.stride == 2) weight_gradient(Strided{});
+        else with_window(g_.kernel, weight_gradient);
         if (dx.rows() == 0) continue;
-        pd.fill(grad, b.dz.data());
-        if (K == 3)
-            correlate_rows<3>(pd.chunks, b.dz.data(), F, pd.rows, pd.pitch, b.flipped.data(), C, nullptr, pd.out_h,
-                              pd.out_w, dx.row(n).data());
+        fill_gradient(grad, b.dz.data());
+        if (g_.stride == 2) input_gradient_phases(b, dx.row(n).data());
         else
-            correlate_rows<5>(pd.chunks, b.dz.data(), F, pd.rows, pd.pitch, b.flipped.data(), C, nullptr, pd.out_h,
-                              pd.out_w, dx.row(n).data());
+            with_window<true>(g_.kernel, [&](auto taps) {
+                correlate_rows<decltype(taps)>(b.dz.data(), F, gradient_.rows, gradient_.pitch, b.transposed.data(),
+                                               C, nullptr, g_.height, g_.width, dx.row(n).data());
+            });
     }
     for (int64_t f = 0; f < F; ++f)
-        for (int64_t t = 0; t < C * K * K; ++t) dw(f, t) = b.dw[t * lanes + f];
+        for (int64_t t = 0; t < C * k2; ++t) dw(f, t) = b.dw[t * lanes + f];
+}
+
+// Stride 2: each phase of dx from its taps of dz, then interleaved into dx.
+void DirectConv::input_gradient_phases(Buffers& b, float* dx) const {
+    const int64_t H = g_.height, W = g_.width;
+    auto phase = [&](auto taps, int64_t p, int64_t q) {
+        const int64_t rows = (H - p + 1) / 2, cols = (W - q + 1) / 2;
+        if (rows == 0 || cols == 0) return;   // a 1-wide or 1-high input has no odd phase
+        correlate_rows<decltype(taps)>(b.dz.data(), filters_, gradient_.rows, gradient_.pitch, b.transposed.data(),
+                                       g_.channels, nullptr, rows, cols, b.phase.data());
+        for (int64_t c = 0; c < g_.channels; ++c)
+            for (int64_t a = 0; a < rows; ++a)
+                for (int64_t v = 0; v < cols; ++v)
+                    dx[(c * H + 2 * a + p) * W + 2 * v + q] = b.phase[(c * rows + a) * cols + v];
+    };
+    phase(StridedPhase<0, 0>{}, 0, 0);
+    phase(StridedPhase<0, 1>{}, 0, 1);
+    phase(StridedPhase<1, 0>{}, 1, 0);
+    phase(StridedPhase<1, 1>{}, 1, 1);
 }
