@@ -60,41 +60,47 @@ public:
         Eigen::Map<Eigen::ArrayXd> mean, var;    // per channel, this shard (biased variance)
         double& count;                           // values per channel in this shard
         Eigen::ArrayXf rstd;                     // 1 / sqrt(var + eps)
+        Eigen::ArrayXd sum, sum_xhat;            // per channel: forward's sums of x, backward's of dy and dy xhat
     };
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
         auto ws = std::make_unique<Stats>(channels_);
         ws->xhat.resize(max_rows, channels_ * area_);
         ws->rstd.resize(channels_);
+        ws->sum.resize(channels_);
+        ws->sum_xhat.resize(channels_);
         return ws;
     }
 
+    // Every pass goes row by row, each row's channels in turn: the order the shard lies
+    // in memory. Channel by channel (each pass reading channel c of every row) took
+    // 1.4-1.5x the time forward and 1.7-1.9x backward in the Fashion CNN (run --profile,
+    // 2026-12-06). Each channel's sums add the rows in the same order either way.
     void forward(bp::ConstMatrixRef x, bp::MatrixRef y, bp::Workspace* ws, const bp::StepContext& ctx) const override {
         auto& s = static_cast<Stats&>(*ws);
         const int64_t n = x.rows();
         if (ctx.training) {
             s.count = double(n * area_);
-            for (int64_t c = 0; c < channels_; ++c) {
-                double sum = 0, sq = 0;
-                for (int64_t r = 0; r < n; ++r) sum += bp::lanes::sum(channel_data(x, r, c, area_), area_);
-                const double mean = sum / s.count;
-                for (int64_t r = 0; r < n; ++r)
-                    sq += bp::lanes::squared_deviations(channel_data(x, r, c, area_), area_, mean);
-                s.mean(c) = mean;
-                s.var(c) = sq / s.count;
-                s.rstd(c) = float(1.0 / std::sqrt(s.var(c) + double(eps_)));
-            }
+            s.sum.setZero();
+            s.sum_xhat.setZero();   // here the squared deviations
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t c = 0; c < channels_; ++c) s.sum(c) += bp::lanes::sum(channel_data(x, r, c, area_), area_);
+            s.mean = s.sum / s.count;
+            for (int64_t r = 0; r < n; ++r)
+                for (int64_t c = 0; c < channels_; ++c)
+                    s.sum_xhat(c) += bp::lanes::squared_deviations(channel_data(x, r, c, area_), area_, s.mean(c));
+            s.var = s.sum_xhat / s.count;
+            s.rstd = (1.0 / (s.var + double(eps_)).sqrt()).cast<float>();
         }
         const auto& gamma = params_[0].value;
         const auto& beta = params_[1].value;
-        for (int64_t c = 0; c < channels_; ++c) {
-            const float mean = ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
-            const float rstd = ctx.training ? s.rstd(c) : 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
-            for (int64_t r = 0; r < n; ++r) {
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t c = 0; c < channels_; ++c) {
+                const float mean = ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
+                const float rstd = ctx.training ? s.rstd(c) : 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
                 auto xh = channel(s.xhat, r, c, area_);
                 xh = (channel(x, r, c, area_).array() - mean) * rstd;
                 channel(y, r, c, area_) = xh.array() * gamma(0, c) + beta(0, c);
             }
-        }
     }
 
     // Training: dx = gamma rstd / m (m dy - sum dy - xhat sum(dy xhat)), per channel over m values.
@@ -104,27 +110,29 @@ public:
         auto& s = static_cast<Stats&>(*ws);
         const int64_t n = dy.rows();
         const auto& gamma = params_[0].value;
-        for (int64_t c = 0; c < channels_; ++c) {
-            double sum_dy = 0, sum_dy_xhat = 0;
-            for (int64_t r = 0; r < n; ++r) {
-                sum_dy += bp::lanes::sum(channel_data(dy, r, c, area_), area_);
-                sum_dy_xhat += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
+        s.sum.setZero();
+        s.sum_xhat.setZero();
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t c = 0; c < channels_; ++c) {
+                s.sum(c) += bp::lanes::sum(channel_data(dy, r, c, area_), area_);
+                s.sum_xhat(c) += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
             }
-            grads[0](0, c) = float(sum_dy_xhat);
-            grads[1](0, c) = float(sum_dy);
-            if (dx.rows() == 0) continue;
-            if (!ctx.training) {
-                const float rstd = 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
-                for (int64_t r = 0; r < n; ++r) channel(dx, r, c, area_) = channel(dy, r, c, area_) * (gamma(0, c) * rstd);
-                continue;
+        grads[0] = s.sum_xhat.cast<float>().transpose().matrix();
+        grads[1] = s.sum.cast<float>().transpose().matrix();
+        if (dx.rows() == 0) return;
+        const float m = float(s.count);
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t c = 0; c < channels_; ++c) {
+                if (!ctx.training) {
+                    const float rstd = 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
+                    channel(dx, r, c, area_) = channel(dy, r, c, area_) * (gamma(0, c) * rstd);
+                    continue;
+                }
+                const float k = gamma(0, c) * s.rstd(c) / m;
+                const float sum_dy = float(s.sum(c)), sum_dy_xhat = float(s.sum_xhat(c));
+                channel(dx, r, c, area_) = k * (m * channel(dy, r, c, area_).array() - sum_dy -
+                                                channel(s.xhat, r, c, area_).array() * sum_dy_xhat).matrix();
             }
-            const float m = float(s.count);
-            const float k = gamma(0, c) * s.rstd(c) / m;
-            const float mean_dy = float(sum_dy), mean_dy_xhat = float(sum_dy_xhat);
-            for (int64_t r = 0; r < n; ++r)
-                channel(dx, r, c, area_) = k * (m * channel(dy, r, c, area_).array() - mean_dy -
-                                         channel(s.xhat, r, c, area_).array() * mean_dy_xhat).matrix();
-        }
     }
 
     // The batch's mean and variance from its shards' (Chan et al.'s pairwise
