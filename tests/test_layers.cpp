@@ -104,35 +104,39 @@ TEST_CASE("max pooling 2x2 (its fast path) and 3x3 with stride 2 pick the same i
 
 TEST_CASE("max pooling 2x2 picks like the window order says in its vector lanes too, ties and NaN included",
           "[layers]") {
-    // 7x37 channels: rows of 18 windows (four groups of four in vector lanes, two after),
-    // the last input row and column unused; values from a small set with 0 and -0, so
-    // that ties are everywhere, and some NaN.
-    const int64_t H = 7, W = 37, OH = 3, OW = 18;
-    const bp::Shape input{3, H, W};
-    const float values[] = {0.0f, -0.0f, 1.0f, 2.0f, std::numeric_limits<float>::quiet_NaN()};
-    bp::Matrix x(2, input.size());
-    for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = values[bp::Random(11).below(uint64_t(i), 5)];
-    auto pool = test::make_layer("max_pool2d");
-    const bp::Shape out = pool->build(input, bp::Random(1));
-    REQUIRE(out == bp::Shape{3, OH, OW});
-    auto ws = pool->make_workspace(2);
-    bp::Matrix y(2, out.size()), dx(2, input.size()), dy(2, out.size());
-    pool->forward(x, y, ws.get(), bp::StepContext{});
-    for (int64_t i = 0; i < dy.size(); ++i) dy.data()[i] = float(i + 1);
-    pool->backward(x, y, dy, dx, {}, ws.get(), bp::StepContext{});
-    for (int64_t r = 0; r < 2; ++r)
-        for (int64_t o = 0; o < out.size(); ++o) {
-            const int64_t c = o / (OH * OW), oh = o % (OH * OW) / OW, ow = o % OW;
-            int64_t pick = -1;   // window order (0,0) (0,1) (1,0) (1,1); a later one takes over if larger or NaN
-            for (const int64_t k : {0, 1, 2, 3}) {
-                const int64_t i = (c * H + 2 * oh + k / 2) * W + 2 * ow + k % 2;
-                if (pick < 0 || (!std::isnan(x(r, pick)) && !(x(r, i) <= x(r, pick)))) pick = i;
+    // Rows of 18 windows (four groups of four in vector lanes, then the last four again,
+    // overlapping), of 7 (the Fashion CNN's second pooling: one group and the last four)
+    // and of 3 (one by one); the last input row and column unused; values from a small set
+    // with 0 and -0, so that ties are everywhere, and some NaN.
+    for (const int64_t W : {37, 15, 7}) {
+        CAPTURE(W);
+        const int64_t H = 7, OH = 3, OW = W / 2;
+        const bp::Shape input{3, H, W};
+        const float values[] = {0.0f, -0.0f, 1.0f, 2.0f, std::numeric_limits<float>::quiet_NaN()};
+        bp::Matrix x(2, input.size());
+        for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = values[bp::Random(11).below(uint64_t(i), 5)];
+        auto pool = test::make_layer("max_pool2d");
+        const bp::Shape out = pool->build(input, bp::Random(1));
+        REQUIRE(out == bp::Shape{3, OH, OW});
+        auto ws = pool->make_workspace(2);
+        bp::Matrix y(2, out.size()), dx(2, input.size()), dy(2, out.size());
+        pool->forward(x, y, ws.get(), bp::StepContext{});
+        for (int64_t i = 0; i < dy.size(); ++i) dy.data()[i] = float(i + 1);
+        pool->backward(x, y, dy, dx, {}, ws.get(), bp::StepContext{});
+        for (int64_t r = 0; r < 2; ++r)
+            for (int64_t o = 0; o < out.size(); ++o) {
+                const int64_t c = o / (OH * OW), oh = o % (OH * OW) / OW, ow = o % OW;
+                int64_t pick = -1;   // window order (0,0) (0,1) (1,0) (1,1); a later one takes over if larger or NaN
+                for (const int64_t k : {0, 1, 2, 3}) {
+                    const int64_t i = (c * H + 2 * oh + k / 2) * W + 2 * ow + k % 2;
+                    if (pick < 0 || (!std::isnan(x(r, pick)) && !(x(r, i) <= x(r, pick)))) pick = i;
+                }
+                CAPTURE(r, o);
+                CHECK(std::memcmp(&y(r, o), &x(r, pick), sizeof(float)) == 0);   // the same bits: -0 is not 0
+                CHECK(dx(r, pick) == dy(r, o));   // windows do not overlap: the gradient lands alone
             }
-            CAPTURE(r, o);
-            CHECK(std::memcmp(&y(r, o), &x(r, pick), sizeof(float)) == 0);   // the same bits: -0 is not 0
-            CHECK(dx(r, pick) == dy(r, o));   // windows do not overlap: the gradient lands alone
-        }
-    CHECK(dx.sum() == dy.sum());
+        CHECK(dx.sum() == dy.sum());
+    }
 }
 
 TEST_CASE("the norms' lane sums agree with a plain double loop at every length, tails included", "[layers]") {
