@@ -393,7 +393,7 @@ TEST_CASE("conv2d's direct path at stride 2 computes the convolution, forward an
     // The ResNet's downsampling (28x28 to 14x14), odd heights and widths (phases of
     // unequal size), one row and one column (no odd phase), rows of 1 to 4 vectors.
     for (const auto& c : {Case{{16, 28, 28}, 32}, Case{{3, 7, 9}, 5}, Case{{2, 1, 5}, 17}, Case{{2, 6, 1}, 3},
-                          Case{{2, 9, 40}, 17}, Case{{4, 5, 128}, 3}}) {
+                          Case{{2, 9, 40}, 17}, Case{{2, 3, 80}, 9}, Case{{4, 5, 128}, 3}}) {
         CAPTURE(c.input.str(), c.filters);
         bp::Matrix x(5, c.input.size());
         for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = float(bp::Random(3).normal(uint64_t(i)));

@@ -60,14 +60,14 @@ public:
         Eigen::Map<Eigen::ArrayXd> mean, var;    // per channel, this shard (biased variance)
         double& count;                           // values per channel in this shard
         Eigen::ArrayXf rstd;                     // 1 / sqrt(var + eps)
-        Eigen::ArrayXd sum, sum_xhat;            // per channel: forward's sums of x, backward's of dy and dy xhat
+        Eigen::ArrayXd sum, sum2;                // per channel: forward's of x and of (x - mean)^2, backward's of dy and of dy xhat
     };
     std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
         auto ws = std::make_unique<Stats>(channels_);
         ws->xhat.resize(max_rows, channels_ * area_);
         ws->rstd.resize(channels_);
         ws->sum.resize(channels_);
-        ws->sum_xhat.resize(channels_);
+        ws->sum2.resize(channels_);
         return ws;
     }
 
@@ -81,24 +81,25 @@ public:
         if (ctx.training) {
             s.count = double(n * area_);
             s.sum.setZero();
-            s.sum_xhat.setZero();   // here the squared deviations
+            s.sum2.setZero();
             for (int64_t r = 0; r < n; ++r)
                 for (int64_t c = 0; c < channels_; ++c) s.sum(c) += bp::lanes::sum(channel_data(x, r, c, area_), area_);
             s.mean = s.sum / s.count;
             for (int64_t r = 0; r < n; ++r)
                 for (int64_t c = 0; c < channels_; ++c)
-                    s.sum_xhat(c) += bp::lanes::squared_deviations(channel_data(x, r, c, area_), area_, s.mean(c));
-            s.var = s.sum_xhat / s.count;
+                    s.sum2(c) += bp::lanes::squared_deviations(channel_data(x, r, c, area_), area_, s.mean(c));
+            s.var = s.sum2 / s.count;
             s.rstd = (1.0 / (s.var + double(eps_)).sqrt()).cast<float>();
+        } else {
+            running_rstd(s.rstd);
         }
         const auto& gamma = params_[0].value;
         const auto& beta = params_[1].value;
         for (int64_t r = 0; r < n; ++r)
             for (int64_t c = 0; c < channels_; ++c) {
                 const float mean = ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
-                const float rstd = ctx.training ? s.rstd(c) : 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
                 auto xh = channel(s.xhat, r, c, area_);
-                xh = (channel(x, r, c, area_).array() - mean) * rstd;
+                xh = (channel(x, r, c, area_).array() - mean) * s.rstd(c);
                 channel(y, r, c, area_) = xh.array() * gamma(0, c) + beta(0, c);
             }
     }
@@ -111,25 +112,25 @@ public:
         const int64_t n = dy.rows();
         const auto& gamma = params_[0].value;
         s.sum.setZero();
-        s.sum_xhat.setZero();
+        s.sum2.setZero();
         for (int64_t r = 0; r < n; ++r)
             for (int64_t c = 0; c < channels_; ++c) {
                 s.sum(c) += bp::lanes::sum(channel_data(dy, r, c, area_), area_);
-                s.sum_xhat(c) += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
+                s.sum2(c) += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
             }
-        grads[0] = s.sum_xhat.cast<float>().transpose().matrix();
+        grads[0] = s.sum2.cast<float>().transpose().matrix();
         grads[1] = s.sum.cast<float>().transpose().matrix();
         if (dx.rows() == 0) return;
+        if (!ctx.training) running_rstd(s.rstd);
         const float m = float(s.count);
         for (int64_t r = 0; r < n; ++r)
             for (int64_t c = 0; c < channels_; ++c) {
                 if (!ctx.training) {
-                    const float rstd = 1.0f / std::sqrt(buffers_[1].value(0, c) + eps_);
-                    channel(dx, r, c, area_) = channel(dy, r, c, area_) * (gamma(0, c) * rstd);
+                    channel(dx, r, c, area_) = channel(dy, r, c, area_) * (gamma(0, c) * s.rstd(c));
                     continue;
                 }
                 const float k = gamma(0, c) * s.rstd(c) / m;
-                const float sum_dy = float(s.sum(c)), sum_dy_xhat = float(s.sum_xhat(c));
+                const float sum_dy = float(s.sum(c)), sum_dy_xhat = float(s.sum2(c));
                 channel(dx, r, c, area_) = k * (m * channel(dy, r, c, area_).array() - sum_dy -
                                                 channel(s.xhat, r, c, area_).array() * sum_dy_xhat).matrix();
             }
@@ -158,6 +159,11 @@ public:
     }
 
 private:
+    // Evaluation's 1 / sqrt(running variance + eps), per channel, into `rstd` (sized).
+    void running_rstd(Eigen::ArrayXf& rstd) const {
+        rstd = (buffers_[1].value.row(0).array() + eps_).sqrt().inverse().transpose();
+    }
+
     double momentum_;
     float eps_;
     int64_t channels_ = 0, area_ = 1;

@@ -1,8 +1,7 @@
 // conv2d: y = act(conv(x, W) + b), by a direct convolution on whole vectors
-// (direct_conv.hpp) where its rows fill their vectors and there are several input
-// channels, else by Winograd's F(4x4, k x k)
-// over the shard (winograd.hpp) where that is less work, else by im2col and one GEMM per
-// sample.
+// (direct_conv.hpp) where its rows fill their vectors and each output meets at least 16
+// window terms, else by Winograd's F(4x4, k x k) over the shard (winograd.hpp) where that
+// is less work, else by im2col and one GEMM per sample.
 // x row: (C, H, W); W is (filters, C*k*k), PyTorch's (F, C, k, k) flattened;
 // y row: (filters, OH, OW).
 #include <backplane/backplane.hpp>
@@ -34,10 +33,10 @@ public:
             .choice("init", "he", {"he", "xavier"}, "weight scale: he = 2/fan_in, xavier = 2/(fan_in + fan_out)")
             .boolean("bias", true, "add a learned bias per filter")
             .choice("algorithm", "auto", {"auto", "im2col", "winograd", "direct"},
-                    "winograd needs stride 1 and a kernel of 3 or 5; direct the same, or stride 2 with kernel 3 and "
-                    "padding 1, and outputs at most 64 wide (im2col elsewhere); auto takes direct where outputs fill "
-                    "3/4 of each row's 16-float vectors and there are several input channels, else winograd where "
-                    "that is less work (enough channels)");
+                    "winograd needs stride 1 and a kernel of 3 or 5; direct needs the same with images and outputs "
+                    "at most 64 wide, or stride 2 with kernel 3, padding 1 and outputs at most 64 wide (im2col "
+                    "elsewhere); auto takes direct where outputs fill 3/4 of each row's 16-float vectors and "
+                    "channels * kernel^2 >= 16, else winograd where that is less work (enough channels)");
     }
 
     Conv2d(const bp::Params& p, const bp::Services& services)
@@ -144,11 +143,14 @@ public:
 
 private:
     // Winograd or the direct convolution where the geometry allows it and it was asked
-    // for; under auto the direct one where its rows fill their vectors and there are
-    // several input channels (of one, im2col is faster: direct's weight gradient is then
-    // mostly its channel-last copy of the output gradient; on the Fashion CNN's first
-    // layer 1.45k against 1.7k thread-us a step forward, 1.9k against 2.5k backward), else Winograd where its
-    // estimated work is below im2col's (the product plus the copy into cols).
+    // for; under auto the direct one where its rows fill their vectors and each output
+    // gradient value meets at least 16 window terms (C k^2: its weight gradient copies the
+    // output gradient channel-last, then multiplies each copied vector by that many
+    // inputs), else Winograd where its estimated work is below im2col's (the product plus
+    // the copy into cols). Measured with run --profile: one channel at 3x3 (9 terms: the
+    // Fashion CNN's first layer) ran 1.1-1.3x faster by im2col (the ResNet's stem, 16
+    // filters, the same either way), at 5x5 (25: the bench CNN's) 1.1-1.4x faster direct;
+    // 16 is a point between the two, nothing between them measured.
     // A geometry one cannot do falls back to im2col rather than fail, so that one setting
     // serves a whole model (and check-plugin's variants of every example).
     void choose_algorithm() {
@@ -158,7 +160,7 @@ private:
             if (DirectConv::supports(g_)) direct_ = std::make_unique<DirectConv>(g_, filters_);
             return;
         }
-        if (algorithm_ == "auto" && g_.channels > 1 && DirectConv::fills_lanes(g_)) {
+        if (algorithm_ == "auto" && g_.channels * kernel_ * kernel_ >= 16 && DirectConv::fills_lanes(g_)) {
             direct_ = std::make_unique<DirectConv>(g_, filters_);
             return;
         }

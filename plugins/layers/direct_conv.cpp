@@ -25,7 +25,8 @@ void store(const Vec& v, int64_t lanes, float* p) {
 
 // One term of a correlation's sum, relative to the output at (oh, ow): the input plane
 // it reads (a phase of a strided input; 0 otherwise), at row oh + row and column ow +
-// col of that plane's bordered buffer, times weight (i * K + j) of the K x K window.
+// col of that plane's bordered buffer, times the weight at index `weight` of the K x K
+// window (row-major).
 struct Tap {
     int plane, row, col, weight;
 };
@@ -178,7 +179,9 @@ int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 bool DirectConv::supports(const ImageGeometry& g) {
     const bool stride_1 = g.stride == 1 && (g.kernel == 3 || g.kernel == 5);
     const bool stride_2 = g.stride == 2 && g.kernel == 3 && g.padding == 1;
-    return (stride_1 || stride_2) && g.out_width <= 4 * kLanes && g.width <= 4 * kLanes * g.stride;
+    // Stride 1 correlates the image's own rows; stride 2 its phases, as wide as the outputs.
+    return (stride_1 && g.width <= 4 * kLanes && g.out_width <= 4 * kLanes) ||
+           (stride_2 && g.out_width <= 4 * kLanes);
 }
 
 bool DirectConv::fills_lanes(const ImageGeometry& g) {
@@ -197,9 +200,9 @@ DirectConv::DirectConv(const ImageGeometry& g, int64_t filters) : g_(g), filters
         gradient_ = {filters, 1, g.out_height + 2 * border,
                      round_up(std::max(in_chunks * kLanes + k - 1, g.out_width + 2 * border), kLanes)};
     } else {
-        // Phases of at most out_height x out_width with a border row and column before
-        // (the input) or after (the output gradient); the input gradient's phases are as
-        // wide as the outputs.
+        // The input's phases, at most out_height x out_width each, after a border row and
+        // column; the output gradient whole, with a border row and column after. The input
+        // gradient's phases are at most as wide as the outputs.
         input_ = {g.channels, 4, g.out_height + 1, round_up(out_chunks * kLanes + 1, kLanes)};
         gradient_ = {filters, 1, g.out_height + 1, input_.pitch};
     }
@@ -260,11 +263,11 @@ void DirectConv::forward(const bp::Matrix& w, const bp::Matrix& bias, bp::ConstM
     const int64_t rows = input_.rows, pitch = input_.pitch, OH = g_.out_height, OW = g_.out_width;
     for (int64_t n = 0; n < x.rows(); ++n) {
         fill_input(x.row(n).data(), b.x.data());
-        auto correlate = [&](auto taps) {
+        auto run = [&](auto taps) {
             correlate_rows<decltype(taps)>(b.x.data(), C, rows, pitch, b.w.data(), F, shift, OH, OW, z.row(n).data());
         };
-        if (g_.stride == 2) correlate(Strided{});
-        else with_window(g_.kernel, correlate);
+        if (g_.stride == 2) run(Strided{});
+        else with_window(g_.kernel, run);
     }
 }
 
@@ -278,12 +281,12 @@ void DirectConv::backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::Matri
         const float* grad = dz.row(n).data();
         for (int64_t f = 0; f < F; ++f)   // channel-last; the lanes past F stay zero
             for (int64_t o = 0; o < area; ++o) b.dz_last[o * lanes + f] = grad[f * area + o];
-        auto weight_gradient = [&](auto taps) {
+        auto run_dw = [&](auto taps) {
             weight_gradient_all<decltype(taps)>(b.x.data(), input_.rows, input_.pitch, b.dz_last.data(), lanes, C,
                                                 g_.out_height, g_.out_width, b.dw.data());
         };
-        if (g_.stride == 2) weight_gradient(Strided{});
-        else with_window(g_.kernel, weight_gradient);
+        if (g_.stride == 2) run_dw(Strided{});
+        else with_window(g_.kernel, run_dw);
         if (dx.rows() == 0) continue;
         fill_gradient(grad, b.dz.data());
         if (g_.stride == 2) input_gradient_phases(b, dx.row(n).data());
@@ -300,7 +303,7 @@ void DirectConv::backward(bp::ConstMatrixRef x, bp::ConstMatrixRef dz, bp::Matri
 // Stride 2: each phase of dx from its taps of dz, then interleaved into dx.
 void DirectConv::input_gradient_phases(Buffers& b, float* dx) const {
     const int64_t H = g_.height, W = g_.width;
-    auto phase = [&](auto taps, int64_t p, int64_t q) {
+    auto one_phase = [&](auto taps, int64_t p, int64_t q) {
         const int64_t rows = (H - p + 1) / 2, cols = (W - q + 1) / 2;
         if (rows == 0 || cols == 0) return;   // a 1-wide or 1-high input has no odd phase
         correlate_rows<decltype(taps)>(b.dz.data(), filters_, gradient_.rows, gradient_.pitch, b.transposed.data(),
@@ -310,8 +313,8 @@ void DirectConv::input_gradient_phases(Buffers& b, float* dx) const {
                 for (int64_t v = 0; v < cols; ++v)
                     dx[(c * H + 2 * a + p) * W + 2 * v + q] = b.phase[(c * rows + a) * cols + v];
     };
-    phase(StridedPhase<0, 0>{}, 0, 0);
-    phase(StridedPhase<0, 1>{}, 0, 1);
-    phase(StridedPhase<1, 0>{}, 1, 0);
-    phase(StridedPhase<1, 1>{}, 1, 1);
+    one_phase(StridedPhase<0, 0>{}, 0, 0);
+    one_phase(StridedPhase<0, 1>{}, 0, 1);
+    one_phase(StridedPhase<1, 0>{}, 1, 0);
+    one_phase(StridedPhase<1, 1>{}, 1, 1);
 }

@@ -2,7 +2,7 @@
 // kernel of stride 2 and padding 1 (a ResNet's downsampling): conv2d's path for images a
 // few vectors wide with few channels (the ResNet's 16 channels at 28x28), where
 // Winograd's transformed tiles cost more in memory traffic than they save in
-// multiply-adds, and im2col copies every input nine times.
+// multiply-adds, and im2col copies every input k^2 times at stride 1.
 //
 // Each sample is copied into a zero-bordered buffer, rows padded to whole vectors, so that
 // a row of outputs is a few vectors (16 outputs each) and every term of the sum is one
