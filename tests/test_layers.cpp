@@ -345,11 +345,12 @@ TEST_CASE("conv2d's Winograd path, direct path and im2col compute the convolutio
         bp::Shape input;
         int64_t kernel, padding, filters;
     };
-    // Whole and cut-off tiles, padding and none, one channel and several; rows of one to
-    // four vectors for the direct path, filters in whole blocks and not.
+    // Whole and cut-off tiles, padding and none, one channel and several; for the direct
+    // path rows of one to four vectors, output rows in whole blocks and not, filters in
+    // whole blocks and not, one and two vectors of them (40: 5 blocks of 8; 48 lanes).
     for (const auto& c : {Case{{3, 12, 12}, 5, 0, 4}, Case{{2, 7, 6}, 5, 2, 3}, Case{{4, 9, 11}, 3, 1, 5},
                           Case{{1, 5, 5}, 3, 0, 2}, Case{{8, 28, 28}, 3, 1, 6}, Case{{3, 20, 40}, 3, 1, 9},
-                          Case{{2, 6, 64}, 5, 2, 17},
+                          Case{{2, 6, 64}, 5, 2, 17}, Case{{3, 13, 14}, 3, 1, 40},
                           // 245 tiles in blocks of 227: the backward pass transforms the inputs again.
                           Case{{32, 28, 28}, 5, 2, 40}}) {
         CAPTURE(c.input.str(), c.kernel, c.padding);

@@ -67,50 +67,66 @@ struct StridedPhase {
     }
 };
 
-// out[f] for the FB filters from f0, every output row (out_h x out_w floats each, plus
-// shift[f] when there is one) := the correlation of `in` (channels x planes x rows x
-// pitch, zero-bordered) with w ([c][weight][out_channels]). A row is Q vectors; the FB x
-// Q sums stay in registers over every channel and tap.
-template <class Taps, int Q, int FB>
-void correlate(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w, int64_t out_channels,
-               int64_t f0, const float* shift, int64_t out_h, int64_t out_w, float* out) {
-    for (int64_t oh = 0; oh < out_h; ++oh) {
-        Vec acc[FB][Q] = {};
-        for (int64_t c = 0; c < channels; ++c) {
-            const float* at = in + (c * Taps::planes * rows + oh) * pitch;
-            const float* wc = w + c * Taps::weights * out_channels + f0;
+// out[f] for the FB filters from f0, output rows oh0 to oh0 + R - 1 (out_h x out_w floats
+// each, plus shift[f] when there is one) := the correlation of `in` (channels x planes x
+// rows x pitch, zero-bordered) with w ([c][weight][out_channels]). A row is Q vectors; the
+// FB x R x Q sums stay in registers over every channel and tap, so each weight loaded
+// serves R x Q vectors and each input vector up to FB x R sums.
+template <class Taps, int Q, int FB, int R>
+void correlate_block(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
+                     int64_t out_channels, int64_t f0, const float* shift, int64_t oh0, int64_t out_h, int64_t out_w,
+                     float* out) {
+    Vec acc[FB][R][Q] = {};
+    for (int64_t c = 0; c < channels; ++c) {
+        const float* at = in + (c * Taps::planes * rows + oh0) * pitch;
+        const float* wc = w + c * Taps::weights * out_channels + f0;
 #pragma GCC unroll 25   // every tap's offsets constants
-            for (int t = 0; t < Taps::count; ++t) {
-                const Tap tap = Taps::tap(t);
-                const float* window = at + (tap.plane * rows + tap.row) * pitch + tap.col;
+        for (int t = 0; t < Taps::count; ++t) {
+            const Tap tap = Taps::tap(t);
+            const float* wt = wc + tap.weight * out_channels;
+            for (int r = 0; r < R; ++r) {
+                const float* window = at + (tap.plane * rows + tap.row + r) * pitch + tap.col;
                 Vec x[Q];
                 for (int q = 0; q < Q; ++q) x[q] = load(window + q * kLanes);
-                const float* wt = wc + tap.weight * out_channels;
                 for (int b = 0; b < FB; ++b)
-                    for (int q = 0; q < Q; ++q) acc[b][q] += x[q] * wt[b];
-            }
-        }
-        for (int b = 0; b < FB; ++b) {
-            float* row = out + ((f0 + b) * out_h + oh) * out_w;
-            for (int q = 0; q < Q; ++q) {
-                if (shift) acc[b][q] += shift[f0 + b];
-                store(acc[b][q], std::min<int64_t>(kLanes, out_w - q * kLanes), row + q * kLanes);
+                    for (int q = 0; q < Q; ++q) acc[b][r][q] += x[q] * wt[b];
             }
         }
     }
+    for (int b = 0; b < FB; ++b)
+        for (int r = 0; r < R; ++r) {
+            float* row = out + ((f0 + b) * out_h + oh0 + r) * out_w;
+            for (int q = 0; q < Q; ++q) {
+                if (shift) acc[b][r][q] += shift[f0 + b];
+                store(acc[b][r][q], std::min<int64_t>(kLanes, out_w - q * kLanes), row + q * kLanes);
+            }
+        }
 }
 
-// Every output channel: blocks of as many filters as keep FB x Q sums within the 32
-// vector registers, then one at a time.
+// Every output row for the FB filters from f0: blocks of R rows, then one at a time.
+template <class Taps, int Q, int FB, int R>
+void correlate(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w, int64_t out_channels,
+               int64_t f0, const float* shift, int64_t out_h, int64_t out_w, float* out) {
+    int64_t oh = 0;
+    for (; oh + R <= out_h; oh += R)
+        correlate_block<Taps, Q, FB, R>(in, channels, rows, pitch, w, out_channels, f0, shift, oh, out_h, out_w, out);
+    for (; oh < out_h; ++oh)
+        correlate_block<Taps, Q, FB, 1>(in, channels, rows, pitch, w, out_channels, f0, shift, oh, out_h, out_w, out);
+}
+
+// Every output channel: blocks of FB filters and R rows, then the filters left one at a
+// time. The blocks are the fastest measured here (docs/performance.md): a row of one
+// vector takes 8 filters by 2 rows (1.15-1.2x 16 by 1 forward: a weight loaded serves two
+// vectors); longer rows one row (2 or 3 rows of two vectors, with 4 or 6 filters: 0.5-0.85x).
 template <class Taps, int Q>
 void correlate_all(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
                    int64_t out_channels, const float* shift, int64_t out_h, int64_t out_w, float* out) {
-    constexpr int FB = Q == 1 ? 16 : Q == 2 ? 8 : 4;
+    constexpr int FB = Q <= 2 ? 8 : 4, R = Q == 1 ? 2 : 1;
     int64_t f = 0;
     for (; f + FB <= out_channels; f += FB)
-        correlate<Taps, Q, FB>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
+        correlate<Taps, Q, FB, R>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
     for (; f < out_channels; ++f)
-        correlate<Taps, Q, 1>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
+        correlate<Taps, Q, 1, R>(in, channels, rows, pitch, w, out_channels, f, shift, out_h, out_w, out);
 }
 
 // The same, rows of out_w outputs as 1-4 vectors.
@@ -127,41 +143,53 @@ void correlate_rows(const float* in, int64_t channels, int64_t rows, int64_t pit
 }
 
 // dw[c][weight][f] += sum over the outputs of dz[oh][ow][f] * (x's term of that weight),
-// for the 16 filters from f0 (a vector; dz is channel-last, rows of `lanes` filters) and
-// the CB channels from c0: one sample's sums in registers, added to dw at the end, as
+// for the FV x 16 filters from f0 (vectors; dz is channel-last, rows of `lanes` filters)
+// and the CB channels from c0: one sample's sums in registers, added to dw at the end, as
 // im2col's product adds each sample's.
-template <class Taps, int CB>
+template <class Taps, int CB, int FV>
 void weight_gradient(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes, int64_t out_h,
                      int64_t out_w, int64_t f0, int64_t c0, float* dw) {
-    Vec acc[CB][Taps::count] = {};
+    Vec acc[CB][Taps::count][FV] = {};
     for (int64_t oh = 0; oh < out_h; ++oh)
         for (int64_t ow = 0; ow < out_w; ++ow) {
-            const Vec d = load(dz + (oh * out_w + ow) * lanes + f0);
+            Vec d[FV];
+            for (int v = 0; v < FV; ++v) d[v] = load(dz + (oh * out_w + ow) * lanes + f0 + v * kLanes);
             for (int cb = 0; cb < CB; ++cb) {
                 const float* at = x + ((c0 + cb) * Taps::planes * rows + oh) * pitch + ow;
 #pragma GCC unroll 25
                 for (int t = 0; t < Taps::count; ++t) {
                     const Tap tap = Taps::tap(t);
-                    acc[cb][t] += d * at[(tap.plane * rows + tap.row) * pitch + tap.col];
+                    const float in = at[(tap.plane * rows + tap.row) * pitch + tap.col];
+                    for (int v = 0; v < FV; ++v) acc[cb][t][v] += d[v] * in;
                 }
             }
         }
     for (int cb = 0; cb < CB; ++cb)
-        for (int t = 0; t < Taps::count; ++t) {
-            float* sum = dw + ((c0 + cb) * Taps::weights + Taps::tap(t).weight) * lanes + f0;
-            store(load(sum) + acc[cb][t], kLanes, sum);
-        }
+        for (int t = 0; t < Taps::count; ++t)
+            for (int v = 0; v < FV; ++v) {
+                float* sum = dw + ((c0 + cb) * Taps::weights + Taps::tap(t).weight) * lanes + f0 + v * kLanes;
+                store(load(sum) + acc[cb][t][v], kLanes, sum);
+            }
 }
 
+// Every channel and filter. A 3x3 window takes two vectors of filters at a time where
+// there are two (each input value loaded serves both; the backward 1.03-1.07x two
+// channels of one vector), then two channels of one vector; a 5x5 window one channel of one vector: at
+// most 18 or 25 sums in registers.
 template <class Taps>
 void weight_gradient_all(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes,
                          int64_t channels, int64_t out_h, int64_t out_w, float* dw) {
-    constexpr int CB = Taps::count <= 9 ? 2 : 1;   // CB * count sums in registers
-    for (int64_t f = 0; f < lanes; f += kLanes) {
+    constexpr int CB = Taps::count <= 9 ? 2 : 1;
+    int64_t f = 0;
+    if (Taps::count <= 9)
+        for (; f + 2 * kLanes <= lanes; f += 2 * kLanes)
+            for (int64_t c = 0; c < channels; ++c)
+                weight_gradient<Taps, 1, 2>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+    for (; f < lanes; f += kLanes) {
         int64_t c = 0;
         for (; c + CB <= channels; c += CB)
-            weight_gradient<Taps, CB>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
-        for (; c < channels; ++c) weight_gradient<Taps, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+            weight_gradient<Taps, CB, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
+        for (; c < channels; ++c) weight_gradient<Taps, 1, 1>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
     }
 }
 

@@ -7,7 +7,7 @@
 // Each sample is copied into a zero-bordered buffer, rows padded to whole vectors, so that
 // a row of outputs is a few vectors (16 outputs each) and every term of the sum is one
 // vector load times one weight, broadcast: out[f][oh][ow..ow+15] += in[c][oh+i][ow+j..]
-// * w[f][c][i][j], a block of filters accumulating in registers. A stride-2 input is
+// * w[f][c][i][j], a block of filters and rows accumulating in registers. A stride-2 input is
 // copied as its four phases (even and odd rows and columns), so that each term again
 // reads consecutive inputs: one phase at an offset of 0 or 1. The input gradient is the
 // same correlation of the output gradient (padded by k-1-p) with the flipped, transposed
