@@ -117,7 +117,7 @@ void correlate(const float* in, int64_t channels, int64_t rows, int64_t pitch, c
 // Every output channel: blocks of FB filters and R rows, then the filters left one at a
 // time. The blocks are the fastest measured here (docs/performance.md): a row of one
 // vector takes 8 filters by 2 rows (1.15-1.2x 16 by 1 forward: a weight loaded serves two
-// vectors); longer rows one row (2 or 3 rows of two vectors, with 4 or 6 filters: 0.5-0.85x).
+// vectors); longer rows one row (2 or 3 rows of two vectors, with 4 or 6 filters: 0.5-0.9x).
 template <class Taps, int Q>
 void correlate_all(const float* in, int64_t channels, int64_t rows, int64_t pitch, const float* w,
                    int64_t out_channels, const float* shift, int64_t out_h, int64_t out_w, float* out) {
@@ -173,15 +173,15 @@ void weight_gradient(const float* x, int64_t rows, int64_t pitch, const float* d
 }
 
 // Every channel and filter. A 3x3 window takes two vectors of filters at a time where
-// there are two (each input value loaded serves both; the backward 1.03-1.07x two
-// channels of one vector), then two channels of one vector; a 5x5 window one channel of one vector: at
-// most 18 or 25 sums in registers.
+// there are two (each input value loaded serves both: the backward ran 1.03-1.07x as fast
+// as with two channels of one vector), then two channels of one vector; a 5x5 window one
+// channel of one vector. At most 18 or 25 sums in registers.
 template <class Taps>
 void weight_gradient_all(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes,
                          int64_t channels, int64_t out_h, int64_t out_w, float* dw) {
-    constexpr int CB = Taps::count <= 9 ? 2 : 1;
+    constexpr int CB = Taps::count <= 9 ? 2 : 1, FV = Taps::count <= 9 ? 2 : 1;
     int64_t f = 0;
-    if (Taps::count <= 9)
+    if constexpr (FV == 2)
         for (; f + 2 * kLanes <= lanes; f += 2 * kLanes)
             for (int64_t c = 0; c < channels; ++c)
                 weight_gradient<Taps, 1, 2>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
@@ -223,11 +223,12 @@ void transpose_block(const float* in, int64_t in_pitch, float* out, int64_t out_
 // out[o][f] = in[f][o] for the `channels` rows of `area` values of `in`, out's rows
 // `lanes` apart (the lanes past `channels` left as they are): whole 16 x 16 blocks in
 // registers, the rest one by one. (Element by element over in's rows, every write went
-// to another cache line: a third of dW's time at 32 channels, 28x28.)
+// to another cache line: with the copy of x, a third of dW's time at 32 channels, 28x28.)
 void channel_last(const float* in, int64_t channels, int64_t area, int64_t lanes, float* out) {
     const int64_t whole_o = area / kLanes * kLanes, whole_f = channels / kLanes * kLanes;
     for (int64_t o = 0; o < whole_o; o += kLanes)
-        for (int64_t f = 0; f < whole_f; f += kLanes) transpose_block(in + f * area + o, area, out + o * lanes + f, lanes);
+        for (int64_t f = 0; f < whole_f; f += kLanes)
+            transpose_block(in + f * area + o, area, out + o * lanes + f, lanes);
     for (int64_t f = 0; f < channels; ++f)
         for (int64_t o = f < whole_f ? whole_o : 0; o < area; ++o) out[o * lanes + f] = in[f * area + o];
 }
