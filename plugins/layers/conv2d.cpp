@@ -150,8 +150,8 @@ private:
     // the copy into cols). Measured with run --profile: one channel at 3x3 (9 terms: the
     // Fashion CNN's first layer) ran 1.1-1.3x faster by im2col (the ResNet's stem, 16
     // filters, the same either way), at 5x5 (25: the bench CNN's) 1.1-1.4x faster direct;
-    // 16 is a point between the two, nothing between them measured. (Measured before the
-    // channel-last copy went by 16x16 blocks, docs/performance.md.)
+    // 16 is a point between the two, nothing between them measured. (Measured again after
+    // direct's channel-last copy went by 16x16 blocks: im2col still no slower there.)
     // A geometry one cannot do falls back to im2col rather than fail, so that one setting
     // serves a whole model (and check-plugin's variants of every example).
     void choose_algorithm() {
