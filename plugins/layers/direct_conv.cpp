@@ -179,9 +179,11 @@ void weight_gradient(const float* x, int64_t rows, int64_t pitch, const float* d
 template <class Taps>
 void weight_gradient_all(const float* x, int64_t rows, int64_t pitch, const float* dz, int64_t lanes,
                          int64_t channels, int64_t out_h, int64_t out_w, float* dw) {
-    constexpr int CB = Taps::count <= 9 ? 2 : 1, FV = Taps::count <= 9 ? 2 : 1;
+    // Both blockings fit the registers only for a window of up to 9 taps.
+    constexpr bool small_window = Taps::count <= 9;
+    constexpr int CB = small_window ? 2 : 1;
     int64_t f = 0;
-    if constexpr (FV == 2)
+    if constexpr (small_window)
         for (; f + 2 * kLanes <= lanes; f += 2 * kLanes)
             for (int64_t c = 0; c < channels; ++c)
                 weight_gradient<Taps, 1, 2>(x, rows, pitch, dz, lanes, out_h, out_w, f, c, dw);
