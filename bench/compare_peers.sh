@@ -25,8 +25,10 @@
 #
 # Prints samples/s (median of the runs) of every framework with Backplane's ratio to it,
 # Backplane's GFLOP/s and share of this machine's FMA peak (bench/peak.cpp, measured at the
-# start), each peer's chosen setting, Backplane's 1 -> 2 thread scaling of the MLP, and
-# whether each target of docs/performance.md is met.
+# start), what writing a cache line the other core has read costs at the start and at the
+# end (bench/cross_core.cpp: the MLP's 2-thread figures move with it), each peer's chosen
+# setting, Backplane's 1 -> 2 thread scaling of the MLP, and whether each target of
+# docs/performance.md is met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
@@ -131,6 +133,8 @@ best_setting() {   # peer threads short-arguments
 }
 
 printf 'FP32 FMA peak measured now: %s GFLOP/s at 1 thread, %s at 2\n' "$peak_1t" "$peak_2t"
+cross_core
+cross_core_line
 printf '%-16s %3s %9s' model thr backplane
 for p in "${peers[@]}"; do printf ' %18s' "$p (ratio)"; done
 printf ' %8s %6s\n' "GFLOP/s" peak
@@ -199,6 +203,12 @@ if ran mlp-sgd-1-128 && ran mlp-sgd-2-128; then
       'BEGIN { printf "scaling  mlp-sgd batch %d: %.0f -> %.0f samples/s, %.2fx from 1 to 2 threads\n", b, one, two, two / one }'
   done
 fi
+
+# The machine again: its two virtual cores can move between the cases (docs/performance.md,
+# What bounds the MLP at 2 threads).
+cross_core
+printf 'at the end, '
+cross_core_line
 
 # The targets (docs/performance.md), judged on the medians above: those of the cases run.
 target() {   # description value threshold unit
