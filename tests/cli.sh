@@ -85,11 +85,11 @@ expect 1 "--set name=a/b: name 'a/b' holds a slash: it names the runs' folder" -
   "$bp" validate "$src/experiments/spirals.yaml" --set name=a/b
 expect 1 "variant name 'report.html' is the name of a file the comparison writes" -- \
   "$bp" validate "$swept" --set 'compare.variants={report.html: {}}'
-# Options that cannot go together are refused before anything runs.
+# Options that cannot go together, or do not suit the file, are a bad command line (exit 2).
 expect 2 '--out excludes --resume' -- "$bp" run "$src/experiments/xor.yaml" --resume "$tmp/none" --out "$tmp/none2"
 expect 2 "--overwrite requires --out \\(see 'backplane run --help'\\)" -- "$bp" run "$src/experiments/xor.yaml" --overwrite
-expect 1 '--jobs trains the runs of a comparison at once' -- "$bp" run "$src/experiments/xor.yaml" --jobs 2
-expect 1 "--profile times the steps of one run, alone on the machine; .*profile one of its experiments" -- \
+expect 2 '--jobs trains the runs of a comparison at once' -- "$bp" run "$src/experiments/xor.yaml" --jobs 2
+expect 2 "--profile times the steps of one run, alone on the machine; .*profile one of its experiments" -- \
   "$bp" run "$src/experiments/compare_optimizers_spirals.yaml" --profile
 expect 0 "profile of 15 steps \(the run's first left out\)" -- \
   "$bp" run "$src/experiments/xor.yaml" --profile --set train.epochs=2 --out "$tmp/profiled"
@@ -182,9 +182,9 @@ grep -q '"status": "diverged"' "$tmp/div/summary.json" || fail "diverged run's s
 
 # Suites: validated, run quick, refused with one line where they are wrong.
 expect 0 'suite_optimizers.yaml: ok \(5 workloads x 5 variants\)' -- "$bp" validate "$src/experiments/suite_optimizers.yaml" --quick
-expect 1 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
+expect 2 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
   "$bp" run "$src/experiments/xor.yaml" --quick
-expect 1 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
+expect 2 '^backplane: error: --quick runs a suite.s quick mode; .*xor.yaml is not a suite' -- \
   "$bp" validate "$src/experiments/xor.yaml" --quick
 f=$(yaml suite.yaml <<EOF2
 seeds: [1]

@@ -122,6 +122,13 @@ TEST_CASE("a bad suite is refused with its place in the suite", "[suite]") {
     CHECK_THAT(suite_error(std::string(suite).replace(suite.find("  noisy:"), 8, "  suite.csv:")),
                Catch::Contains("workload name 'suite.csv' is the name of a file the suite writes"));
     CHECK_THAT(suite_error(suite + "  name: tiny\n"), Catch::Contains("quick cannot rename the suite"));
+    // A workload's set: entry is placed at the entry, not blamed on a --set nobody gave.
+    const std::string bad_set = std::string(suite).replace(suite.find("data.noise"), 10, "data.noyse");
+    CHECK_THAT(suite_error(bad_set), Catch::Matches(".*suite.yaml:14:11: set data.noyse=0.3: unknown key 'noyse' in data.*") &&
+                                         !Catch::Contains("--set"));
+    // A quick: block is checked in the full mode too: its mistakes wait for no --quick.
+    const std::string bad_quick = std::string(suite).replace(suite.find("{ epochs: 2 }"), 13, "{ epochz: 2 }");
+    CHECK_THAT(suite_error(bad_quick), Catch::Contains("suite.yaml:15:14: unknown key 'epochz' in workload 'noisy'"));
     // A drawn value out of range names its place in the suite and the trial that drew it.
     CHECK_THAT(suite_error(std::string(suite).replace(suite.find("momentum: 0.9"), 13, "momentum: { uniform: [1.5, 2] }") +
                            "tuning: { trials: 2 }\n"),

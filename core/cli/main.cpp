@@ -26,6 +26,12 @@ namespace {
 
 enum Exit { ok = 0, failed = 1, usage = 2, diverged = 3 };
 
+// A flag that does not suit the file it came with (--quick without a suite, --jobs with
+// one run): a bad command line, like the ones CLI11 refuses, found once the file is read.
+struct UsageError : bp::Error {
+    using bp::Error::Error;
+};
+
 std::string range_text(const bp::ParamSpec& s) {
     if (s.type == bp::ParamType::choice) return "{" + bp::join(s.choices, ", ") + "}";
     if (!s.min || !s.max) return "";
@@ -270,6 +276,7 @@ int main(int argc, char** argv) {
     struct Leave {
         ~Leave() { bp::Cluster::leave(); }
     } leave;
+    Exit status = failed;   // what an error below exits with
     try {
         bp::Cluster& world = bp::Cluster::join();
         if (!world.alone()) cluster = &world;
@@ -327,14 +334,14 @@ int main(int argc, char** argv) {
             registry.load_default_paths();
             suite = bp::load_suite(file, sets, quick, registry);
             if (!suite && quick_flag->count() + validate_quick->count() > 0)
-                throw bp::Error("--quick runs a suite's quick mode; " + file + " is not a suite (it has no workloads:)");
+                throw UsageError("--quick runs a suite's quick mode; " + file + " is not a suite (it has no workloads:)");
             if (!suite) comparison = bp::load_comparison(file, sets, registry);
             if (!suite && !comparison) e = bp::load_experiment(file, sets, registry);
             if (!suite && !comparison && jobs_option->count() > 0)
-                throw bp::Error("--jobs trains the runs of a comparison at once; " + file +
+                throw UsageError("--jobs trains the runs of a comparison at once; " + file +
                                 " is one run (use train.threads for its threads)");
             if ((suite || comparison) && profile_flag->count() > 0)
-                throw bp::Error("--profile times the steps of one run, alone on the machine; " + file +
+                throw UsageError("--profile times the steps of one run, alone on the machine; " + file +
                                 " trains many: profile one of its experiments with 'backplane run EXPERIMENT --profile'");
         };
         if (cluster) cluster->agree(load);
@@ -386,6 +393,9 @@ int main(int argc, char** argv) {
         return ok;
     } catch (const bp::PeerFailed&) {
         return failed;   // another process failed and said why
+    } catch (const UsageError& e) {
+        std::cerr << "backplane: error: " << e.what() << "\n";
+        status = usage;
     } catch (const bp::Error& e) {
         std::cerr << "backplane: error: " << e.what() << "\n";
     } catch (const std::filesystem::filesystem_error& e) {
@@ -396,6 +406,6 @@ int main(int argc, char** argv) {
         std::cerr << "backplane: internal error: " << e.what() << " (please report it)\n";
     }
     // An error on one process while the others may wait for it in a step: end them all.
-    if (cluster && !cluster->failed_together()) bp::Cluster::abort(failed);
-    return failed;
+    if (cluster && !cluster->failed_together()) bp::Cluster::abort(status);
+    return status;
 }

@@ -32,12 +32,21 @@ YAML::Node suite_document(YamlReader& r, const std::string& text, const std::vec
     return root;
 }
 
-std::vector<std::string> read_sets(const YamlReader& r, const YAML::Node& n, const std::string& what) {
-    std::vector<std::string> sets;
-    if (!n) return sets;
+// Whether the suite has a quick: block anywhere.
+bool has_quick(const YAML::Node& root) {
+    if (!root.IsMap()) return false;
+    if (root["quick"]) return true;
+    if (root["workloads"] && root["workloads"].IsMap())
+        for (const auto& kv : root["workloads"])
+            if (kv.second.IsMap() && kv.second["quick"]) return true;
+    return false;
+}
+
+// A workload's set: must be a list of KEY=VALUE texts.
+void check_sets(const YamlReader& r, const YAML::Node& n, const std::string& what) {
+    if (!n) return;
     if (!n.IsSequence()) r.fail(n, what + " must be a list of KEY=VALUE, e.g. [data.train_limit=10000]");
-    for (const auto& s : n) sets.push_back(r.scalar(s, what + " entry"));
-    return sets;
+    for (const auto& s : n) r.scalar(s, what + " entry");
 }
 
 class SuiteReader {
@@ -90,7 +99,7 @@ private:
         r.require(n, "target", "workload '" + name + "' (the performance profile times each variant to it)");
         if (n["epochs"]) r.integer(n["epochs"], "workload '" + name + "'.epochs", 1, 1e6);
         if (n["trial_epochs"]) r.integer(n["trial_epochs"], "workload '" + name + "'.trial_epochs", 1, 1e6);
-        const std::vector<std::string> sets = read_sets(r, n["set"], "workload '" + name + "'.set");
+        check_sets(r, n["set"], "workload '" + name + "'.set");
         std::string text;
         try {
             text = read_experiment_file(w.file);
@@ -100,12 +109,14 @@ private:
         // Every document of the workload gets the suite's compare block, read afresh
         // from the suite (a document's nodes are its own), placed at the suite's lines.
         const DocumentHook hook = [&](YamlReader& er, YAML::Node& eroot) {
-            if (eroot["compare"])
-                er.fail(eroot["compare"], "workload '" + name + "' is a suite's: its variants come from the suite, "
-                                          "so its experiment cannot have a compare: block of its own");
             YamlReader sr(file_, registry_);
             const YAML::Node sroot = suite_document(sr, text_, overrides_, quick_);
             const YAML::Node sw = sroot["workloads"][name];
+            // The set: entries first, as --set would be, each placed at its entry in the suite.
+            for (const auto& entry : sw["set"]) er.apply_override(eroot, entry.Scalar(), sr.where(entry) + ": set");
+            if (eroot["compare"])
+                er.fail(eroot["compare"], "workload '" + name + "' is a suite's: its variants come from the suite, "
+                                          "so its experiment cannot have a compare: block of its own");
             YAML::Node compare(YAML::NodeType::Map);
             for (const char* key : {"seeds", "tuning", "variants"})
                 if (sroot[key]) compare[key] = sroot[key];
@@ -123,7 +134,7 @@ private:
             }
         };
         try {
-            auto c = parse_comparison(text, w.file, sets, registry_, hook);
+            auto c = parse_comparison(text, w.file, {}, registry_, hook);
             w.comparison = std::move(*c);
         } catch (const Error& e) {
             throw Error(std::string(e.what()) + " (in suite workload '" + name + "')");
@@ -142,7 +153,12 @@ private:
 
 std::optional<Suite> parse_suite(const std::string& text, const fs::path& file, const std::vector<std::string>& overrides,
                                  bool quick, Registry& registry) {
-    return SuiteReader(text, file, overrides, quick, registry).read();
+    std::optional<Suite> suite = SuiteReader(text, file, overrides, quick, registry).read();
+    // The other mode is read too, only to check it: a mistake in a quick: block is found
+    // on the full suite's first run, not on the first --quick after it.
+    if (suite && has_quick(YamlReader(file, registry).parse(text)))
+        SuiteReader(text, file, overrides, !quick, registry).read();
+    return suite;
 }
 
 std::optional<Suite> load_suite(const fs::path& file, const std::vector<std::string>& overrides, bool quick,

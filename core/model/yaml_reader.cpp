@@ -90,11 +90,11 @@ YAML::Node parse_yaml(const std::string& text, const fs::path& file) {
 
 YAML::Node YamlReader::parse(const std::string& text) const { return parse_yaml(text, file_); }
 
-YAML::Node YamlReader::override_value(const std::string& assignment) {
+YAML::Node YamlReader::override_value(const std::string& assignment, const std::string& origin) {
     const auto eq = assignment.find('=');
+    const std::string text = origin + " " + assignment;
     if (eq == std::string::npos || eq == 0)
-        throw Error("--set " + assignment + ": expected KEY.PATH=VALUE, e.g. --set train.epochs=3");
-    const std::string text = "--set " + assignment;
+        throw Error(text + ": expected KEY.PATH=VALUE, e.g. " + origin + " train.epochs=3");
     YAML::Node value;
     try {
         value = YAML::Load(assignment.substr(eq + 1));
@@ -108,10 +108,10 @@ YAML::Node YamlReader::override_value(const std::string& assignment) {
     return value;
 }
 
-void YamlReader::apply_override(YAML::Node& root, const std::string& assignment) {
-    YAML::Node value = override_value(assignment);
+void YamlReader::apply_override(YAML::Node& root, const std::string& assignment, const std::string& origin) {
+    YAML::Node value = override_value(assignment, origin);
     const auto eq = assignment.find('=');
-    const std::string text = "--set " + assignment;
+    const std::string text = origin + " " + assignment;
     std::vector<std::string> parts;
     std::stringstream ss(assignment.substr(0, eq));
     for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);

@@ -35,9 +35,11 @@ public:
     YAML::Node parse(const std::string& text) const;
 
     // "train.epochs=3" or "model.0.units=64": the value is YAML, so lists and maps work too.
-    void apply_override(YAML::Node& root, const std::string& assignment);
+    // `origin` says where the assignment came from, in front of it in messages: "--set", or
+    // "suite.yaml:14:11: set" for a suite workload's set: entry.
+    void apply_override(YAML::Node& root, const std::string& assignment, const std::string& origin = "--set");
     // The value of "KEY=VALUE", checked as parse_yaml checks a document, placed at the override.
-    YAML::Node override_value(const std::string& assignment);
+    YAML::Node override_value(const std::string& assignment, const std::string& origin = "--set");
 
     // Where `n` stands: "file:line:column", or what put it there (--set, a variant).
     std::string where(const YAML::Node& n) const;
