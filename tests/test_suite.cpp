@@ -128,7 +128,11 @@ TEST_CASE("a bad suite is refused with its place in the suite", "[suite]") {
                                          !Catch::Contains("--set"));
     // A quick: block is checked in the full mode too: its mistakes wait for no --quick.
     const std::string bad_quick = std::string(suite).replace(suite.find("{ epochs: 2 }"), 13, "{ epochz: 2 }");
-    CHECK_THAT(suite_error(bad_quick), Catch::Contains("suite.yaml:15:14: unknown key 'epochz' in workload 'noisy'"));
+    CHECK_THAT(suite_error(bad_quick), Catch::Contains("suite.yaml:15:14: unknown key 'epochz' in workload 'noisy'") &&
+                                           Catch::EndsWith("(in --quick mode, read only to check it)"));
+    const std::string bad_entry = std::string(suite).replace(suite.find("data.noise=0.3"), 14, "data.noise");
+    CHECK_THAT(suite_error(bad_entry), Catch::Matches(".*suite.yaml:14:11: set data.noise: expected KEY.PATH=VALUE, "
+                                                      "e.g. set: \\[train.epochs=3\\].*"));
     // A drawn value out of range names its place in the suite and the trial that drew it.
     CHECK_THAT(suite_error(std::string(suite).replace(suite.find("momentum: 0.9"), 13, "momentum: { uniform: [1.5, 2] }") +
                            "tuning: { trials: 2 }\n"),

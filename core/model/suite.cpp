@@ -154,10 +154,15 @@ private:
 std::optional<Suite> parse_suite(const std::string& text, const fs::path& file, const std::vector<std::string>& overrides,
                                  bool quick, Registry& registry) {
     std::optional<Suite> suite = SuiteReader(text, file, overrides, quick, registry).read();
-    // The other mode is read too, only to check it: a mistake in a quick: block is found
-    // on the full suite's first run, not on the first --quick after it.
-    if (suite && has_quick(YamlReader(file, registry).parse(text)))
-        SuiteReader(text, file, overrides, !quick, registry).read();
+    // The full mode reads the quick mode too, only to check it: a mistake in a quick:
+    // block is found on the full suite's first run, not on the first --quick after it.
+    if (suite && !quick && has_quick(YamlReader(file, registry).parse(text))) {
+        try {
+            SuiteReader(text, file, overrides, true, registry).read();
+        } catch (const Error& e) {
+            throw Error(std::string(e.what()) + " (in --quick mode, read only to check it)");
+        }
+    }
     return suite;
 }
 

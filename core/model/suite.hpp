@@ -31,8 +31,8 @@ struct Suite {
 // Reads `file`, applies `--set` overrides to it, and with `quick` merges its `quick:`
 // keys over the suite's (and each workload's `quick:` over the workload's); nullopt
 // when the file has no `workloads:` (an experiment or comparison). Every error names
-// its place in the suite or the workload's experiment file. The other mode is read too,
-// only to check it, when the file has a `quick:` block.
+// its place in the suite or the workload's experiment file. The full mode reads the
+// quick mode too, only to check it, when the file has a `quick:` block.
 std::optional<Suite> load_suite(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                                 bool quick, Registry& registry);
 std::optional<Suite> parse_suite(const std::string& text, const std::filesystem::path& file,

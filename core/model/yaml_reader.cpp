@@ -94,7 +94,8 @@ YAML::Node YamlReader::override_value(const std::string& assignment, const std::
     const auto eq = assignment.find('=');
     const std::string text = origin + " " + assignment;
     if (eq == std::string::npos || eq == 0)
-        throw Error(text + ": expected KEY.PATH=VALUE, e.g. " + origin + " train.epochs=3");
+        throw Error(text + ": expected KEY.PATH=VALUE, e.g. " +
+                    (origin == "--set" ? "--set train.epochs=3" : "set: [train.epochs=3]"));
     YAML::Node value;
     try {
         value = YAML::Load(assignment.substr(eq + 1));
