@@ -21,6 +21,13 @@ auto channel(M&& m, int64_t r, int64_t c, int64_t area) {
     return m.row(r).segment(c * area, area);
 }
 
+// (x - mean) * rstd over those values: batch norm's normalised input, which backward
+// computes again rather than forward keeping it (the same float operations give the
+// same bits). Kept, it cost forward a write of the whole shard, and its memory.
+auto normalised(const bp::ConstMatrixRef& x, int64_t r, int64_t c, int64_t area, float mean, float rstd) {
+    return (channel(x, r, c, area).array() - mean) * rstd;
+}
+
 // Where those values start.
 const float* channel_data(bp::ConstMatrixRef m, int64_t r, int64_t c, int64_t area) {
     return m.data() + r * m.outerStride() + c * area;
@@ -55,16 +62,14 @@ public:
               var(statistics.data() + channels, channels),
               count(statistics(2 * channels)) {}
         std::span<double> step_statistics() override { return {statistics.data(), std::size_t(statistics.size())}; }
-        bp::Matrix xhat;                         // (rows, features): normalised input
         Eigen::ArrayXd statistics;
         Eigen::Map<Eigen::ArrayXd> mean, var;    // per channel, this shard (biased variance)
         double& count;                           // values per channel in this shard
         Eigen::ArrayXf rstd;                     // 1 / sqrt(var + eps)
         Eigen::ArrayXd sum, sum2;                // per channel: forward's of x and of (x - mean)^2, backward's of dy and of dy xhat
     };
-    std::unique_ptr<bp::Workspace> make_workspace(int64_t max_rows) const override {
+    std::unique_ptr<bp::Workspace> make_workspace(int64_t) const override {
         auto ws = std::make_unique<Stats>(channels_);
-        ws->xhat.resize(max_rows, channels_ * area_);
         ws->rstd.resize(channels_);
         ws->sum.resize(channels_);
         ws->sum2.resize(channels_);
@@ -96,17 +101,14 @@ public:
         const auto& gamma = params_[0].value;
         const auto& beta = params_[1].value;
         for (int64_t r = 0; r < n; ++r)
-            for (int64_t c = 0; c < channels_; ++c) {
-                const float mean = ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
-                auto xh = channel(s.xhat, r, c, area_);
-                xh = (channel(x, r, c, area_).array() - mean) * s.rstd(c);
-                channel(y, r, c, area_) = xh.array() * gamma(0, c) + beta(0, c);
-            }
+            for (int64_t c = 0; c < channels_; ++c)
+                channel(y, r, c, area_) =
+                    normalised(x, r, c, area_, mean(s, c, ctx), s.rstd(c)) * gamma(0, c) + beta(0, c);
     }
 
     // Training: dx = gamma rstd / m (m dy - sum dy - xhat sum(dy xhat)), per channel over m values.
     // Evaluation: dx = gamma rstd dy. Both: dgamma = sum dy xhat, dbeta = sum dy.
-    void backward(bp::ConstMatrixRef, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
+    void backward(bp::ConstMatrixRef x, bp::ConstMatrixRef, bp::ConstMatrixRef dy, bp::MatrixRef dx,
                   std::span<bp::Matrix> grads, bp::Workspace* ws, const bp::StepContext& ctx) const override {
         auto& s = static_cast<Stats&>(*ws);
         const int64_t n = dy.rows();
@@ -115,8 +117,14 @@ public:
         s.sum2.setZero();
         for (int64_t r = 0; r < n; ++r)
             for (int64_t c = 0; c < channels_; ++c) {
-                s.sum(c) += bp::lanes::sum(channel_data(dy, r, c, area_), area_);
-                s.sum2(c) += bp::lanes::dot(channel_data(dy, r, c, area_), channel_data(s.xhat, r, c, area_), area_);
+                const float* g = channel_data(dy, r, c, area_);
+                const float* v = channel_data(x, r, c, area_);
+                const float mu = mean(s, c, ctx), rstd = s.rstd(c);
+                s.sum(c) += bp::lanes::sum(g, area_);
+                s.sum2(c) += bp::lanes::sum_terms(area_, [&](int64_t i) {
+                    const float xhat = (v[i] - mu) * rstd;   // as normalised computes it
+                    return double(g[i]) * double(xhat);
+                });
             }
         grads[0] = s.sum2.cast<float>().transpose().matrix();
         grads[1] = s.sum.cast<float>().transpose().matrix();
@@ -131,8 +139,9 @@ public:
                 }
                 const float k = gamma(0, c) * s.rstd(c) / m;
                 const float sum_dy = float(s.sum(c)), sum_dy_xhat = float(s.sum2(c));
-                channel(dx, r, c, area_) = k * (m * channel(dy, r, c, area_).array() - sum_dy -
-                                                channel(s.xhat, r, c, area_).array() * sum_dy_xhat).matrix();
+                const auto xhat = normalised(x, r, c, area_, mean(s, c, ctx), s.rstd(c));
+                channel(dx, r, c, area_) =
+                    k * (m * channel(dy, r, c, area_).array() - sum_dy - xhat * sum_dy_xhat).matrix();
             }
     }
 
@@ -159,6 +168,11 @@ public:
     }
 
 private:
+    // The mean x is normalised by: the shard's in training, the running one in evaluation.
+    float mean(const Stats& s, int64_t c, const bp::StepContext& ctx) const {
+        return ctx.training ? float(s.mean(c)) : buffers_[0].value(0, c);
+    }
+
     // Evaluation's 1 / sqrt(running variance + eps), per channel, into `rstd` (sized).
     void running_rstd(Eigen::ArrayXf& rstd) const {
         rstd = (buffers_[1].value.row(0).array() + eps_).sqrt().inverse().transpose();
