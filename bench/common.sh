@@ -18,6 +18,9 @@ source bench/measure.sh
 
 # The allocators a peer's search tries: name and environment. glibc's tunables alone
 # moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
+# The last also backs the heap with 2 MiB pages, as Backplane does for itself
+# (core/cli/main.cpp): fewer page faults on first touch.
 tuned="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
-allocators=("malloc|" "malloc-tuned|$tuned" "jemalloc|LD_PRELOAD=$jemalloc")
+allocators=("malloc|" "malloc-tuned|$tuned" "jemalloc|LD_PRELOAD=$jemalloc"
+  "malloc-tuned-huge|$tuned:glibc.malloc.hugetlb=1")
 

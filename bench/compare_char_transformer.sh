@@ -7,10 +7,10 @@
 #        one epoch trains without the warmup epoch, at lr throughout)
 #
 # PyTorch gets the best of a search made here and now: torch's threads (1 or 2), OpenBLAS's
-# threads (1 or 2) and the allocator (glibc's malloc as it comes, tuned, or jemalloc), each
-# timed over 40 steps. Prints samples/s of both and their ratio, Backplane's GFLOP/s and its
-# share of the FMA peak measured at the start, and the validation loss after every epoch of
-# both (nats per byte) with their difference. Targets (issue 14): >= 1.3x PyTorch's
+# threads (1 or 2) and the allocator (glibc's malloc as it comes, tuned, jemalloc, or tuned
+# with 2 MiB pages), each timed over 40 steps. Prints samples/s of both and their ratio,
+# Backplane's GFLOP/s and its share of the FMA peak measured at the start, and the
+# validation loss after every epoch of both (nats per byte) with their difference. Targets (issue 14): >= 1.3x PyTorch's
 # samples/s, and a validation loss within 2% of PyTorch's.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,11 +17,12 @@
 #
 # Each peer gets the best of a search made here and now for each case: its threads (within
 # the case's), OpenBLAS's threads where it calls OpenBLAS, and the allocator (glibc's malloc
-# as it comes, glibc's malloc tuned to keep its memory, or jemalloc): glibc's tunables alone
-# moved PyTorch's MLP with Adam from 18k to 51-61k samples/s on one machine of this kind.
-# Each setting is tried once on a short run; the fastest is then run REPS times, alternating
-# with Backplane. Backplane runs as shipped (its steps allocate nothing; malloc does not
-# matter). OPENBLAS_CORETYPE is unset for all (it can force half-speed AVX2 kernels).
+# as it comes, glibc's malloc tuned to keep its memory, jemalloc, or the tuned malloc with
+# 2 MiB pages): glibc's tunables alone moved PyTorch's MLP with Adam from 18k to 51-61k
+# samples/s on one machine of this kind. Each setting is tried once on a short run; the
+# fastest is then run REPS times, alternating with Backplane. Backplane runs as shipped (its
+# steps allocate nothing; it sets glibc's 2 MiB pages for itself). OPENBLAS_CORETYPE is
+# unset for all (it can force half-speed AVX2 kernels).
 #
 # Prints samples/s (median of the runs) of every framework with Backplane's ratio to it,
 # Backplane's GFLOP/s and share of this machine's FMA peak (bench/peak.cpp, measured at the

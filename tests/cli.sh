@@ -158,6 +158,22 @@ done
 (cd "$tmp" && "$bp" run "$src/experiments/xor.yaml" --set train.epochs=1 -q) || fail "run without --out"
 ls "$tmp"/runs/xor/*/summary.json >/dev/null 2>&1 || fail "no runs/xor/<timestamp>/summary.json"
 
+# The command runs with glibc's malloc on 2 MiB pages (core/cli/main.cpp), added to
+# the tunables it was given, unless they choose for themselves; summary.json says which ran.
+tunables() {   # GLIBC_TUNABLES or "-" for none: the glibc_tunables the run's summary.json records
+  rm -rf "$tmp/tunables"
+  if [ "$1" = - ]; then env -u GLIBC_TUNABLES "$bp" run "$src/experiments/xor.yaml" --out "$tmp/tunables" --set train.epochs=1 -q
+  else GLIBC_TUNABLES=$1 "$bp" run "$src/experiments/xor.yaml" --out "$tmp/tunables" --set train.epochs=1 -q; fi
+  sed -n 's/.*"glibc_tunables": "\(.*\)".*/\1/p' "$tmp/tunables/summary.json"
+}
+for pair in "-|glibc.malloc.hugetlb=1" \
+            "glibc.malloc.trim_threshold=1048576|glibc.malloc.trim_threshold=1048576:glibc.malloc.hugetlb=1" \
+            "glibc.malloc.hugetlb=0|glibc.malloc.hugetlb=0"; do
+  given=${pair%|*} expected=${pair#*|}
+  got=$(tunables "$given")
+  [ "$got" = "$expected" ] || fail "GLIBC_TUNABLES '$given': the run had '$got', expected '$expected'"
+done
+
 # A comparison whose runs failed says so in its exit status, after its table.
 printf 'a,b,label\n0,1,0\n1,0,1\n0.5,0.5,0\n1,1,1\n' >"$tmp/tiny.csv"
 failing=$(yaml failing.yaml <<EOF2

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -245,6 +246,8 @@ std::string summary_json(const RunSummary& s) {
     // A run's bits belong to its build: the version and what the layers' products ran on.
     j["backplane_version"] = BACKPLANE_VERSION;
     j["matrix_products"] = BACKPLANE_MATRIX_PRODUCTS;
+    const char* tunables = std::getenv("GLIBC_TUNABLES");   // malloc's settings (core/cli/main.cpp)
+    j["glibc_tunables"] = tunables ? tunables : "";
     j["weights_fingerprint"] = s.weights_fingerprint;
     if (s.confusion.size() > 0) {
         nlohmann::json per_class = nlohmann::json::array(), rows = nlohmann::json::array();
