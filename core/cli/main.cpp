@@ -20,7 +20,10 @@
 #include <optional>
 #include <cstdio>
 #include <filesystem>
+#include <dlfcn.h>
 #include <iostream>
+#include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -175,19 +178,27 @@ int report_failures(const std::vector<std::string>& failed, std::size_t runs, co
 // glibc's malloc asks the kernel for 2 MiB pages (transparent huge pages) only when told
 // at start-up, through GLIBC_TUNABLES (glibc.malloc.hugetlb=1). Without them every
 // buffer's first touch faults 4 KiB at a time, which is dear on a virtual machine: the
-// ResNet's benchmark run (6,000 images, one epoch, 2 vCPUs) took 4.9-6.0 s, its first
-// step 730-966 ms against 64-78 ms for the others; with them 4.1-4.7 s and 66-70 ms
-// (docs/performance.md). So the command sets the tunable for itself and starts again,
-// once. A GLIBC_TUNABLES that names glibc.malloc.hugetlb already is the user's choice
-// (=0 keeps glibc's default), and is left alone; so is a system without /proc.
+// ResNet's first training step took 702-966 ms against 64-78 ms for the others, 66-82 ms
+// with them (docs/performance.md, "2 MiB pages"). So the command sets the tunable for
+// itself and starts again, once. A GLIBC_TUNABLES that names glibc.malloc.hugetlb already
+// is the user's choice (=0 keeps glibc's default) and is left alone. So is a process in
+// glibc's secure mode (setuid, file capabilities), whose tunables glibc filters: the
+// tunable would be gone after the restart, and the restart would repeat. And so is one
+// started through the dynamic loader (ld.so PROGRAM), whose /proc/self/exe is the loader.
 void use_huge_pages(char** argv) {
     const char* given = std::getenv("GLIBC_TUNABLES");
     const std::string tunables = given ? given : "";
-    if (tunables.find("glibc.malloc.hugetlb") != std::string::npos) return;
+    if (tunables.find("glibc.malloc.hugetlb") != std::string::npos || getauxval(AT_SECURE) != 0) return;
+    Dl_info self{};
+    struct stat program{}, exe{};
+    if (dladdr(reinterpret_cast<void*>(&use_huge_pages), &self) == 0 || !self.dli_fname ||
+        stat(self.dli_fname, &program) != 0 || stat("/proc/self/exe", &exe) != 0 ||
+        program.st_dev != exe.st_dev || program.st_ino != exe.st_ino)
+        return;
     const std::string with = (tunables.empty() ? "" : tunables + ":") + "glibc.malloc.hugetlb=1";
     if (setenv("GLIBC_TUNABLES", with.c_str(), 1) != 0) return;
     execv("/proc/self/exe", argv);
-    if (given) setenv("GLIBC_TUNABLES", given, 1);   // the exec failed: on as started
+    if (given) setenv("GLIBC_TUNABLES", tunables.c_str(), 1);   // the exec failed: on as started
     else unsetenv("GLIBC_TUNABLES");
 }
 

@@ -113,6 +113,7 @@ public:
         auto& s = static_cast<Stats&>(*ws);
         const int64_t n = dy.rows();
         const auto& gamma = params_[0].value;
+        if (!ctx.training) running_rstd(s.rstd);   // as forward had it
         s.sum.setZero();
         s.sum2.setZero();
         for (int64_t r = 0; r < n; ++r)
@@ -129,7 +130,6 @@ public:
         grads[0] = s.sum2.cast<float>().transpose().matrix();
         grads[1] = s.sum.cast<float>().transpose().matrix();
         if (dx.rows() == 0) return;
-        if (!ctx.training) running_rstd(s.rstd);
         const float m = float(s.count);
         for (int64_t r = 0; r < n; ++r)
             for (int64_t c = 0; c < channels_; ++c) {
