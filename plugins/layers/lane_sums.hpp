@@ -41,9 +41,4 @@ inline double squared_deviations(const float* x, int64_t n, double mean) {
     });
 }
 
-// The sum of a[i] * b[i].
-inline double dot(const float* a, const float* b, int64_t n) {
-    return sum_terms(n, [a, b](int64_t i) { return double(a[i]) * double(b[i]); });
-}
-
 }  // namespace bp::lanes
