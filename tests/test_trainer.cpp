@@ -3,12 +3,19 @@
 #include "model/experiment.hpp"
 #include "helpers.hpp"
 #include "train/run.hpp"
+#include "train/shard_schedule.hpp"
 
 #include <backplane/version.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
 #include <sstream>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -53,6 +60,38 @@ TEST_CASE("weights and metrics are bitwise identical at 1, 2 and 8 threads", "[t
             CHECK(other.history[i].validation.loss == one.history[i].validation.loss);
         }
     }
+}
+
+TEST_CASE("a step's shards run their units in order, and move to a thread that is free", "[trainer][schedule]") {
+    // 4 shards of 30 units on 2 threads, slot 1 taking 3 times as long per unit as slot
+    // 0: a fixed split (2 shards each) would run 60 units on each. The schedule moves
+    // shards to slot 0 as they fall behind; slot 1 keeps the one it holds while that one
+    // is the furthest behind, so slot 0 runs the other three: 90.
+    constexpr std::size_t shards = 4;
+    constexpr int units = 30;
+    bp::ShardSchedule schedule;
+    schedule.resize(shards + 2);
+    std::vector<std::vector<int>> ran(shards + 2), slots(shards + 2);
+    tbb::task_arena arena(2);
+    arena.execute([&] {
+        schedule.run(1, shards + 1, units, 2, [&](std::size_t s, int unit) {
+            const int slot = tbb::this_task_arena::current_thread_index();
+            ran[s].push_back(unit);
+            slots[s].push_back(slot);
+            std::this_thread::sleep_for(std::chrono::microseconds(slot == 1 ? 600 : 200));
+        });
+    });
+    std::vector<int> in_order(units);
+    std::iota(in_order.begin(), in_order.end(), 0);
+    CHECK(ran[0].empty());           // outside [first, last)
+    CHECK(ran[shards + 1].empty());
+    int on_slot0 = 0;
+    for (std::size_t s = 1; s <= shards; ++s) {
+        INFO("shard " << s);
+        CHECK(ran[s] == in_order);
+        on_slot0 += int(std::count(slots[s].begin(), slots[s].end(), 0));
+    }
+    CHECK(on_slot0 >= 80);   // 60 with a fixed split; more, had slot 1 woken late
 }
 
 TEST_CASE("backward stops at the first layer with parameters", "[trainer]") {

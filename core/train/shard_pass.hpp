@@ -31,6 +31,11 @@ public:
     MatrixRef output_gradient(int64_t n) { return dout_.back().topRows(n); }
     // From output_gradient, fills grads() with dL/dparameters for the same x and n.
     void backward(ConstMatrixRef x, int64_t n, const StepContext& ctx);
+    // The same a node at a time: forward in node order, backward in reverse, each after
+    // the nodes it reads. A shard's step can move between threads at these boundaries.
+    std::size_t nodes() const { return out_.size(); }
+    void forward_node(std::size_t i, ConstMatrixRef x, int64_t n, const StepContext& ctx);
+    void backward_node(std::size_t i, ConstMatrixRef x, int64_t n, const StepContext& ctx);
 
     // Per node, per parameter: summed over the shard's rows.
     std::vector<std::vector<Matrix>>& grads() { return grads_; }

@@ -42,15 +42,13 @@ void StepTimeline::reserve(int64_t steps) {
 }
 
 void StepTimeline::add(int64_t epoch_number, int64_t step_number, int64_t rows, const StepMarks& m,
-                       std::span<const ShardTimes> done) {
+                       std::span<const ShardTimes> done, std::span<const double> busy) {
     double work[4] = {0, 0, 0, 0};
     const std::size_t at = rows_.size();
     rows_.resize(at + columns(), 0.0);   // within the reserved room
     double* row = rows_.data() + at;
-    for (const ShardTimes& s : done) {
-        work[0] += s.gather, work[1] += s.forward, work[2] += s.loss, work[3] += s.backward;
-        if (s.slot >= 0 && s.slot < threads_) row[columns() - std::size_t(threads_) + std::size_t(s.slot)] += s.busy();
-    }
+    for (const ShardTimes& s : done) work[0] += s.gather, work[1] += s.forward, work[2] += s.loss, work[3] += s.backward;
+    std::copy_n(busy.begin(), std::min(busy.size(), std::size_t(threads_)), row + columns() - std::size_t(threads_));
     row[epoch] = double(epoch_number);
     row[step] = double(step_number);
     row[samples] = double(rows);

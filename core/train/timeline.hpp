@@ -20,11 +20,9 @@ inline double elapsed_ms(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// What one shard did in a step, in milliseconds, and the arena slot that ran it.
+// What one shard did in a step, in milliseconds (on whichever threads ran it).
 struct ShardTimes {
-    int slot = -1;
     double gather = 0, forward = 0, loss = 0, backward = 0;
-    double busy() const { return gather + forward + loss + backward; }
 };
 
 // The phases of one step, as the moments that end them.
@@ -39,8 +37,10 @@ public:
 
     void reserve(int64_t steps);
     int64_t steps() const { return int64_t(rows_.size() / columns()); }
-    // One step of `samples` rows: its phases, and what its shards did.
-    void add(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::span<const ShardTimes> shards);
+    // One step of `samples` rows: its phases, what its shards did, and each arena slot's
+    // milliseconds running them.
+    void add(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::span<const ShardTimes> shards,
+             std::span<const double> busy);
     // Per model entry, milliseconds spent in forward and in backward (all shards).
     std::vector<double>& node_forward() { return node_forward_; }
     std::vector<double>& node_backward() { return node_backward_; }

@@ -31,6 +31,7 @@ struct Trainer::Shard {
     Shard(const Network& network, int64_t rows) : x(rows, network.input().size()), pass(network, rows) {}
     Matrix x, y;      // the shard's rows, gathered
     ShardPass pass;   // the network's buffers for them
+    ShardJob job;     // what it runs now
     double loss = 0;
     int64_t correct = 0;
 };
@@ -52,6 +53,7 @@ Trainer::Trainer(Network& network, std::shared_ptr<const Loss> loss, std::shared
     const auto& layers = network_.layers();
     const int64_t slots = (config_.batch_size + rows - 1) / rows;
     for (int64_t s = 0; s < slots; ++s) shards_.push_back(std::make_unique<Shard>(network_, rows));
+    schedule_.resize(shards_.size());
     // The batch's gradient is summed into shard 0's buffers, which the optimizer reads.
     const auto params = network_.parameters();   // layer by layer, parameter by parameter
     parameter_names_.reserve(params.size());
@@ -112,40 +114,53 @@ std::vector<int64_t> permutation(int64_t n, const Random* shuffle) {
 
 }  // namespace
 
-void Trainer::run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
-                        float scale, const StepContext& base, bool training, ShardTimes* times) {
-    if (s.y.cols() != data.y.cols()) s.y.resize(s.x.rows(), data.y.cols());  // once: targets' width
+int Trainer::units(bool training) const {
+    const int nodes = int(network_.layers().size());
+    return training ? 2 * nodes + 2 : nodes + 2;
+}
+
+void Trainer::gather(Shard& s) {
+    const ShardJob& job = s.job;
+    if (s.y.cols() != job.data->y.cols()) s.y.resize(s.x.rows(), job.data->y.cols());  // once: targets' width
+    if (timeline_) s.pass.time_nodes(job.times != nullptr);   // a training step's nodes, not evaluation's
+    const bool augmenting = job.training && augment_.any();
+    for (int64_t r = 0; r < job.n; ++r) {
+        const int64_t src = job.order.empty() ? job.first + r : job.order[std::size_t(job.first + r)];
+        if (augmenting)
+            augment(job.data->x.row(src), s.x.row(r), network_.input(), augment_, augment_random_.derive(uint64_t(src)));
+        else s.x.row(r) = job.data->x.row(src);
+        s.y.row(r) = job.data->y.row(src);
+    }
+}
+
+void Trainer::run_unit(Shard& s, int unit) {
+    const ShardJob& job = s.job;
+    const int nodes = int(network_.layers().size());
+    const int64_t n = job.n;
+    const Clock::time_point start = job.times ? Clock::now() : Clock::time_point{};
+    double ShardTimes::*phase = &ShardTimes::forward;
+    if (unit == 0) {
+        gather(s);
+        phase = &ShardTimes::gather;
+    } else if (unit <= nodes) {
+        s.pass.forward_node(std::size_t(unit - 1), s.x, n, job.ctx);
+    } else if (unit == nodes + 1) {
+        const auto pred = s.pass.output(n);
+        s.loss = loss_->evaluate(pred, s.y.topRows(n), s.pass.output_gradient(job.training ? n : 0), job.scale);
+        s.correct = loss_->count_correct(pred, s.y.topRows(n));
+        phase = &ShardTimes::loss;
+    } else {
+        s.pass.backward_node(std::size_t(2 * nodes + 1 - unit), s.x, n, job.ctx);
+        phase = &ShardTimes::backward;
+    }
+    if (!job.training) return;
     const int slot = tbb::this_task_arena::current_thread_index();
-    if (training && slot >= 0 && slot < 64) slots_used_.fetch_or(uint64_t(1) << slot, std::memory_order_relaxed);
-    Clock::time_point mark;
-    // The time since the last mark, into `field` of *times.
-    auto lap = [&](double ShardTimes::*field) {
-        if (!times) return;
-        const Clock::time_point now = Clock::now();
-        times->*field = elapsed_ms(mark, now);
-        mark = now;
-    };
-    if (timeline_) s.pass.time_nodes(times != nullptr);   // a training step's nodes, not evaluation's
-    if (times) {
-        *times = ShardTimes{slot};
-        mark = Clock::now();
-    }
-    const bool augmenting = training && augment_.any();
-    for (int64_t r = 0; r < n; ++r) {
-        const int64_t src = order.empty() ? first + r : order[first + r];
-        if (augmenting) augment(data.x.row(src), s.x.row(r), network_.input(), augment_, augment_random_.derive(uint64_t(src)));
-        else s.x.row(r) = data.x.row(src);
-        s.y.row(r) = data.y.row(src);
-    }
-    lap(&ShardTimes::gather);
-    s.pass.forward(s.x, n, base);
-    lap(&ShardTimes::forward);
-    const auto pred = s.pass.output(n);
-    s.loss = loss_->evaluate(pred, s.y.topRows(n), s.pass.output_gradient(training ? n : 0), scale);
-    s.correct = loss_->count_correct(pred, s.y.topRows(n));
-    lap(&ShardTimes::loss);
-    if (training) s.pass.backward(s.x, n, base);
-    lap(&ShardTimes::backward);
+    const uint64_t bit = slot >= 0 && slot < 64 ? uint64_t(1) << slot : 0;
+    if (bit && !(slots_used_.load(std::memory_order_relaxed) & bit)) slots_used_.fetch_or(bit, std::memory_order_relaxed);
+    if (!job.times) return;
+    const double ms = elapsed_ms(start, Clock::now());
+    job.times->*phase += ms;
+    if (slot >= 0 && slot < threads_) thread_busy_[std::size_t(slot)] += ms;
 }
 
 void Trainer::start_profile() {
@@ -153,13 +168,15 @@ void Trainer::start_profile() {
     for (const auto& l : network_.layers()) nodes.push_back(l.label);
     timeline_ = std::make_unique<StepTimeline>(threads_, std::move(nodes));
     shard_times_.assign(shards_.size(), ShardTimes{});
+    thread_busy_.assign(std::size_t(threads_), 0.0);
     for (auto& shard : shards_) shard->pass.time_nodes(true);
 }
 
 void Trainer::record_step(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::size_t first,
                           std::size_t last) {
     const bool warming = timeline_->steps() == 0;   // first touches: left out of the nodes' sums
-    timeline_->add(epoch, step, samples, marks, std::span(shard_times_).subspan(first, last - first));
+    timeline_->add(epoch, step, samples, marks, std::span(shard_times_).subspan(first, last - first), thread_busy_);
+    std::fill(thread_busy_.begin(), thread_busy_.end(), 0.0);
     for (std::size_t s = first; s < last; ++s) {
         auto& forward = shards_[s]->pass.forward_ms();
         auto& backward = shards_[s]->pass.backward_ms();
@@ -216,12 +233,15 @@ EpochMetrics Trainer::run_epoch(int64_t epoch, const Split& train,
             const std::size_t used = std::size_t((batch + rows - 1) / rows);
             const Random step_random = random_.derive("step").derive(uint64_t(epoch)).derive(uint64_t(step));
             const auto [mine_first, mine_last] = my_shards(used);
-            tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
+            for (std::size_t s = mine_first; s < mine_last; ++s) {
                 StepContext ctx{true, step_random, int64_t(s) * rows};
                 const int64_t n = std::min(rows, batch - ctx.first_row);
-                run_shard(*shards_[s], train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true,
-                          timeline_ ? &shard_times_[s] : nullptr);
-            }, tbb::static_partitioner());
+                ShardTimes* times = timeline_ ? &shard_times_[s] : nullptr;
+                if (times) *times = ShardTimes{};
+                shards_[s]->job = ShardJob{&train, order, first + ctx.first_row, n, 1.0f / float(batch), ctx, true, times};
+            }
+            schedule_.run(mine_first, mine_last, units(true), threads_,
+                          [&](std::size_t s, int unit) { run_unit(*shards_[s], unit); });
             mark(&StepMarks::shards);
             if (exchange_) exchange_->share_results(used, true);
             double batch_loss = 0;
@@ -279,8 +299,9 @@ void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
             const auto [mine_first, mine_last] = my_shards(used);
             tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
                 StepContext ctx{false, random_, int64_t(s) * rows};
-                const int64_t n = std::min(rows, count - ctx.first_row);
-                run_shard(*shards_[s], data, {}, first + ctx.first_row, n, 1.0f, ctx, false);
+                Shard& shard = *shards_[s];
+                shard.job = ShardJob{&data, {}, first + ctx.first_row, std::min(rows, count - ctx.first_row), 1.0f, ctx, false};
+                for (int unit = 0; unit < units(false); ++unit) run_unit(shard, unit);
             });
             if (exchange_) exchange_->share_results(used, false);
             for (std::size_t s = 0; s < used; ++s) {

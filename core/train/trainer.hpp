@@ -11,6 +11,7 @@
 #include "model/experiment.hpp"
 #include "model/network.hpp"
 #include "train/shard_pass.hpp"
+#include "train/shard_schedule.hpp"
 #include "train/diagnostics.hpp"
 #include "train/step_exchange.hpp"
 #include "train/timeline.hpp"
@@ -82,10 +83,24 @@ public:
 
 private:
     struct Shard;
-    // Forward (and, when training, loss gradient and backward) on rows
-    // [first, first + n) of `order` mapped into `data`; with `times`, timed into it.
-    void run_shard(Shard& s, const Split& data, const std::vector<int64_t>& order, int64_t first, int64_t n,
-                   float scale, const StepContext& ctx, bool training, ShardTimes* times = nullptr);
+    // What a shard runs: rows [first, first + n) of `order` (all rows when empty) mapped
+    // into `data`; training also runs the loss's gradient and backward, timed into `times`
+    // when there is one.
+    struct ShardJob {
+        const Split* data = nullptr;
+        std::span<const int64_t> order;
+        int64_t first = 0, n = 0;
+        float scale = 1;
+        StepContext ctx;
+        bool training = false;
+        ShardTimes* times = nullptr;
+    };
+    // A shard's job in units that may run on different threads, in order: 0 gathers its
+    // rows, 1..L run the L nodes' forward, L + 1 the loss, then (training) the nodes'
+    // backward, the last node's first.
+    int units(bool training) const;
+    void run_unit(Shard& s, int unit);
+    void gather(Shard& s);   // unit 0: the job's rows (augmented in training) into s.x and s.y
     // A profiled step's phases and shards [first, last) into the timeline.
     void record_step(int64_t epoch, int64_t step, int64_t samples, const StepMarks& marks, std::size_t first,
                      std::size_t last);
@@ -122,10 +137,12 @@ private:
     std::vector<ParameterRef> parameter_refs_;       // what the optimizer sees, built once
     std::atomic<uint64_t> slots_used_{0};            // bit i: arena slot i ran a training shard
     Cluster* cluster_ = nullptr;                     // several processes, or null
+    ShardSchedule schedule_;                         // sized for shards_
     std::unique_ptr<StepExchange> exchange_;         // with cluster_
     std::unique_ptr<StepDiagnostics> diagnostics_;   // with train.diagnostics_every
     std::unique_ptr<StepTimeline> timeline_;         // with start_profile()
     std::vector<ShardTimes> shard_times_;            // per shard, this step's (with timeline_)
+    std::vector<double> thread_busy_;                // per arena slot, this step's ms in units (with timeline_)
 };
 
 // Moves a seeded random `fraction` of `train` into the returned validation split.

@@ -1,0 +1,58 @@
+// How a training step's shards share the threads. A shard's step is a chain of units
+// (its rows gathered, each node's forward, the loss, each node's backward) that run in
+// order, but any thread may run the next one: a unit reads and writes only its shard's
+// buffers, so the bits are the same whoever runs it. A worker keeps its shard while no
+// free shard lags it by more than kSlack units, and otherwise moves to the one furthest
+// behind. The shards so advance together and end within a few units of each other, and
+// a thread on a faster or less loaded core takes a larger part of the step instead of
+// waiting for the other at its end (docs/performance.md, "Shards that move between
+// threads"). A move costs reading the shard's buffers from the other core's cache; kSlack
+// bounds how often that happens.
+#pragma once
+
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+
+#include <cstddef>
+#include <mutex>
+#include <vector>
+
+namespace bp {
+
+class ShardSchedule {
+public:
+    static constexpr int kSlack = 8;
+
+    // Room for shards 0..shards-1, made before the steps: a step allocates nothing.
+    void resize(std::size_t shards) { next_.resize(shards), held_.resize(shards); }
+
+    // run(shard, unit) for units 0..units-1 of every shard in [first, last), each shard's
+    // in order, from up to `threads` workers in the calling arena. With no more shards
+    // than threads (or one thread) nothing can move: each shard runs whole.
+    template <class Run>
+    void run(std::size_t first, std::size_t last, int units, int threads, Run&& run) {
+        if (threads <= 1 || last - first <= std::size_t(threads)) {
+            tbb::parallel_for(first, last, [&](std::size_t s) {
+                for (int u = 0; u < units; ++u) run(s, u);
+            }, tbb::static_partitioner());
+            return;
+        }
+        for (std::size_t s = first; s < last; ++s) next_[s] = 0, held_[s] = false;
+        tbb::parallel_for(0, threads, [&](int) {
+            for (std::size_t s = none; (s = take(s, first, last, units)) != none;) run(s, next_[s]);
+        }, tbb::static_partitioner());
+    }
+
+private:
+    static constexpr std::size_t none = ~std::size_t(0);
+
+    // After `current` ran its next unit (none at a worker's start): the shard to run a
+    // unit of now, held for this worker; none when every unfinished one is held.
+    std::size_t take(std::size_t current, std::size_t first, std::size_t last, int units);
+
+    std::mutex mutex_;
+    std::vector<int> next_;     // per shard: its next unit (written by its holder under mutex_)
+    std::vector<char> held_;    // per shard: a worker runs it
+};
+
+}  // namespace bp
