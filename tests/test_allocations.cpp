@@ -164,8 +164,10 @@ TEST_CASE("a steady-state training step allocates nothing", "[allocations]") {
     SECTION("profiled steps (--profile): every phase and node timed") {
         CHECK(steady_state_allocations("name: profiled\nseed: 3\ndata: {source: gaussian, shape: 64, samples: 640, "
                                        "classes: 4}\nmodel:\n  - dense: {units: 32, activation: relu}\n  - batch_norm\n"
-                                       "  - dense: {units: 4}\nloss: softmax_cross_entropy\n" + train(64, 32),
+                                       "  - dense: {units: 16}\n  - tanh\n  - dense: {units: 8}\n  - relu\n"
+                                       "  - dense: {units: 4}\nloss: softmax_cross_entropy\n" + train(64, 16),
                                        "profiled", true) == 0);
+        // 4 shards of 16 units each (7 nodes): at 2 threads they move between them.
     }
     SECTION("recurrent layers: an lstm's states into a gru's last state") {
         CHECK(steady_state_allocations("name: rnn\nseed: 3\ndata: {source: gaussian, shape: 12, integers: 20, "

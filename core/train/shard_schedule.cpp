@@ -8,7 +8,9 @@ std::size_t ShardSchedule::take(std::size_t current, std::size_t first, std::siz
         held_[current] = false;
         if (++next_[current] == units) current = none;
     }
-    std::size_t behind = none;   // the free unfinished shard with the fewest units run, the first of equals
+    // The free unfinished shard with the fewest units run, the first of equals. `current`,
+    // freed above, is one of them while unfinished, so `behind` is set whenever it is.
+    std::size_t behind = none;
     for (std::size_t s = first; s < last; ++s)
         if (!held_[s] && next_[s] < units && (behind == none || next_[s] < next_[behind])) behind = s;
     const bool stay = current != none && next_[behind] + kSlack >= next_[current];

@@ -3,16 +3,21 @@
 // order, but any thread may run the next one: a unit reads and writes only its shard's
 // buffers, so the bits are the same whoever runs it. A worker keeps its shard while no
 // free shard lags it by more than kSlack units, and otherwise moves to the one furthest
-// behind. The shards so advance together and end within a few units of each other, and
-// a thread on a faster or less loaded core takes a larger part of the step instead of
-// waiting for the other at its end (docs/performance.md, "Shards that move between
-// threads"). A move costs reading the shard's buffers from the other core's cache; kSlack
-// bounds how often that happens.
+// behind. So shards move every kSlack + 1 units or so even when the threads are equally
+// fast, the free shards advance together, and a thread on a faster or less loaded core
+// takes a larger part of the step instead of waiting for the other at its end
+// (docs/performance.md, "Shards that move between threads"). A move costs reading the
+// shard's buffers from the other core's cache; kSlack bounds how often that happens. A
+// shard held by a slower thread is not taken from it: when that one lags, the other
+// thread runs the rest, and in the end waits while the slower thread finishes its shard
+// (never more than its share under a fixed split, one shard of the step's several).
 #pragma once
 
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <mutex>
 #include <vector>
@@ -31,6 +36,7 @@ public:
     // than threads (or one thread) nothing can move: each shard runs whole.
     template <class Run>
     void run(std::size_t first, std::size_t last, int units, int threads, Run&& run) {
+        threads = std::min(threads, tbb::this_task_arena::max_concurrency());   // a shared arena may be narrower
         if (threads <= 1 || last - first <= std::size_t(threads)) {
             tbb::parallel_for(first, last, [&](std::size_t s) {
                 for (int u = 0; u < units; ++u) run(s, u);
