@@ -1,6 +1,6 @@
-// How a training step's shards share the threads. A shard's step is a chain of units
-// (its rows gathered, each node's forward, the loss, each node's backward) that run in
-// order, but any thread may run the next one: a unit reads and writes only its shard's
+// How a step's shards share the threads, in training and in evaluation. A shard's step is
+// a chain of units (its rows gathered, each node's forward, the loss, in training each
+// node's backward) that run in order, but any thread may run the next one: a unit reads and writes only its shard's
 // buffers, so the bits are the same whoever runs it. A worker keeps its shard while no
 // free shard lags it by more than kSlack units, and otherwise moves to the one furthest
 // behind. So shards move every kSlack + 1 units or so even when the threads are equally

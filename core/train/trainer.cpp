@@ -297,12 +297,12 @@ void Trainer::for_each_eval_shard(const Split& data, Visit&& visit) {
             const int64_t count = std::min(chunk, samples - first);
             const std::size_t used = std::size_t((count + rows - 1) / rows);
             const auto [mine_first, mine_last] = my_shards(used);
-            tbb::parallel_for(mine_first, mine_last, [&](std::size_t s) {
+            for (std::size_t s = mine_first; s < mine_last; ++s) {
                 StepContext ctx{false, random_, int64_t(s) * rows};
-                Shard& shard = *shards_[s];
-                shard.job = ShardJob{&data, {}, first + ctx.first_row, std::min(rows, count - ctx.first_row), 1.0f, ctx, false};
-                for (int unit = 0; unit < units(false); ++unit) run_unit(shard, unit);
-            });
+                shards_[s]->job = ShardJob{&data, {}, first + ctx.first_row, std::min(rows, count - ctx.first_row), 1.0f, ctx, false};
+            }
+            schedule_.run(mine_first, mine_last, units(false), threads_,
+                          [&](std::size_t s, int unit) { run_unit(*shards_[s], unit); });
             if (exchange_) exchange_->share_results(used, false);
             for (std::size_t s = 0; s < used; ++s) {
                 const int64_t start = int64_t(s) * rows;
