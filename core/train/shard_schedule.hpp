@@ -1,16 +1,16 @@
-// How a step's shards share the threads, in training and in evaluation. A shard's step is
-// a chain of units (its rows gathered, each node's forward, the loss, in training each
-// node's backward) that run in order, but any thread may run the next one: a unit reads and writes only its shard's
-// buffers, so the bits are the same whoever runs it. A worker keeps its shard while no
-// free shard lags it by more than kSlack units, and otherwise moves to the one furthest
-// behind. So shards move every kSlack + 1 units or so even when the threads are equally
-// fast, the free shards advance together, and a thread on a faster or less loaded core
-// takes a larger part of the step instead of waiting for the other at its end
+// How a step's shards share the threads, in training and in evaluation. A shard's step is a
+// chain of units (its rows gathered, each node's forward, the loss, in training each node's
+// backward) that run in order, but any thread may run the next one: a unit reads and writes
+// only its shard's buffers, so the bits are the same whoever runs it. A worker keeps its
+// shard while no free shard lags it by more than kSlack units, and otherwise moves to the
+// one furthest behind. So shards move every kSlack + 1 units or so even when the threads
+// are equally fast, the free shards advance together, and a thread on a faster or less
+// loaded core takes a larger part of the step instead of waiting for the other at its end
 // (docs/performance.md, "Shards that move between threads"). A move costs reading the
 // shard's buffers from the other core's cache; kSlack bounds how often that happens. A
-// shard held by a slower thread is not taken from it: when that one lags, the other
-// thread runs the rest, and in the end waits while the slower thread finishes its shard
-// (never more than its share under a fixed split, one shard of the step's several).
+// shard held by a slower thread is not taken from it: when that one lags, the other thread
+// runs the rest, and in the end waits while the slower thread finishes its shard (never
+// more than its share under a fixed split, one shard of the step's several).
 #pragma once
 
 #include <tbb/parallel_for.h>
