@@ -26,8 +26,10 @@
 #
 # Prints samples/s (median of the runs) of every framework with Backplane's ratio to it,
 # Backplane's GFLOP/s and share of this machine's FMA peak (bench/peak.cpp, measured at the
-# start), what writing a cache line the other core has read costs at the start and at the
-# end (bench/cross_core.cpp: the MLP's 2-thread figures move with it), each peer's chosen
+# start), what writing a cache line the other core has read costs at the start, right after
+# each of Backplane's timed runs (the cross-core column: the lowest and highest of a case's
+# runs, as a multiple of writing lines only the writer holds) and at the end
+# (bench/cross_core.cpp: the MLP's 2-thread figures move with it), each peer's chosen
 # setting, Backplane's 1 -> 2 thread scaling of the MLP, and whether each target of
 # docs/performance.md is met.
 set -euo pipefail
@@ -138,7 +140,7 @@ cross_core
 cross_core_line
 printf '%-16s %3s %9s' model thr backplane
 for p in "${peers[@]}"; do printf ' %18s' "$p (ratio)"; done
-printf ' %8s %6s\n' "GFLOP/s" peak
+printf ' %8s %6s %11s\n' "GFLOP/s" peak cross-core
 : >"$work/chosen"
 for c in "${cases[@]}"; do
   IFS='|' read -r name threads yaml set runs peer_args short_args flops <<<"$c"
@@ -151,8 +153,11 @@ for c in "${cases[@]}"; do
     best_setting "$p" "$threads" "$short_args" >"$work/setting-$p"
   done
   : >"$work/bp"
+  : >"$work/cross"
   for ((r = 1; r <= reps; r++)); do
     backplane "$work/run-$name-$threads-$r" "$yaml" "train.threads=$threads" "$set"
+    cross_core 1   # the state this run met, measured right after it
+    awk -v b="$cross_both" -v o="$cross_own" 'BEGIN { print b / o }' >>"$work/cross"
     for p in "${peers[@]}"; do
       IFS='|' read -r _ env t <"$work/setting-$p"
       [ -n "$t" ] || continue   # no setting of this peer ran
@@ -181,8 +186,9 @@ for c in "${cases[@]}"; do
     awk -v b="$bm" -v p="$pm" 'BEGIN { printf " %18s", sprintf("%.0f (%.2fx)", p, b / p) }'
     echo "  $name $threads thr, $p: $label" >>"$work/chosen"
   done
-  awk -v bm="$bm" -v f="${flops%\*}" -v m="$mark" -v peak="$peak" \
-    'BEGIN { printf " %7.1f%s %5.1f%%%s\n", bm * f / 1e9, m, 100 * bm * f / 1e9 / peak, m }'
+  read -r _ cross_min cross_max < <(stats <"$work/cross")
+  awk -v bm="$bm" -v f="${flops%\*}" -v m="$mark" -v peak="$peak" -v lo="$cross_min" -v hi="$cross_max" \
+    'BEGIN { printf " %7.1f%s %5.1f%%%s %11s\n", bm * f / 1e9, m, 100 * bm * f / 1e9 / peak, m, sprintf("%.1f-%.1fx", lo, hi) }'
 done
 echo "each peer's best setting (its threads, OpenBLAS's, the allocator), searched per case:"
 cat "$work/chosen"
