@@ -157,7 +157,7 @@ for c in "${cases[@]}"; do
   for ((r = 1; r <= reps; r++)); do
     backplane "$work/run-$name-$threads-$r" "$yaml" "train.threads=$threads" "$set"
     cross_core 1   # the state this run met, measured right after it
-    awk -v b="$cross_both" -v o="$cross_own" 'BEGIN { print b / o }' >>"$work/cross"
+    cross_core_ratio >>"$work/cross"
     for p in "${peers[@]}"; do
       IFS='|' read -r _ env t <"$work/setting-$p"
       [ -n "$t" ] || continue   # no setting of this peer ran

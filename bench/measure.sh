@@ -1,7 +1,8 @@
 # Sourced by the benchmarks (bench/common.sh, bench/mpi_scaling.sh, bench/mlp_limits.sh):
 # this machine's FP32 FMA peak, measured now (bench/peak.cpp), into $peak_1t and $peak_2t
 # (GFLOP/s at 1 and 2 threads); cross_core, which measures what writing a cache line the
-# other core has read costs now; and the helpers that read results: stats, field. Needs
+# other core has read costs now (cross_core_ratio: its multiple); and the helpers that read
+# results: stats, field. Needs
 # $work, a scratch folder.
 g++ -O3 -march=native -pthread bench/peak.cpp -o "$work/peak"
 g++ -O3 -march=native -pthread bench/cross_core.cpp -o "$work/cross_core"
@@ -28,7 +29,10 @@ cross_core() {
       awk '{ print ($1 > $2) ? $1 : $2 }' | stats | cut -d' ' -f1)"
   done
 }
+cross_core_ratio() {   # after cross_core: the update after both read all over after each its half
+  awk -v own="$cross_own" -v both="$cross_both" 'BEGIN { print both / own }'
+}
 cross_core_line() {   # after cross_core: the one-line summary the benchmarks print
-  awk -v own="$cross_own" -v both="$cross_both" 'BEGIN {
-    printf "cross-core writes: the MLP'\''s update takes %.1f us after both cores read its weights, %.1f after each read its half (%.1fx)\n", both, own, both / own }'
+  awk -v own="$cross_own" -v both="$cross_both" -v ratio="$(cross_core_ratio)" 'BEGIN {
+    printf "cross-core writes: the MLP'\''s update takes %.1f us after both cores read its weights, %.1f after each read its half (%.1fx)\n", both, own, ratio }'
 }
