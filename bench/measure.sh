@@ -2,8 +2,7 @@
 # this machine's FP32 FMA peak, measured now (bench/peak.cpp), into $peak_1t and $peak_2t
 # (GFLOP/s at 1 and 2 threads); cross_core, which measures what writing a cache line the
 # other core has read costs now (cross_core_ratio: its multiple); and the helpers that read
-# results: stats, field. Needs
-# $work, a scratch folder.
+# results: stats, field. Needs $work, a scratch folder.
 g++ -O3 -march=native -pthread bench/peak.cpp -o "$work/peak"
 g++ -O3 -march=native -pthread bench/cross_core.cpp -o "$work/cross_core"
 "$work/peak" >"$work/peak.txt"
